@@ -1,0 +1,31 @@
+#pragma once
+/// \file
+/// The umbrella header: everything a user of bifrost-cpp needs.
+///
+/// ```cpp
+/// #include <bifrost/bifrost.hpp>
+/// using MyGateway = bifrost::Gateway<bifrost::transport::Mock, bifrost::queue::Block,
+///                                    bifrost::pool::Preallocated>;
+/// ```
+
+#include <bifrost/version.hpp>
+
+#include <bifrost/concepts.hpp>
+#include <bifrost/config/provider_config.hpp>
+#include <bifrost/core/context.hpp>
+#include <bifrost/core/histogram.hpp>
+#include <bifrost/core/key_selector.hpp>
+#include <bifrost/core/result.hpp>
+#include <bifrost/core/stats.hpp>
+#include <bifrost/gateway.hpp>
+#include <bifrost/pool/heap.hpp>
+#include <bifrost/pool/preallocated.hpp>
+#include <bifrost/providers/openai.hpp>
+#include <bifrost/queue/policies.hpp>
+#include <bifrost/queue/ring.hpp>
+#include <bifrost/schema/chat.hpp>
+#include <bifrost/schema/error.hpp>
+#include <bifrost/schema/json.hpp>
+#include <bifrost/schema/outcome.hpp>
+#include <bifrost/transport/http.hpp>
+#include <bifrost/transport/mock.hpp>

@@ -1,0 +1,130 @@
+#pragma once
+/// \file
+/// The contracts of the gateway's compile-time parts: `Transport`, `Provider`, `QueuePolicy`,
+/// `PoolPolicy` and `Plugin`. A user-written policy is a small type that satisfies one of these
+/// concepts; every shipped one is checked with a `static_assert` next to its definition.
+
+#include <bifrost/config/provider_config.hpp>
+#include <bifrost/core/context.hpp>
+#include <bifrost/detail/common.hpp>
+#include <bifrost/detail/handler_memory.hpp>
+#include <bifrost/pool/stats.hpp>
+#include <bifrost/queue/on_full.hpp>
+#include <bifrost/schema/chat.hpp>
+#include <bifrost/schema/outcome.hpp>
+#include <bifrost/transport/http.hpp>
+
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <concepts>
+#include <cstddef>
+#include <string_view>
+
+namespace bifrost {
+
+/// What a provider needs to build one upstream request.
+struct BuildContext {
+    const ChatRequest& request;    ///< the request after pre-hooks
+    std::string_view model;        ///< the provider-local model id ("gpt-4o" of "openai/gpt-4o")
+    const Key* key;                ///< the selected key; nullptr for keyless providers
+    const ProviderConfig& config;  ///< the provider instance's configuration
+};
+
+namespace detail {
+
+/// The shape of the completion handler the engine passes to `Transport::async_send`: callable
+/// with an error code, carrying an associated allocator and cancellation slot. Only for concept
+/// checks.
+struct TransportHandlerArchetype {
+    using allocator_type = ArenaAllocator<void>;
+    using cancellation_slot_type = asio::cancellation_slot;
+    allocator_type get_allocator() const noexcept;
+    cancellation_slot_type get_cancellation_slot() const noexcept;
+    void operator()(boost::system::error_code);
+};
+
+/// A stand-in for the engine's pooled object in `PoolPolicy` checks.
+struct PoolObjectArchetype {
+    void reset();
+};
+
+}  // namespace detail
+
+/// How worker threads talk to upstreams.
+///
+/// One transport object is constructed per worker thread with that thread's executor and the
+/// provider's configuration (plus transport-specific `Options`). `async_send` starts one HTTP
+/// exchange and must eventually invoke the handler exactly once, on that executor's thread (or
+/// inline, before returning): with no error after filling `response` (any HTTP status counts as
+/// success here), or with an error code for network failures. It must honour the handler's
+/// cancellation slot (terminal cancellation ends the exchange promptly with
+/// `operation_aborted`) and should allocate per-operation state through the handler's
+/// associated allocator. It may throw only before taking ownership of the handler.
+template <class T>
+concept Transport = std::default_initializable<typename T::Options> &&
+    std::constructible_from<T, asio::io_context::executor_type, const ProviderConfig&,
+                            const typename T::Options&> &&
+    requires(T& t, const HttpRequest& req, HttpResponse& res, detail::TransportHandlerArchetype h) {
+    t.async_send(req, res, std::move(h));
+};
+
+/// Maps the unified schema to one upstream API and back. Stateless in spirit: one instance per
+/// provider pool, called concurrently from its worker threads through const members.
+///
+/// `build_chat` fills an HTTP request from a `BuildContext`; `parse_chat` turns the upstream's
+/// HTTP response (any status) into `outcome.response` or `outcome.error` (keeping the upstream's
+/// status and message for errors). Either may throw; the request then fails with a 500 and the
+/// worker lives on. `requires_key` says whether a key must be selected first.
+template <class P>
+concept Provider = std::copy_constructible<P> &&
+    requires(const P& p, const BuildContext& ctx, HttpRequest& out, const HttpResponse& in,
+             Outcome& outcome) {
+    { P::requires_key } -> std::convertible_to<bool>;
+    p.build_chat(ctx, out);
+    p.parse_chat(in, outcome);
+};
+
+/// Decides what a request does when its provider's queue is full (shipped ones in
+/// `queue/policies.hpp`).
+template <class Q>
+concept QueuePolicy = requires(const Q& q, const queue::FullQueue& full) {
+    { q.on_full(full) } -> std::same_as<queue::OnFull>;
+};
+
+/// Supplies the engine's per-request objects. `P::pool<T>` is constructed with the initial
+/// size; `acquire` returns a clean object (default-constructed or `reset()`), `release` takes it
+/// back; both are called from many threads at once; `stats` reports the counters.
+template <class P>
+concept PoolPolicy = requires(typename P::template pool<detail::PoolObjectArchetype>& pool,
+                              detail::PoolObjectArchetype* obj) {
+    { pool.acquire() } -> std::same_as<detail::PoolObjectArchetype*>;
+    pool.release(obj);
+    { pool.stats() } -> std::same_as<pool::PoolStats>;
+}
+&&std::constructible_from<typename P::template pool<detail::PoolObjectArchetype>, std::size_t>;
+
+/// A plugin has a pre-hook, a post-hook, or both.
+///
+/// `pre_hook(Context&, ChatRequest&)` runs on the caller's thread before routing, in declaration
+/// order; it may rewrite the request or answer it (`ctx.respond` / `ctx.fail`), which skips the
+/// provider and later pre-hooks. `post_hook(Context&, Outcome&)` runs in reverse order for the
+/// plugins whose pre-hook ran (plugins without one count as having run), where the caller
+/// receives the result; it may change the response or the error. Hooks run concurrently for
+/// different requests, so plugin state must be thread-safe. An exception from a hook becomes a
+/// 500 `plugin_error` for that request.
+template <class P>
+concept HasPreHook = requires(P& p, Context& ctx, ChatRequest& req) {
+    p.pre_hook(ctx, req);
+};
+
+template <class P>
+concept HasPostHook = requires(P& p, Context& ctx, Outcome& out) {
+    p.post_hook(ctx, out);
+};
+
+template <class P>
+concept Plugin = HasPreHook<P> || HasPostHook<P>;
+
+}  // namespace bifrost

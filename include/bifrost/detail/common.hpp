@@ -1,0 +1,34 @@
+#pragma once
+/// \file
+/// Internal basics shared by every header: the Asio namespace alias, the cache-line constant,
+/// a CPU pause for spin loops. Users never include this directly.
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <cstddef>
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace bifrost {
+
+namespace asio = boost::asio;
+
+namespace detail {
+
+/// Destructive-interference distance. Our own constant: GCC 12 warns on the standard one in
+/// headers because its value may differ between translation units compiled with different flags.
+inline constexpr std::size_t cache_line = 64;
+
+/// One spin-loop iteration hint to the CPU.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+    _mm_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield" ::: "memory");
+#endif
+}
+
+}  // namespace detail
+}  // namespace bifrost

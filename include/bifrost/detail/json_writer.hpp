@@ -1,0 +1,181 @@
+#pragma once
+/// \file
+/// A minimal append-only JSON writer into a `std::string`. No DOM, no allocation beyond the
+/// string's own growth (which a reused string stops doing after warm-up). Used on the request
+/// path to build upstream bodies and responses.
+
+#include <boost/json/serializer.hpp>
+#include <boost/json/value.hpp>
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace bifrost::detail {
+
+/// Writes JSON tokens, inserting commas automatically. The caller is responsible for balanced
+/// begin/end calls and for calling `key` before each value inside an object.
+class JsonWriter {
+  public:
+    explicit JsonWriter(std::string& out) noexcept : out_(out) {}
+
+    JsonWriter& begin_object() {
+        comma();
+        out_.push_back('{');
+        first_ = true;
+        return *this;
+    }
+    JsonWriter& end_object() {
+        out_.push_back('}');
+        first_ = false;
+        return *this;
+    }
+    JsonWriter& begin_array() {
+        comma();
+        out_.push_back('[');
+        first_ = true;
+        return *this;
+    }
+    JsonWriter& end_array() {
+        out_.push_back(']');
+        first_ = false;
+        return *this;
+    }
+
+    /// Writes `"name":`; the next value call writes the value.
+    JsonWriter& key(std::string_view name) {
+        comma();
+        quoted(name);
+        out_.push_back(':');
+        first_ = true;  // the value that follows takes no comma
+        return *this;
+    }
+
+    JsonWriter& string(std::string_view s) {
+        comma();
+        quoted(s);
+        return *this;
+    }
+    /// Writes one string value made of two parts (no temporary concatenation).
+    JsonWriter& string2(std::string_view a, std::string_view b) {
+        comma();
+        out_.push_back('"');
+        append_escaped(out_, a);
+        append_escaped(out_, b);
+        out_.push_back('"');
+        return *this;
+    }
+    JsonWriter& null() {
+        comma();
+        out_.append("null");
+        return *this;
+    }
+    JsonWriter& boolean(bool b) {
+        comma();
+        out_.append(b ? "true" : "false");
+        return *this;
+    }
+    JsonWriter& integer(std::int64_t v) {
+        comma();
+        char buf[24];
+        auto r = std::to_chars(buf, buf + sizeof buf, v);
+        out_.append(buf, r.ptr);
+        return *this;
+    }
+    /// Non-finite numbers have no JSON form and are written as null.
+    JsonWriter& number(double v) {
+        comma();
+        if (!std::isfinite(v)) {
+            out_.append("null");
+            return *this;
+        }
+        char buf[32];
+        auto r = std::to_chars(buf, buf + sizeof buf, v);
+        out_.append(buf, r.ptr);
+        return *this;
+    }
+    /// Writes a Boost.JSON value verbatim.
+    JsonWriter& value(const boost::json::value& v) {
+        comma();
+        boost::json::serializer sr;
+        sr.reset(&v);
+        char buf[512];
+        while (!sr.done())
+            out_.append(sr.read(buf));
+        return *this;
+    }
+    /// Writes already-serialized JSON verbatim (the caller guarantees it is valid).
+    JsonWriter& raw(std::string_view json) {
+        comma();
+        out_.append(json);
+        return *this;
+    }
+
+    // key + value shorthands
+    JsonWriter& field(std::string_view k, std::string_view v) { return key(k).string(v); }
+    JsonWriter& field_int(std::string_view k, std::int64_t v) { return key(k).integer(v); }
+    JsonWriter& field_number(std::string_view k, double v) { return key(k).number(v); }
+    JsonWriter& field_bool(std::string_view k, bool v) { return key(k).boolean(v); }
+
+    /// Appends `s` as a quoted JSON string with the required escapes. Invalid UTF-8 passes
+    /// through unchanged (JSON text is bytes here; upstreams validate).
+    static void append_quoted(std::string& out, std::string_view s) {
+        out.push_back('"');
+        append_escaped(out, s);
+        out.push_back('"');
+    }
+
+    /// Appends the escaped form of `s` without quotes.
+    static void append_escaped(std::string& out, std::string_view s) {
+        static constexpr char hex[] = "0123456789abcdef";
+        std::size_t run = 0;  // start of the pending run of bytes that need no escape
+        for (std::size_t i = 0; i < s.size(); ++i) {
+            const auto c = static_cast<unsigned char>(s[i]);
+            if (c >= 0x20 && c != '"' && c != '\\') continue;
+            out.append(s.data() + run, i - run);
+            run = i + 1;
+            switch (c) {
+                case '"':
+                    out.append("\\\"");
+                    break;
+                case '\\':
+                    out.append("\\\\");
+                    break;
+                case '\n':
+                    out.append("\\n");
+                    break;
+                case '\r':
+                    out.append("\\r");
+                    break;
+                case '\t':
+                    out.append("\\t");
+                    break;
+                case '\b':
+                    out.append("\\b");
+                    break;
+                case '\f':
+                    out.append("\\f");
+                    break;
+                default: {
+                    const char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+                    out.append(esc, 6);
+                }
+            }
+        }
+        out.append(s.data() + run, s.size() - run);
+    }
+
+  private:
+    void comma() {
+        if (!first_) out_.push_back(',');
+        first_ = false;
+    }
+    void quoted(std::string_view s) { append_quoted(out_, s); }
+
+    std::string& out_;
+    bool first_ = true;
+};
+
+}  // namespace bifrost::detail

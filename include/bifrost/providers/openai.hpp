@@ -1,0 +1,108 @@
+#pragma once
+/// \file
+/// `providers::OpenAI`: OpenAI's chat-completions API. The unified schema is OpenAI's shape, so
+/// the mapping is a rewrite of `model` to the provider-local id and the bearer key.
+
+#include <bifrost/concepts.hpp>
+#include <bifrost/schema/error.hpp>
+#include <bifrost/schema/json.hpp>
+#include <bifrost/transport/http.hpp>
+
+#include <boost/json/parse.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace bifrost::providers {
+
+namespace detail {
+
+/// Reads an upstream error body in OpenAI's shape (`{"error":{"message","type","code","param"}}`)
+/// into `out`, keeping the upstream status. Bodies of other shapes become the message (cut to
+/// 512 bytes). Used by every OpenAI-compatible provider.
+inline void read_openai_error(int status, std::string_view body, std::string_view provider,
+                              Error& out) {
+    out.status = status;
+    out.provider.assign(provider);
+    out.type.assign(error_type::upstream);
+    out.code.clear();
+    out.param.clear();
+    out.message.clear();
+    boost::system::error_code ec;
+    const auto doc = boost::json::parse(body, ec);
+    const boost::json::object* err = nullptr;
+    if (!ec) {
+        if (const auto* o = doc.if_object()) {
+            if (const auto* e = o->if_contains("error")) err = e->if_object();
+            if (!err && o->contains("message")) err = o;
+        }
+    }
+    if (err) {
+        const auto str = [&](std::string_view k, std::string& dst) {
+            if (const auto* v = err->if_contains(k)) {
+                if (v->is_string())
+                    dst.assign(v->get_string());
+                else if (v->is_int64())
+                    dst.assign(std::to_string(v->get_int64()));
+            }
+        };
+        str("message", out.message);
+        str("type", out.type);
+        str("code", out.code);
+        str("param", out.param);
+        if (out.type.empty()) out.type.assign(error_type::upstream);
+    }
+    if (out.message.empty()) {
+        if (provider.empty())
+            out.message.assign("upstream returned HTTP ");
+        else
+            out.message.assign("provider '").append(provider).append("' returned HTTP ");
+        out.message.append(std::to_string(status));
+        if (!body.empty()) {
+            out.message.append(": ");
+            out.message.append(body.substr(0, 512));
+        }
+    }
+}
+
+/// `base_url` from the config, else `fallback`, without a trailing slash.
+inline std::string_view base_url(const ProviderConfig& cfg, std::string_view fallback) noexcept {
+    std::string_view b = cfg.network_config.base_url.empty()
+                             ? fallback
+                             : std::string_view(cfg.network_config.base_url);
+    while (!b.empty() && b.back() == '/')
+        b.remove_suffix(1);
+    return b;
+}
+
+}  // namespace detail
+
+/// OpenAI (and the base of every OpenAI-compatible provider).
+struct OpenAI {
+    static constexpr bool requires_key = true;
+    static constexpr std::string_view default_base_url = "https://api.openai.com";
+    static constexpr std::string_view chat_path = "/v1/chat/completions";
+
+    void build_chat(const BuildContext& ctx, HttpRequest& out) const {
+        out.method = HttpMethod::post;
+        out.url.assign(detail::base_url(ctx.config, default_base_url)).append(chat_path);
+        out.headers.add("content-type", "application/json");
+        if (ctx.key != nullptr && !ctx.key->value.empty())
+            out.headers.add_joined("authorization", "Bearer ", ctx.key->value.reveal());
+        for (const auto& [name, value] : ctx.config.network_config.extra_headers)
+            out.headers.set(name, value);
+        write_chat_request(out.body, ctx.request, RequestWriteOptions{ctx.model, true});
+    }
+
+    void parse_chat(const HttpResponse& in, Outcome& out) const {
+        if (in.status >= 200 && in.status < 300) {
+            parse_chat_response(in.body, out);
+        } else {
+            detail::read_openai_error(in.status, in.body, {}, out.error);
+        }
+    }
+};
+
+static_assert(Provider<OpenAI>);
+
+}  // namespace bifrost::providers

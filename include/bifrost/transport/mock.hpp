@@ -1,0 +1,352 @@
+#pragma once
+/// \file
+/// `transport::Mock`: an in-process upstream for tests, benchmarks and the out-of-the-box demo.
+/// A script decides, per request, the latency, the HTTP status and body, or a fault (network
+/// error, a hang until cancelled, an exception), or holds the call until a `Valve` opens. Latency
+/// is an Asio timer on the worker's event loop, so thousands of slow mock calls cost no threads.
+
+#include <bifrost/concepts.hpp>
+#include <bifrost/config/provider_config.hpp>
+#include <bifrost/detail/common.hpp>
+#include <bifrost/detail/json_writer.hpp>
+#include <bifrost/transport/http.hpp>
+
+#include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parser.hpp>
+
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <ctime>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace bifrost::transport {
+
+class Mock;
+
+/// A tap that holds mock upstream calls until it is opened: lets tests make workers "busy" with
+/// calls that are really in flight (asynchronously, as real upstream calls are) and release them
+/// on cue. Shared between the test and the script (`mock::held_by`).
+class Valve {
+  public:
+    /// Releases every held call (each completes with its response) and lets later calls pass.
+    void open();
+    /// Later calls are held again.
+    void close() {
+        std::lock_guard lock(mutex_);
+        open_ = false;
+    }
+    /// Calls currently held.
+    [[nodiscard]] std::size_t held() const {
+        std::lock_guard lock(mutex_);
+        return held_.size();
+    }
+
+  private:
+    friend class Mock;
+    struct Entry {
+        Mock* mock;
+        std::uint64_t id;
+        asio::io_context::executor_type ex;
+    };
+    bool hold(Mock* mock, std::uint64_t id, asio::io_context::executor_type ex) {
+        std::lock_guard lock(mutex_);
+        if (open_) return false;
+        held_.push_back(Entry{mock, id, ex});
+        return true;
+    }
+    void forget(Mock* mock, std::uint64_t id) {
+        std::lock_guard lock(mutex_);
+        std::erase_if(held_, [&](const Entry& e) { return e.mock == mock && e.id == id; });
+    }
+
+    mutable std::mutex mutex_;
+    bool open_ = false;
+    std::vector<Entry> held_;
+};
+
+/// One scripted upstream call: the script reads `request` and sets the rest.
+struct MockCall {
+    enum class Fault : std::uint8_t {
+        none,           ///< deliver `response` after `latency`
+        network_error,  ///< fail with "connection reset" after `latency`
+        hang,           ///< never answer; only cancellation ends the call
+        exception,      ///< `async_send` throws (before taking the handler)
+    };
+
+    const HttpRequest& request;
+    HttpResponse& response;  ///< preset to status 200 with an empty body
+    std::chrono::nanoseconds latency{0};
+    Fault fault = Fault::none;
+    /// When set and closed, the call is held (in flight) until the valve opens.
+    std::shared_ptr<Valve> valve;
+};
+
+/// A script: called on the worker thread for each request; must be thread-safe when the
+/// provider has several worker threads.
+using MockScript = std::function<void(MockCall&)>;
+
+namespace mock {
+
+/// The text of the last user message of an OpenAI-format request body, or empty.
+inline std::string_view last_user_text(const boost::json::value& body) noexcept {
+    const auto* obj = body.if_object();
+    if (!obj) return {};
+    const auto* msgs = obj->if_contains("messages");
+    if (!msgs || !msgs->is_array()) return {};
+    const auto& arr = msgs->get_array();
+    for (auto it = arr.rbegin(); it != arr.rend(); ++it) {
+        const auto* m = it->if_object();
+        if (!m) continue;
+        const auto* role = m->if_contains("role");
+        if (!role || !role->is_string() || role->get_string() != "user") continue;
+        const auto* content = m->if_contains("content");
+        if (content && content->is_string()) return content->get_string();
+        if (content && content->is_array()) {
+            for (const auto& part : content->get_array()) {
+                const auto* p = part.if_object();
+                if (!p) continue;
+                const auto* text = p->if_contains("text");
+                if (text && text->is_string()) return text->get_string();
+            }
+        }
+        return {};
+    }
+    return {};
+}
+
+/// Writes an OpenAI chat-completion body answering with `content`.
+inline void write_completion(std::string& out, std::string_view model, std::string_view content,
+                             std::uint64_t seq) {
+    char id[40] = "chatcmpl-mock-";
+    auto r = std::to_chars(id + 14, id + sizeof id, seq);
+    const auto words = [](std::string_view s) {
+        std::int64_t n = 0;
+        bool in = false;
+        for (char c : s) {
+            const bool sp = c == ' ' || c == '\n' || c == '\t';
+            if (!sp && !in) ++n;
+            in = !sp;
+        }
+        return n;
+    };
+    const std::int64_t completion = words(content) + 2;
+    const std::int64_t prompt = words(content) + 8;
+    detail::JsonWriter w(out);
+    w.begin_object()
+        .field("id", std::string_view(id, static_cast<std::size_t>(r.ptr - id)))
+        .field("object", "chat.completion")
+        .field_int("created", static_cast<std::int64_t>(std::time(nullptr)))
+        .field("model", model)
+        .key("choices")
+        .begin_array()
+        .begin_object()
+        .field_int("index", 0)
+        .key("message")
+        .begin_object()
+        .field("role", "assistant");
+    w.key("content").string2("Echo: ", content);
+    w.end_object()
+        .field("finish_reason", "stop")
+        .end_object()
+        .end_array()
+        .key("usage")
+        .begin_object()
+        .field_int("prompt_tokens", prompt)
+        .field_int("completion_tokens", completion)
+        .field_int("total_tokens", prompt + completion)
+        .end_object()
+        .end_object();
+}
+
+/// A simulated LLM: answers every chat request with "Echo: <last user message>" in OpenAI's
+/// format (status 200) after `latency`. A body that is not JSON gets a 400 error body.
+/// Allocation-free in steady state (thread-local parse buffers).
+inline MockScript echo(std::chrono::nanoseconds latency = {}) {
+    auto seq = std::make_shared<std::atomic<std::uint64_t>>(0);
+    return [latency, seq](MockCall& call) {
+        thread_local unsigned char parse_buffer[16384];
+        thread_local unsigned char temp_buffer[4096];
+        thread_local boost::json::parser parser(boost::json::storage_ptr(), {}, temp_buffer,
+                                                sizeof temp_buffer);
+        boost::json::monotonic_resource mr(parse_buffer, sizeof parse_buffer);
+        parser.reset(&mr);
+        boost::system::error_code ec;
+        parser.write(call.request.body.data(), call.request.body.size(), ec);
+        call.latency = latency;
+        if (ec) {
+            call.response.status = 400;
+            call.response.body.assign(
+                R"({"error":{"message":"mock upstream: request body is not JSON","type":"invalid_request_error","param":null,"code":null}})");
+            return;
+        }
+        const boost::json::value body = parser.release();
+        std::string_view model;
+        if (const auto* o = body.if_object())
+            if (const auto* m = o->if_contains("model"); m && m->is_string())
+                model = m->get_string();
+        call.response.headers.add("content-type", "application/json");
+        write_completion(call.response.body, model, last_user_text(body),
+                         seq->fetch_add(1, std::memory_order_relaxed));
+    };
+}
+
+/// Always answers with `status` and `body` after `latency`.
+inline MockScript fixed(int status, std::string body, std::chrono::nanoseconds latency = {}) {
+    return [status, body = std::move(body), latency](MockCall& call) {
+        call.response.status = status;
+        call.response.headers.add("content-type", "application/json");
+        call.response.body.assign(body);
+        call.latency = latency;
+    };
+}
+
+/// Never answers (until cancelled).
+inline MockScript hang() {
+    return [](MockCall& call) { call.fault = MockCall::Fault::hang; };
+}
+
+/// Runs `inner`, then holds the call while `valve` is closed.
+inline MockScript held_by(std::shared_ptr<Valve> valve, MockScript inner = echo()) {
+    return [valve = std::move(valve), inner = std::move(inner)](MockCall& call) {
+        inner(call);
+        call.valve = valve;
+    };
+}
+
+}  // namespace mock
+
+/// The scripted in-process transport. `Options::script` defaults to `mock::echo()`.
+class Mock {
+  public:
+    struct Options {
+        MockScript script;
+    };
+
+    Mock(asio::io_context::executor_type ex, const ProviderConfig& /*config*/,
+         const Options& options)
+        : ex_(ex), script_(options.script ? options.script : mock::echo()) {}
+
+    /// Runs the script, then completes after the scripted latency (inline when it is zero).
+    template <class Handler>
+    void async_send(const HttpRequest& request, HttpResponse& response, Handler&& handler) {
+        response.clear();
+        response.status = 200;
+        MockCall call{request, response, {}, MockCall::Fault::none, nullptr};
+        script_(call);
+        if (call.fault == MockCall::Fault::exception)
+            throw std::runtime_error("mock transport: scripted exception");
+        if (call.latency.count() <= 0 && call.fault != MockCall::Fault::hang && !call.valve) {
+            boost::system::error_code ec;
+            if (call.fault == MockCall::Fault::network_error) ec = asio::error::connection_reset;
+            std::forward<Handler>(handler)(ec);
+            return;
+        }
+        start_timer(std::forward<Handler>(handler), call);
+    }
+
+  private:
+    friend class Valve;
+
+    struct TimerBase {
+        explicit TimerBase(asio::io_context::executor_type ex) : timer(ex) {}
+        asio::steady_timer timer;
+        bool released = false;
+    };
+
+    template <class Handler>
+    struct TimerOp : TimerBase {
+        TimerOp(asio::io_context::executor_type ex, Handler&& h, MockCall::Fault f)
+            : TimerBase(ex), handler(std::move(h)), fault(f) {}
+        Handler handler;
+        MockCall::Fault fault;
+        std::uint64_t hold_id = 0;
+        std::shared_ptr<Valve> valve;
+    };
+
+    template <class Handler>
+    void start_timer(Handler&& handler, MockCall& call) {
+        using H = std::decay_t<Handler>;
+        using Op = TimerOp<H>;
+        auto alloc = asio::get_associated_allocator(handler);
+        using OpAlloc = typename std::allocator_traits<decltype(alloc)>::template rebind_alloc<Op>;
+        OpAlloc op_alloc(alloc);
+        Op* op = std::allocator_traits<OpAlloc>::allocate(op_alloc, 1);
+        std::allocator_traits<OpAlloc>::construct(op_alloc, op, ex_,
+                                                  H(std::forward<Handler>(handler)), call.fault);
+        std::chrono::nanoseconds wait = call.latency;
+        if (call.fault == MockCall::Fault::hang) {
+            wait = std::chrono::hours(24 * 365);
+        } else if (call.valve) {
+            const std::uint64_t id = ++next_hold_id_;
+            if (call.valve->hold(this, id, ex_)) {
+                op->hold_id = id;
+                op->valve = std::move(call.valve);
+                held_.emplace(id, op);
+                wait = std::chrono::hours(24 * 365);
+            }
+        }
+        op->timer.expires_after(wait);
+        auto slot = asio::get_associated_cancellation_slot(op->handler);
+        op->timer.async_wait(asio::bind_cancellation_slot(
+            slot,
+            asio::bind_allocator(alloc, [this, op, op_alloc](boost::system::error_code ec) mutable {
+                H h(std::move(op->handler));
+                const auto fault = op->fault;
+                if (op->hold_id != 0) {
+                    held_.erase(op->hold_id);
+                    op->valve->forget(this, op->hold_id);
+                    if (op->released && ec == asio::error::operation_aborted) ec = {};
+                }
+                std::allocator_traits<OpAlloc>::destroy(op_alloc, op);
+                std::allocator_traits<OpAlloc>::deallocate(op_alloc, op, 1);
+                if (!ec && fault == MockCall::Fault::network_error)
+                    ec = asio::error::connection_reset;
+                std::move(h)(ec);
+            })));
+    }
+
+    /// Runs on this transport's thread: ends a held call with its response.
+    void release(std::uint64_t id) {
+        auto it = held_.find(id);
+        if (it == held_.end()) return;
+        it->second->released = true;
+        it->second->timer.cancel();
+    }
+
+    asio::io_context::executor_type ex_;
+    MockScript script_;
+    std::uint64_t next_hold_id_ = 0;
+    std::unordered_map<std::uint64_t, TimerBase*> held_;  // touched only on this thread
+};
+
+inline void Valve::open() {
+    std::vector<Entry> entries;
+    {
+        std::lock_guard lock(mutex_);
+        open_ = true;
+        entries.swap(held_);
+    }
+    for (const Entry& e : entries)
+        asio::post(e.ex, [m = e.mock, id = e.id] { m->release(id); });
+}
+
+static_assert(Transport<Mock>);
+
+}  // namespace bifrost::transport

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine, builds, and runs every test:
+#   1. the whole suite (ctest) in a normal optimized build, plus the demo as a smoke test;
+#   2. the concurrency tests under ThreadSanitizer;
+#   3. the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Set BIFROST_TEST_QUICK=1 to run step 1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+
+jobs=${BIFROST_JOBS:-2}
+section() { printf '\n==== %s ====\n' "$*"; }
+
+section "build (RelWithDebInfo)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$jobs"
+section "tests"
+ctest --test-dir build --output-on-failure -j "$jobs"
+section "demo smoke test"
+build/examples/bifrost-demo 4000 4 >/dev/null
+
+if [ "${BIFROST_TEST_QUICK:-0}" = "1" ]; then exit 0; fi
+
+section "ThreadSanitizer: concurrency tests"
+cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBIFROST_SANITIZE=thread \
+    -DBIFROST_BUILD_BENCH=OFF -DBIFROST_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build build-tsan -j "$jobs"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+build-tsan/tests/bifrost_stress
+build-tsan/tests/bifrost_tests "[concurrency]"
+
+section "AddressSanitizer + UBSan: whole suite"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBIFROST_SANITIZE=address \
+    -DBIFROST_BUILD_BENCH=OFF -DBIFROST_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build build-asan -j "$jobs"
+export ASAN_OPTIONS="detect_leaks=1 halt_on_error=1"
+export UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1"
+ctest --test-dir build-asan --output-on-failure -j "$jobs"

@@ -1,0 +1,1018 @@
+#include "bifrost_catch.hpp"
+
+#include <bifrost/schema/json.hpp>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value_from.hpp>
+#include <boost/json/value_to.hpp>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace {
+
+namespace json = boost::json;
+using namespace bifrost;
+
+ChatRequest parse_request_ok(std::string_view text) {
+    ChatRequest r;
+    Error e;
+    const bool ok = parse_chat_request(text, r, e);
+    CHECK(e.message == "");
+    REQUIRE(ok);
+    return r;
+}
+
+void check_request_rejected(std::string_view text, const std::string& param,
+                            const std::string& message) {
+    ChatRequest r;
+    Error e;
+    CHECK(!parse_chat_request(text, r, e));
+    CHECK(e.status == 400);
+    CHECK(e.type == error_type::invalid_request);
+    CHECK(e.param == param);
+    CHECK(e.message == message);
+}
+
+void check_response_rejected(std::string_view text, const std::string& message) {
+    Outcome o;
+    CHECK(!parse_chat_response(text, o));
+    CHECK(!o.ok());
+    CHECK(o.error.status == 502);
+    CHECK(o.error.type == error_type::bad_response);
+    CHECK(o.error.message == message);
+}
+
+Message text_message(Role role, std::string content) {
+    Message m;
+    m.role = role;
+    m.content = std::move(content);
+    return m;
+}
+
+ContentPart text_part(std::string text) {
+    ContentPart p;
+    p.type = ContentPart::Type::text;
+    p.text = std::move(text);
+    return p;
+}
+
+ContentPart image_part(std::string url, std::string detail) {
+    ContentPart p;
+    p.type = ContentPart::Type::image_url;
+    p.image_url = std::move(url);
+    p.image_detail = std::move(detail);
+    return p;
+}
+
+ToolCall tool_call(std::string id, std::string name, std::string arguments) {
+    ToolCall tc;
+    tc.id = std::move(id);
+    tc.name = std::move(name);
+    tc.arguments = std::move(arguments);
+    return tc;
+}
+
+/// A request that sets every field the schema models.
+ChatRequest rich_request() {
+    ChatRequest r;
+    r.model = "openai/gpt-4o";
+    r.provider = "openai";
+    r.fallbacks = {"anthropic/claude-3-5-sonnet", "mistral/mistral-large"};
+
+    r.messages.push_back(text_message(Role::system, "You are terse."));
+    r.messages.push_back(text_message(Role::developer, "Answer in French."));
+    Message user;
+    user.role = Role::user;
+    user.name = "alice";
+    user.parts.push_back(text_part("What is in these images?"));
+    user.parts.push_back(image_part("https://example.com/cat.png", "high"));
+    user.parts.push_back(image_part("data:image/png;base64,iVBORw0KGgo=", ""));
+    ContentPart audio;
+    audio.type = ContentPart::Type::other;
+    audio.raw =
+        json::parse(R"({"type":"input_audio","input_audio":{"data":"UklG","format":"wav"}})");
+    user.parts.push_back(audio);
+    r.messages.push_back(user);
+    Message assistant;
+    assistant.role = Role::assistant;
+    assistant.tool_calls.push_back(tool_call("call_1", "get_weather", R"({"city":"Paris"})"));
+    assistant.tool_calls.push_back(tool_call("call_2", "get_time", "{}"));
+    r.messages.push_back(assistant);
+    Message tool = text_message(Role::tool, "18C and sunny");
+    tool.tool_call_id = "call_1";
+    r.messages.push_back(tool);
+
+    r.temperature = 0.7;
+    r.top_p = 0.95;
+    r.max_tokens = 512;
+    r.max_completion_tokens = 1024;
+    r.n = 2;
+    r.seed = -42;
+    r.frequency_penalty = 0.5;
+    r.presence_penalty = -0.25;
+    r.logprobs = true;
+    r.top_logprobs = 3;
+    r.parallel_tool_calls = false;
+    r.stream = false;
+    r.stop = {"END", "\n\n"};
+
+    Tool weather;
+    weather.name = "get_weather";
+    weather.description = "Current weather for a city";
+    weather.parameters = json::parse(
+        R"({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]})");
+    weather.strict = true;
+    r.tools.push_back(weather);
+    Tool time;
+    time.name = "get_time";
+    r.tools.push_back(time);
+
+    ToolChoice choice;
+    choice.mode = ToolChoice::Mode::function;
+    choice.function_name = "get_weather";
+    r.tool_choice = choice;
+
+    ResponseFormat format;
+    format.type = ResponseFormat::Type::json_schema;
+    format.json_schema =
+        json::parse(R"({"name":"weather","strict":true,"schema":{"type":"object"}})");
+    r.response_format = format;
+    r.user = "user-1234";
+    return r;
+}
+
+constexpr std::string_view openai_response = R"({
+  "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
+  "object": "chat.completion",
+  "created": 1741570283,
+  "model": "gpt-4o-2024-08-06",
+  "choices": [
+    {
+      "index": 0,
+      "message": {
+        "role": "assistant",
+        "content": null,
+        "tool_calls": [
+          {
+            "id": "call_abc123",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}
+          }
+        ],
+        "refusal": null,
+        "annotations": []
+      },
+      "logprobs": null,
+      "finish_reason": "tool_calls"
+    },
+    {
+      "index": 1,
+      "message": {
+        "role": "assistant",
+        "content": "I can't help with that.",
+        "refusal": "I can't help with that."
+      },
+      "logprobs": {"content": [{"token": "I", "logprob": -0.25, "bytes": [73], "top_logprobs": []}]},
+      "finish_reason": "stop"
+    }
+  ],
+  "usage": {
+    "prompt_tokens": 1117,
+    "completion_tokens": 46,
+    "total_tokens": 1163,
+    "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+    "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0}
+  },
+  "service_tier": "default",
+  "system_fingerprint": "fp_fc9f1d7035",
+  "extra_fields": {"provider": "openai", "latency": 12.5}
+})";
+
+}  // namespace
+
+TEST_CASE("schema json: a rich request round-trips through write and parse") {
+    const ChatRequest original = rich_request();
+    std::string text;
+    RequestWriteOptions gateway_form;
+    gateway_form.for_upstream = false;
+    write_chat_request(text, original, gateway_form);
+
+    const ChatRequest parsed = parse_request_ok(text);
+    CHECK(parsed == original);
+    CHECK(parsed.messages.size() == 5);
+    CHECK(parsed.messages[2].parts.size() == 4);
+    CHECK(parsed.fallbacks.size() == 2);
+
+    SECTION("writing again gives the same text") {
+        std::string again;
+        write_chat_request(again, parsed, gateway_form);
+        CHECK(again == text);
+    }
+    SECTION("the upstream form drops the routing fields and can rename the model") {
+        std::string upstream;
+        RequestWriteOptions opts;
+        opts.model = "gpt-4o";
+        write_chat_request(upstream, original, opts);
+        CHECK(upstream.rfind(R"({"model":"gpt-4o","messages":[)", 0) == 0);
+        CHECK(upstream.find(R"("provider")") == std::string::npos);
+        CHECK(upstream.find(R"("fallbacks")") == std::string::npos);
+        const ChatRequest reparsed = parse_request_ok(upstream);
+        CHECK(reparsed.model == "gpt-4o");
+        CHECK(reparsed.provider.empty());
+        CHECK(reparsed.fallbacks.empty());
+        CHECK(reparsed.messages == original.messages);
+        CHECK(reparsed.tools == original.tools);
+    }
+    SECTION("writing appends to what the string already holds") {
+        std::string out = "prefix:";
+        write_chat_request(out, original, gateway_form);
+        CHECK(out == "prefix:" + text);
+    }
+}
+
+TEST_CASE("schema json: request fields map to their OpenAI names") {
+    const ChatRequest r = parse_request_ok(R"({
+        "model": "gpt-4o",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "name": "bob", "content": [
+                {"type": "text", "text": "Describe"},
+                {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}},
+                {"type": "image_url", "image_url": "https://x/z.png"},
+                {"type": "file", "file": {"file_id": "file-1"}}
+            ]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_9", "type": "function",
+                 "function": {"name": "lookup", "arguments": "{\"q\":1}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_9", "content": "found"},
+            {"role": "function", "name": "legacy", "content": "old"}
+        ],
+        "temperature": 1,
+        "top_p": 0.5,
+        "max_tokens": 256.0,
+        "max_completion_tokens": 300,
+        "n": 3,
+        "seed": 7,
+        "frequency_penalty": 0.1,
+        "presence_penalty": 0.2,
+        "logprobs": true,
+        "top_logprobs": 5,
+        "parallel_tool_calls": true,
+        "stream": true,
+        "stop": "STOP",
+        "tools": [{"type": "function", "function": {"name": "lookup", "description": "Find",
+                   "parameters": {"type": "object"}, "strict": false}}],
+        "tool_choice": "required",
+        "response_format": {"type": "json_object"},
+        "user": "u-1",
+        "provider": "azure",
+        "fallbacks": ["openai/gpt-4o-mini"]
+    })");
+
+    CHECK(r.model == "gpt-4o");
+    REQUIRE(r.messages.size() == 5);
+    CHECK(r.messages[0].role == Role::system);
+    CHECK(r.messages[0].content == "Be brief.");
+    const Message& user = r.messages[1];
+    CHECK(user.role == Role::user);
+    CHECK(user.name == "bob");
+    CHECK(user.content.empty());
+    REQUIRE(user.parts.size() == 4);
+    CHECK(user.parts[0].type == ContentPart::Type::text);
+    CHECK(user.parts[0].text == "Describe");
+    CHECK(user.parts[1].type == ContentPart::Type::image_url);
+    CHECK(user.parts[1].image_url == "https://x/y.png");
+    CHECK(user.parts[1].image_detail == "low");
+    CHECK(user.parts[2].type == ContentPart::Type::image_url);
+    CHECK(user.parts[2].image_url == "https://x/z.png");
+    CHECK(user.parts[2].image_detail.empty());
+    CHECK(user.parts[3].type == ContentPart::Type::other);
+    CHECK(user.parts[3].raw == json::parse(R"({"type":"file","file":{"file_id":"file-1"}})"));
+    const Message& assistant = r.messages[2];
+    CHECK(assistant.role == Role::assistant);
+    CHECK(assistant.content.empty());
+    REQUIRE(assistant.tool_calls.size() == 1);
+    CHECK(assistant.tool_calls[0] == tool_call("call_9", "lookup", R"({"q":1})"));
+    CHECK(r.messages[3].role == Role::tool);
+    CHECK(r.messages[3].tool_call_id == "call_9");
+    CHECK(r.messages[3].content == "found");
+    CHECK(r.messages[4].role == Role::function);
+    CHECK(r.messages[4].name == "legacy");
+
+    CHECK(r.temperature == 1.0);
+    CHECK(r.top_p == 0.5);
+    CHECK(r.max_tokens == 256);
+    CHECK(r.max_completion_tokens == 300);
+    CHECK(r.n == 3);
+    CHECK(r.seed == 7);
+    CHECK(r.frequency_penalty == 0.1);
+    CHECK(r.presence_penalty == 0.2);
+    CHECK(r.logprobs == true);
+    CHECK(r.top_logprobs == 5);
+    CHECK(r.parallel_tool_calls == true);
+    CHECK(r.stream == true);
+    CHECK(r.stop == std::vector<std::string>{"STOP"});
+    REQUIRE(r.tools.size() == 1);
+    CHECK(r.tools[0].type == "function");
+    CHECK(r.tools[0].name == "lookup");
+    CHECK(r.tools[0].description == "Find");
+    CHECK(r.tools[0].parameters == json::parse(R"({"type":"object"})"));
+    CHECK(r.tools[0].strict == false);
+    REQUIRE(r.tool_choice.has_value());
+    CHECK(r.tool_choice->mode == ToolChoice::Mode::required);
+    REQUIRE(r.response_format.has_value());
+    CHECK(r.response_format->type == ResponseFormat::Type::json_object);
+    CHECK(r.response_format->json_schema.is_null());
+    CHECK(r.user == "u-1");
+    CHECK(r.provider == "azure");
+    CHECK(r.fallbacks == std::vector<std::string>{"openai/gpt-4o-mini"});
+    CHECK(r.extra.empty());
+
+    SECTION("a stop string and a stop array are both written as an array") {
+        std::string text;
+        write_chat_request(text, r);
+        CHECK(text.find(R"("stop":["STOP"])") != std::string::npos);
+        CHECK(parse_request_ok(text).stop == r.stop);
+
+        const ChatRequest two = parse_request_ok(
+            R"({"model":"m","messages":[{"role":"user","content":"x"}],"stop":["a","b"]})");
+        CHECK(two.stop == std::vector<std::string>{"a", "b"});
+        std::string text2;
+        write_chat_request(text2, two);
+        CHECK(text2 ==
+              R"({"model":"m","messages":[{"role":"user","content":"x"}],"stop":["a","b"]})");
+    }
+    SECTION("tool_choice strings are written back as strings") {
+        std::string text;
+        write_chat_request(text, r);
+        CHECK(text.find(R"("tool_choice":"required")") != std::string::npos);
+        for (const char* mode : {"none", "auto", "required"}) {
+            const ChatRequest c = parse_request_ok(
+                std::string(R"({"model":"m","messages":[{"role":"user","content":"x"}],)") +
+                R"("tool_choice":")" + mode + "\"}");
+            std::string out;
+            write_chat_request(out, c);
+            CHECK(out.find(std::string(R"("tool_choice":")") + mode + "\"") != std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("schema json: the request wire format is exact") {
+    ChatRequest r;
+    r.model = "m";
+    Message assistant;
+    assistant.role = Role::assistant;
+    assistant.tool_calls.push_back(tool_call("c1", "f", "{}"));
+    r.messages.push_back(assistant);
+    r.max_tokens = 10;
+    r.temperature = 0.5;
+    r.stop = {"x"};
+    Tool t;
+    t.name = "f";
+    t.parameters = json::parse(R"({"type":"object"})");
+    t.strict = true;
+    r.tools.push_back(t);
+    ToolChoice choice;
+    choice.mode = ToolChoice::Mode::function;
+    choice.function_name = "f";
+    r.tool_choice = choice;
+    ResponseFormat format;
+    format.type = ResponseFormat::Type::json_schema;
+    format.json_schema = json::parse(R"({"name":"s"})");
+    r.response_format = format;
+    r.user = "u";
+    r.provider = "openai";
+    r.fallbacks = {"a/b"};
+    r.extra.emplace("metadata", json::parse(R"({"k":"v"})"));
+
+    std::string upstream;
+    write_chat_request(upstream, r);
+    CHECK(upstream ==
+          R"({"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[)"
+          R"({"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]}],)"
+          R"("temperature":0.5,"max_tokens":10,"stop":["x"],)"
+          R"("tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"},)"
+          R"("strict":true}}],"tool_choice":{"type":"function","function":{"name":"f"}},)"
+          R"("response_format":{"type":"json_schema","json_schema":{"name":"s"}},"user":"u",)"
+          R"("metadata":{"k":"v"}})");
+
+    std::string gateway;
+    RequestWriteOptions opts;
+    opts.for_upstream = false;
+    write_chat_request(gateway, r, opts);
+    CHECK(gateway ==
+          upstream.substr(0, upstream.size() - 1) + R"(,"provider":"openai","fallbacks":["a/b"]})");
+    CHECK(parse_request_ok(gateway) == r);
+}
+
+TEST_CASE("schema json: unknown request fields are preserved in order") {
+    const std::string_view text =
+        R"({"zeta":1,"model":"m","logit_bias":{"50256":-100},)"
+        R"("messages":[{"role":"user","content":"hi","cache_control":{"type":"ephemeral"},"audio":null}],)"
+        R"("alpha":[true,null],"metadata":{"b":2,"a":1},"service_tier":"flex"})";
+    const ChatRequest r = parse_request_ok(text);
+
+    REQUIRE(r.extra.size() == 5);
+    auto it = r.extra.begin();
+    CHECK(it->key() == "zeta");
+    CHECK((it++)->value() == 1);
+    CHECK(it->key() == "logit_bias");
+    CHECK((it++)->value() == json::parse(R"({"50256":-100})"));
+    CHECK((it++)->key() == "alpha");
+    CHECK((it++)->key() == "metadata");
+    CHECK(it->key() == "service_tier");
+    CHECK(it->value() == "flex");
+
+    REQUIRE(r.messages.size() == 1);
+    REQUIRE(r.messages[0].extra.size() == 2);
+    CHECK(r.messages[0].extra.at("cache_control") == json::parse(R"({"type":"ephemeral"})"));
+    CHECK(r.messages[0].extra.at("audio").is_null());
+
+    std::string written;
+    write_chat_request(written, r);
+    CHECK(written == R"({"model":"m","messages":[{"role":"user","content":"hi",)"
+                     R"("cache_control":{"type":"ephemeral"},"audio":null}],)"
+                     R"("zeta":1,"logit_bias":{"50256":-100},"alpha":[true,null],)"
+                     R"("metadata":{"b":2,"a":1},"service_tier":"flex"})");
+    CHECK(parse_request_ok(written) == r);
+}
+
+TEST_CASE("schema json: null optional request parameters mean absent") {
+    const ChatRequest r = parse_request_ok(
+        R"({"model":"m","messages":[{"role":"user","content":null,"name":null,"tool_calls":null}],)"
+        R"("temperature":null,"max_tokens":null,"stream":null,"stop":null,"tools":null,)"
+        R"("tool_choice":null,"response_format":null,"user":null,"provider":null,"fallbacks":null})");
+    CHECK(!r.temperature.has_value());
+    CHECK(!r.max_tokens.has_value());
+    CHECK(!r.stream.has_value());
+    CHECK(r.stop.empty());
+    CHECK(r.tools.empty());
+    CHECK(!r.tool_choice.has_value());
+    CHECK(!r.response_format.has_value());
+    CHECK(r.user.empty());
+    CHECK(r.provider.empty());
+    CHECK(r.fallbacks.empty());
+    CHECK(r.extra.empty());
+    CHECK(r.messages[0].content.empty());
+    CHECK(r.messages[0].extra.empty());
+
+    std::string text;
+    write_chat_request(text, r);
+    CHECK(text == R"({"model":"m","messages":[{"role":"user","content":""}]})");
+}
+
+TEST_CASE("schema json: malformed requests give 400 naming the field") {
+    SECTION("missing, empty and mistyped top-level fields") {
+        check_request_rejected(R"({"messages":[{"role":"user","content":"x"}]})", "model",
+                               "model: required field is missing");
+        check_request_rejected(R"({"model":"","messages":[{"role":"user","content":"x"}]})",
+                               "model", "model: must not be empty");
+        check_request_rejected(R"({"model":7,"messages":[{"role":"user","content":"x"}]})", "model",
+                               "model: expected a string, got a number");
+        check_request_rejected(R"({"model":"m"})", "messages",
+                               "messages: required field is missing");
+        check_request_rejected(R"({"model":"m","messages":[]})", "messages",
+                               "messages: must not be empty");
+        check_request_rejected(R"({"model":"m","messages":{}})", "messages",
+                               "messages: expected an array, got an object");
+        check_request_rejected(R"([{"model":"m"}])", "",
+                               "request body: expected an object, got an array");
+    }
+    SECTION("wrong types inside messages, at several depths") {
+        check_request_rejected(
+            R"({"model":"m","messages":[{"role":"user","content":"a"},{"role":5,"content":"b"}]})",
+            "messages[1].role", "messages[1].role: expected a string, got a number");
+        check_request_rejected(R"({"model":"m","messages":[{"content":"a"}]})", "messages[0].role",
+                               "messages[0].role: required field is missing");
+        check_request_rejected(R"({"model":"m","messages":["hi"]})", "messages[0]",
+                               "messages[0]: expected an object, got a string");
+        check_request_rejected(R"({"model":"m","messages":[{"role":"user","content":42}]})",
+                               "messages[0].content",
+                               "messages[0].content: expected a string, an array or null, got a "
+                               "number");
+        check_request_rejected(
+            R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},)"
+            R"({"type":"image_url","image_url":{"url":true}}]}]})",
+            "messages[0].content[1].image_url.url",
+            "messages[0].content[1].image_url.url: expected a string, got a boolean");
+        check_request_rejected(
+            R"({"model":"m","messages":[{"role":"user","content":[{"text":"a"}]}]})",
+            "messages[0].content[0].type",
+            "messages[0].content[0].type: required field is missing");
+        check_request_rejected(
+            R"({"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"c",)"
+            R"("function":{"name":"f","arguments":{"a":1}}}]}]})",
+            "messages[0].tool_calls[0].function.arguments",
+            "messages[0].tool_calls[0].function.arguments: expected a string, got an object");
+        check_request_rejected(
+            R"({"model":"m","messages":[{"role":"user","content":"x","name":["n"]}]})",
+            "messages[0].name", "messages[0].name: expected a string, got an array");
+    }
+    SECTION("unknown role") {
+        check_request_rejected(R"({"model":"m","messages":[{"role":"robot","content":"x"}]})",
+                               "messages[0].role", "messages[0].role: unknown role \"robot\"");
+    }
+    SECTION("typed parameters") {
+        const std::string head = R"({"model":"m","messages":[{"role":"user","content":"x"}],)";
+        check_request_rejected(head + R"("temperature":"hot"})", "temperature",
+                               "temperature: expected a number, got a string");
+        check_request_rejected(head + R"("max_tokens":1.5})", "max_tokens",
+                               "max_tokens: expected an integer, got 1.5");
+        check_request_rejected(head + R"("n":"2"})", "n", "n: expected an integer, got a string");
+        check_request_rejected(head + R"("seed":18446744073709551615})", "seed",
+                               "seed: integer out of range: 18446744073709551615");
+        check_request_rejected(head + R"("stream":"yes"})", "stream",
+                               "stream: expected a boolean, got a string");
+        check_request_rejected(head + R"("stop":["a",1]})", "stop[1]",
+                               "stop[1]: expected a string, got a number");
+        check_request_rejected(head + R"("stop":3})", "stop",
+                               "stop: expected a string or an array, got a number");
+        check_request_rejected(head + R"("tools":[{"type":"function","function":{}}]})",
+                               "tools[0].function.name",
+                               "tools[0].function.name: required field is missing");
+        check_request_rejected(head + R"("tools":[{"type":"function"}]})", "tools[0].function",
+                               "tools[0].function: required field is missing");
+        check_request_rejected(head + R"("tool_choice":"sometimes"})", "tool_choice",
+                               "tool_choice: unknown value \"sometimes\"");
+        check_request_rejected(head + R"("tool_choice":{"type":"function","function":{}}})",
+                               "tool_choice.function.name",
+                               "tool_choice.function.name: required field is missing");
+        check_request_rejected(head + R"("response_format":{"type":"xml"}})",
+                               "response_format.type",
+                               "response_format.type: unknown value \"xml\"");
+        check_request_rejected(head + R"("response_format":{"type":"json_schema"}})",
+                               "response_format.json_schema",
+                               "response_format.json_schema: required field is missing");
+        check_request_rejected(head + R"("fallbacks":"openai/gpt-4o"})", "fallbacks",
+                               "fallbacks: expected an array, got a string");
+        check_request_rejected(head + R"("provider":false})", "provider",
+                               "provider: expected a string, got a boolean");
+    }
+    SECTION("an integral double is an integer") {
+        const ChatRequest r = parse_request_ok(
+            R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":2.0,"n":1e1})");
+        CHECK(r.max_tokens == 2);
+        CHECK(r.n == 10);
+    }
+    SECTION("malformed JSON reports line and column") {
+        const std::string_view text =
+            "{\n"
+            "  \"model\": \"gpt-4o\",\n"
+            "  \"messages\": [\n"
+            "    {\"role\": \"user\", \"content\": \"hi\"},\n"
+            "  ]\n"
+            "}\n";
+        ChatRequest r;
+        Error e;
+        CHECK(!parse_chat_request(text, r, e));
+        CHECK(e.status == 400);
+        CHECK(e.type == error_type::invalid_request);
+        CHECK(e.param.empty());
+        const std::string prefix = "malformed JSON at line 5, column 3: ";
+        CHECK(e.message.rfind(prefix, 0) == 0);
+        CHECK(e.message.size() > prefix.size());
+
+        CHECK(!parse_chat_request("{\"model\": \"m\"\n  \"messages\": []}", r, e));
+        CHECK(e.message.rfind("malformed JSON at line 2, column 3: ", 0) == 0);
+        CHECK(!parse_chat_request(R"({"model":"m"} x)", r, e));
+        CHECK(e.message.rfind("malformed JSON at line 1, column 15: ", 0) == 0);
+    }
+    SECTION("empty body") {
+        check_request_rejected("", "", "request body is empty");
+    }
+    SECTION("documents nested deeper than 64 levels are refused") {
+        const std::string head = R"({"model":"m","messages":[{"role":"user","content":"x"}],"x":)";
+        ChatRequest r;
+        Error e;
+        CHECK(
+            !parse_chat_request(head + std::string(100, '[') + std::string(100, ']') + "}", r, e));
+        CHECK(e.status == 400);
+        CHECK(e.message.rfind("malformed JSON at line 1, column ", 0) == 0);
+        const ChatRequest ok =
+            parse_request_ok(head + std::string(30, '[') + std::string(30, ']') + "}");
+        CHECK(ok.extra.at("x").is_array());
+    }
+}
+
+TEST_CASE("schema json: a realistic OpenAI response parses and re-writes") {
+    Outcome o;
+    REQUIRE(parse_chat_response(openai_response, o));
+    CHECK(o.ok());
+    const ChatResponse& r = o.response;
+    CHECK(r.id == "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG");
+    CHECK(r.object == "chat.completion");
+    CHECK(r.created == 1741570283);
+    CHECK(r.model == "gpt-4o-2024-08-06");
+    CHECK(r.system_fingerprint == "fp_fc9f1d7035");
+    REQUIRE(r.choices.size() == 2);
+
+    const Choice& first = r.choices[0];
+    CHECK(first.index == 0);
+    CHECK(first.finish_reason == "tool_calls");
+    CHECK(first.logprobs.is_null());
+    CHECK(first.message.role == Role::assistant);
+    CHECK(first.message.content.empty());
+    REQUIRE(first.message.tool_calls.size() == 1);
+    CHECK(first.message.tool_calls[0] ==
+          tool_call("call_abc123", "get_weather", R"({"city":"Paris"})"));
+    REQUIRE(first.message.extra.size() == 2);
+    CHECK(first.message.extra.at("refusal").is_null());
+    CHECK(first.message.extra.at("annotations") == json::array());
+
+    const Choice& second = r.choices[1];
+    CHECK(second.index == 1);
+    CHECK(second.finish_reason == "stop");
+    CHECK(second.message.content == "I can't help with that.");
+    CHECK(second.message.extra.at("refusal") == "I can't help with that.");
+    CHECK(second.logprobs.at("content").at(0).at("logprob") == -0.25);
+
+    REQUIRE(r.usage.has_value());
+    CHECK(r.usage->prompt_tokens == 1117);
+    CHECK(r.usage->completion_tokens == 46);
+    CHECK(r.usage->total_tokens == 1163);
+    CHECK(r.usage->extra.size() == 2);
+    CHECK(r.usage->extra.at("prompt_tokens_details").at("cached_tokens") == 1024);
+
+    REQUIRE(r.extra.size() == 1);
+    CHECK(r.extra.at("service_tier") == "default");
+    CHECK(r.extra_fields.provider == "openai");
+    CHECK(r.extra_fields.latency == std::chrono::microseconds(12500));
+
+    std::string text;
+    write_chat_response(text, r);
+    CHECK(text.find(R"("message":{"role":"assistant","content":null,"tool_calls":[)") !=
+          std::string::npos);
+    CHECK(text.find(R"("extra_fields":{"provider":"openai","latency":12.5})") != std::string::npos);
+    Outcome again;
+    REQUIRE(parse_chat_response(text, again));
+    CHECK(again.response == r);
+}
+
+TEST_CASE("schema json: the response wire format is exact") {
+    ChatResponse r;
+    r.id = "chatcmpl-1";
+    r.created = 1700000000;
+    r.model = "gpt-4o-mini";
+    Choice c;
+    c.message.content = "Hello!";
+    c.finish_reason = "stop";
+    r.choices.push_back(c);
+    Choice unfinished;
+    unfinished.index = 1;
+    unfinished.message.tool_calls.push_back(tool_call("c", "f", "{}"));
+    unfinished.logprobs = json::parse(R"({"content":[]})");
+    r.choices.push_back(unfinished);
+    Usage u;
+    u.prompt_tokens = 9;
+    u.completion_tokens = 3;
+    u.total_tokens = 12;
+    u.extra.emplace("prompt_tokens_details", json::parse(R"({"cached_tokens":0})"));
+    r.usage = u;
+    r.extra.emplace("service_tier", "default");
+
+    std::string text;
+    write_chat_response(text, r);
+    const std::string expected =
+        R"({"id":"chatcmpl-1","object":"chat.completion","created":1700000000,)"
+        R"("model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant",)"
+        R"("content":"Hello!"},"finish_reason":"stop"},{"index":1,"message":{"role":"assistant",)"
+        R"("content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f",)"
+        R"("arguments":"{}"}}]},"finish_reason":null,"logprobs":{"content":[]}}],)"
+        R"("usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12,)"
+        R"("prompt_tokens_details":{"cached_tokens":0}},"service_tier":"default"})";
+    CHECK(text == expected);
+
+    r.system_fingerprint = "fp_1";
+    r.extra_fields.provider = "openai";
+    r.extra_fields.latency = std::chrono::milliseconds(250);
+    std::string with_extra;
+    write_chat_response(with_extra, r);
+    CHECK(with_extra.find(R"("model":"gpt-4o-mini","system_fingerprint":"fp_1","choices")") !=
+          std::string::npos);
+    CHECK(with_extra.ends_with(
+        R"("service_tier":"default","extra_fields":{"provider":"openai","latency":250}})"));
+    Outcome o;
+    REQUIRE(parse_chat_response(with_extra, o));
+    CHECK(o.response == r);
+}
+
+TEST_CASE("schema json: lenient response reading") {
+    SECTION("id, created, usage and role may be missing") {
+        Outcome o;
+        REQUIRE(parse_chat_response(R"({"choices":[{"message":{"content":"hi"}}]})", o));
+        CHECK(o.ok());
+        CHECK(o.response.id.empty());
+        CHECK(o.response.object == "chat.completion");
+        CHECK(o.response.created == 0);
+        CHECK(!o.response.usage.has_value());
+        REQUIRE(o.response.choices.size() == 1);
+        CHECK(o.response.choices[0].index == 0);
+        CHECK(o.response.choices[0].message.role == Role::assistant);
+        CHECK(o.response.choices[0].message.content == "hi");
+        CHECK(o.response.choices[0].finish_reason.empty());
+    }
+    SECTION("tool-call arguments sent as an object are kept as text") {
+        Outcome o;
+        REQUIRE(parse_chat_response(
+            R"({"choices":[{"index":0,"message":{"role":"assistant","content":null,)"
+            R"("tool_calls":[{"id":"c","function":{"name":"f","arguments":{"a":[1,"x"]}}}]},)"
+            R"("finish_reason":"tool_calls"}]})",
+            o));
+        REQUIRE(o.response.choices[0].message.tool_calls.size() == 1);
+        CHECK(o.response.choices[0].message.tool_calls[0].arguments == R"({"a":[1,"x"]})");
+        CHECK(o.response.choices[0].message.tool_calls[0].type == "function");
+    }
+    SECTION("a previous error is cleared by a successful parse") {
+        Outcome o;
+        o.fail(500, error_type::internal, "earlier");
+        REQUIRE(parse_chat_response(R"({"choices":[]})", o));
+        CHECK(o.ok());
+        CHECK(o.error.message.empty());
+        CHECK(o.response.choices.empty());
+    }
+}
+
+TEST_CASE("schema json: malformed responses give 502 bad_response naming the field") {
+    check_response_rejected(R"({"id":"x","object":"chat.completion"})",
+                            "upstream response: choices: required field is missing");
+    check_response_rejected(R"({"choices":{}})",
+                            "upstream response: choices: expected an array, got an object");
+    check_response_rejected(R"({"choices":["x"]})",
+                            "upstream response: choices[0]: expected an object, got a string");
+    check_response_rejected(R"({"choices":[{"index":0}]})",
+                            "upstream response: choices[0].message: required field is missing");
+    check_response_rejected(
+        R"({"choices":[{"message":{"content":"a"}},{"message":{"content":5}}]})",
+        "upstream response: choices[1].message.content: expected a string, an array or null, got "
+        "a number");
+    check_response_rejected(R"({"choices":[{"message":{"role":"robot"}}]})",
+                            "upstream response: choices[0].message.role: unknown role \"robot\"");
+    check_response_rejected(R"({"choices":[],"usage":{"prompt_tokens":"3"}})",
+                            "upstream response: usage.prompt_tokens: expected an integer, got a "
+                            "string");
+    check_response_rejected(R"({"created":"yesterday","choices":[]})",
+                            "upstream response: created: expected an integer, got a string");
+    check_response_rejected(R"([1,2])", "upstream response: expected an object, got an array");
+    check_response_rejected("", "upstream response: body is empty");
+
+    Outcome o;
+    CHECK(!parse_chat_response("{\"choices\": [\n  {\"message\": }\n]}", o));
+    CHECK(o.error.status == 502);
+    CHECK(o.error.type == error_type::bad_response);
+    CHECK(o.error.message.rfind("upstream response: malformed JSON at line 2, column 15: ", 0) ==
+          0);
+}
+
+TEST_CASE("schema json: a reused request keeps nothing from the previous parse") {
+    std::string rich_text;
+    RequestWriteOptions opts;
+    opts.for_upstream = false;
+    ChatRequest rich = rich_request();
+    rich.extra.emplace("metadata", json::parse(R"({"a":1})"));
+    rich.messages[0].extra.emplace("cache_control", "x");
+    write_chat_request(rich_text, rich, opts);
+
+    const std::string_view small = R"({"model":"m","messages":[{"role":"user","content":"hi"}]})";
+    ChatRequest reused;
+    Error e;
+    REQUIRE(parse_chat_request(rich_text, reused, e));
+    REQUIRE(reused == rich);
+    REQUIRE(parse_chat_request(small, reused, e));
+    CHECK(reused == parse_request_ok(small));
+    ChatRequest expected;
+    expected.model = "m";
+    expected.messages.push_back(text_message(Role::user, "hi"));
+    CHECK(reused == expected);
+
+    SECTION("also after a failed parse") {
+        REQUIRE(parse_chat_request(rich_text, reused, e));
+        CHECK(!parse_chat_request(R"({"model":"m","messages":[{"role":"user"}],"n":"x"})", reused,
+                                  e));
+        REQUIRE(parse_chat_request(small, reused, e));
+        CHECK(reused == parse_request_ok(small));
+    }
+    SECTION("message parts and tool calls of a reused message are reset") {
+        const std::string_view parts =
+            R"({"model":"m","messages":[{"role":"user","content":[)"
+            R"({"type":"input_audio","input_audio":{}},)"
+            R"({"type":"image_url","image_url":{"url":"u","detail":"low"}}]}]})";
+        const std::string_view other = R"({"model":"m","messages":[{"role":"user","content":[)"
+                                       R"({"type":"text","text":"t"},)"
+                                       R"({"type":"image_url","image_url":"v"}]}]})";
+        REQUIRE(parse_chat_request(parts, reused, e));
+        REQUIRE(parse_chat_request(other, reused, e));
+        CHECK(reused == parse_request_ok(other));
+        CHECK(reused.messages[0].parts[0].raw.is_null());
+        CHECK(reused.messages[0].parts[1].image_detail.empty());
+    }
+}
+
+TEST_CASE("schema json: a reused outcome keeps nothing from the previous response") {
+    const std::string_view small = R"({"choices":[{"message":{"content":"ok"}}]})";
+    Outcome o;
+    REQUIRE(parse_chat_response(openai_response, o));
+    REQUIRE(parse_chat_response(small, o));
+    Outcome fresh;
+    REQUIRE(parse_chat_response(small, fresh));
+    CHECK(o.response == fresh.response);
+    CHECK(o.response.id.empty());
+    CHECK(o.response.system_fingerprint.empty());
+    CHECK(!o.response.usage.has_value());
+    CHECK(o.response.extra.empty());
+    CHECK(o.response.extra_fields.provider.empty());
+    CHECK(o.response.extra_fields.latency.count() == 0);
+    REQUIRE(o.response.choices.size() == 1);
+    CHECK(o.response.choices[0].message.tool_calls.empty());
+    CHECK(o.response.choices[0].message.extra.empty());
+    CHECK(o.response.choices[0].logprobs.is_null());
+    CHECK(o.response.choices[0].finish_reason.empty());
+
+    SECTION("strings and choices reuse their memory") {
+        const std::string long_text(200, 'a');
+        const std::string doc1 = R"({"id":")" + long_text + R"(","model":")" + long_text +
+                                 R"(","choices":[{"message":{"content":")" + long_text + R"("}}]})";
+        const std::string doc2 = R"({"id":"short-but-not-small-string-optimised-xxxxxxxx",)"
+                                 R"("model":"m2","choices":[{"message":{"content":"bye"}}]})";
+        REQUIRE(parse_chat_response(doc1, o));
+        const char* id = o.response.id.data();
+        const char* content = o.response.choices[0].message.content.data();
+        const Choice* choices = o.response.choices.data();
+        REQUIRE(parse_chat_response(doc2, o));
+        CHECK(o.response.id.data() == id);
+        CHECK(o.response.choices.data() == choices);
+        CHECK(o.response.choices[0].message.content.data() == content);
+        CHECK(o.response.choices[0].message.content == "bye");
+
+        o.recycle();
+        REQUIRE(parse_chat_response(doc1, o));
+        CHECK(o.response.id.data() == id);
+        CHECK(o.response.choices[0].message.content.data() == content);
+        CHECK(o.response.choices[0].message.content == long_text);
+    }
+}
+
+TEST_CASE("schema json: strings are escaped when written") {
+    ChatRequest r;
+    r.model = "m";
+    r.messages.push_back(text_message(
+        Role::user, "say \"hi\" \\ \x01 line\nnext\ttab caf\xc3\xa9 \xf0\x9f\x98\x80 </script>"));
+    std::string text;
+    write_chat_request(text, r);
+    CHECK(text ==
+          "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+          "\"say \\\"hi\\\" \\\\ \\u0001 line\\nnext\\ttab caf\xc3\xa9 \xf0\x9f\x98\x80 "
+          "</script>\"}]}");
+    CHECK(parse_request_ok(text) == r);
+
+    SECTION("escapes in the input are decoded to UTF-8") {
+        const ChatRequest d = parse_request_ok(
+            R"({"model":"m","messages":[{"role":"user","content":"caf\u00e9 \ud83d\ude00 \"q\" \\ \u0001"}]})");
+        CHECK(d.messages[0].content == "caf\xc3\xa9 \xf0\x9f\x98\x80 \"q\" \\ \x01");
+    }
+    SECTION("keys of extra fields are escaped too") {
+        ChatRequest k = r;
+        k.extra.emplace("we\"ird\n", "v");
+        std::string out;
+        write_chat_request(out, k);
+        CHECK(out.find(R"("we\"ird\n":"v")") != std::string::npos);
+        CHECK(parse_request_ok(out) == k);
+    }
+}
+
+TEST_CASE("schema json: write_error writes exactly OpenAI's error body") {
+    std::string out;
+    write_error(out, errors::invalid_request("messages[0].role: unknown role \"robot\"",
+                                             "messages[0].role"));
+    CHECK(out == R"({"error":{"message":"messages[0].role: unknown role \"robot\"",)"
+                 R"("type":"invalid_request_error","param":"messages[0].role","code":null}})");
+
+    out.clear();
+    write_error(out, errors::request_dropped("openai"));
+    CHECK(out == R"({"error":{"message":"request dropped: queue is full",)"
+                 R"("type":"request_dropped","param":null,"code":null}})");
+
+    Error limited;
+    limited.status = 429;
+    limited.type = "requests";
+    limited.message = "Rate limit reached";
+    limited.provider = "openai";
+    limited.code = "rate_limit_exceeded";
+    out = "x";
+    write_error(out, limited);
+    CHECK(out == R"(x{"error":{"message":"Rate limit reached","type":"requests",)"
+                 R"("param":null,"code":"rate_limit_exceeded"}})");
+}
+
+TEST_CASE("schema json: Boost.JSON value_from and value_to") {
+    SECTION("requests round-trip, routing fields included") {
+        const ChatRequest r = rich_request();
+        const json::value jv = json::value_from(r);
+        CHECK(jv.at("model") == "openai/gpt-4o");
+        CHECK(jv.at("provider") == "openai");
+        CHECK(jv.at("messages").as_array().size() == 5);
+        CHECK(jv.at("tool_choice").at("function").at("name") == "get_weather");
+        CHECK(json::value_to<ChatRequest>(jv) == r);
+    }
+    SECTION("responses round-trip") {
+        Outcome o;
+        REQUIRE(parse_chat_response(openai_response, o));
+        const json::value jv = json::value_from(o.response);
+        CHECK(jv.at("usage").at("total_tokens") == 1163);
+        CHECK(jv.at("extra_fields").at("provider") == "openai");
+        CHECK(json::value_to<ChatResponse>(jv) == o.response);
+    }
+    SECTION("errors") {
+        const json::value jv = json::value_from(errors::invalid_request("bad", "n"));
+        CHECK(jv ==
+              json::parse(R"({"error":{"message":"bad","type":"invalid_request_error","param":"n",)"
+                          R"("code":null}})"));
+    }
+    SECTION("value_to throws std::invalid_argument with the message") {
+        bool threw = false;
+        std::string what;
+        try {
+            (void)json::value_to<ChatRequest>(
+                json::parse(R"({"model":"m","messages":[{"role":"robot"}]})"));
+        } catch (const std::invalid_argument& ex) {
+            threw = true;
+            what = ex.what();
+        }
+        CHECK(threw);
+        CHECK(what == "messages[0].role: unknown role \"robot\"");
+
+        threw = false;
+        try {
+            (void)json::value_to<ChatResponse>(json::parse(R"({"id":"x"})"));
+        } catch (const std::invalid_argument& ex) {
+            threw = true;
+            what = ex.what();
+        }
+        CHECK(threw);
+        CHECK(what == "upstream response: choices: required field is missing");
+    }
+}
+
+TEST_CASE("schema json: reused extra fields take the new values and key order") {
+    const std::string_view first =
+        R"({"choices":[{"message":{"content":"a","refusal":"no","annotations":[1,2]},)"
+        R"("logprobs":{"content":[{"token":"a"}]}}],)"
+        R"("usage":{"prompt_tokens":1,"details":{"x":1,"y":"s"}},"tier":"a","list":[{"k":1}]})";
+    const std::string_view same_shape =
+        R"({"choices":[{"message":{"content":"b","refusal":null,"annotations":[3,"four"]},)"
+        R"("logprobs":{"content":[{"token":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}]}}],)"
+        R"("usage":{"prompt_tokens":2,"details":{"x":"a long string, longer than before","y":2}},)"
+        R"("tier":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","list":[{"k":[2]}]})";
+    const std::string_view other_shape =
+        R"({"list":[],"choices":[{"message":{"content":"c","annotations":[],"refusal":"r"},)"
+        R"("logprobs":{"content":[]}}],)"
+        R"("usage":{"details":{"y":1,"x":2,"z":3},"prompt_tokens":3},"tier":{"t":1}})";
+
+    Outcome o;
+    REQUIRE(parse_chat_response(first, o));
+    for (std::string_view doc : {same_shape, other_shape, first}) {
+        REQUIRE(parse_chat_response(doc, o));
+        Outcome fresh;
+        REQUIRE(parse_chat_response(doc, fresh));
+        CHECK(o.response == fresh.response);
+        std::string reused_text;
+        std::string fresh_text;
+        write_chat_response(reused_text, o.response);
+        write_chat_response(fresh_text, fresh.response);
+        CHECK(reused_text == fresh_text);
+    }
+
+    REQUIRE(parse_chat_response(other_shape, o));
+    std::string text;
+    write_chat_response(text, o.response);
+    CHECK(text.find(
+              R"("message":{"role":"assistant","content":"c","annotations":[],"refusal":"r"})") !=
+          std::string::npos);
+    CHECK(text.find(R"("details":{"y":1,"x":2,"z":3}},"list":[],"tier":{"t":1}})") !=
+          std::string::npos);
+
+    SECTION("tool schemas of a reused request") {
+        const std::string head = R"({"model":"m","messages":[{"role":"user","content":"x"}],)";
+        const std::string a = head + R"("tools":[{"function":{"name":"f","parameters":)"
+                                     R"({"type":"object","required":["a"]}}}]})";
+        const std::string b = head + R"("tools":[{"function":{"name":"f","parameters":)"
+                                     R"({"type":"object","required":["b","c"]}}}]})";
+        const std::string c = head + R"("tools":[{"function":{"name":"g","parameters":)"
+                                     R"({"required":["b","c"],"type":"object"}}}]})";
+        ChatRequest r;
+        Error e;
+        for (const std::string* doc : {&a, &b, &c, &a}) {
+            REQUIRE(parse_chat_request(*doc, r, e));
+            const ChatRequest expected = parse_request_ok(*doc);
+            CHECK(r == expected);
+            std::string got;
+            std::string want;
+            write_chat_request(got, r);
+            write_chat_request(want, expected);
+            CHECK(got == want);
+        }
+    }
+}
