@@ -25,7 +25,7 @@ section "ThreadSanitizer: concurrency tests"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBIFROST_SANITIZE=thread \
     -DBIFROST_BUILD_BENCH=OFF -DBIFROST_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-tsan -j "$jobs"
-export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"
 build-tsan/tests/bifrost_stress
 build-tsan/tests/bifrost_tests "[concurrency]"
 

@@ -1,0 +1,312 @@
+// Concurrency stress tests of the engine: many producer threads, several providers, small queues,
+// every backpressure path. They run in the normal build and under ThreadSanitizer and
+// AddressSanitizer in CI. Sizes scale with BIFROST_STRESS_SCALE (default 1).
+
+#include "bifrost_catch.hpp"
+#include "support.hpp"
+
+#include <bifrost/bifrost.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using bifrost::Result;
+using bifrost::transport::MockCall;
+using bifrost::transport::MockScript;
+namespace mock = bifrost::transport::mock;
+
+namespace {
+
+int scale() {
+    const char* s = std::getenv("BIFROST_STRESS_SCALE");
+    const int v = s ? std::atoi(s) : 1;
+    return v > 0 ? v : 1;
+}
+
+/// Echo with a random latency in [0, max_us] microseconds (0 half of the time: inline completion).
+MockScript jittery_echo(int max_us) {
+    return [max_us, echo = mock::echo()](MockCall& call) {
+        thread_local std::minstd_rand rng(std::random_device{}());
+        echo(call);
+        if (rng() % 2) call.latency = std::chrono::microseconds(rng() % (max_us + 1));
+    };
+}
+
+const char* const provider_names[] = {"alpha", "beta", "gamma"};
+
+template <class Gw>
+void add_three_providers(Gw& gw, std::size_t buffer) {
+    REQUIRE_FALSE(gw.template add_provider<bifrost::providers::OpenAI>(
+        "alpha", test::provider_config(4, buffer, 1), {jittery_echo(200)}));
+    REQUIRE_FALSE(gw.template add_provider<bifrost::providers::OpenAI>(
+        "beta", test::provider_config(8, buffer, 2), {jittery_echo(100)}));
+    REQUIRE_FALSE(gw.template add_provider<bifrost::providers::OpenAI>(
+        "gamma", test::provider_config(16, buffer, 1), {jittery_echo(50)}));
+}
+
+/// Per-request bookkeeping: how many times each request was answered, and with what.
+struct Ledger {
+    explicit Ledger(std::size_t n) : answers(n), ok(n), content_ok(n) {}
+    std::vector<std::atomic<int>> answers;
+    std::vector<std::atomic<int>> ok;
+    std::vector<std::atomic<int>> content_ok;
+
+    void record(std::size_t id, const Result& r) {
+        answers[id].fetch_add(1);
+        if (r.ok()) {
+            ok[id].fetch_add(1);
+            if (r->choices.size() == 1 &&
+                r->choices[0].message.content == "Echo: req-" + std::to_string(id))
+                content_ok[id].fetch_add(1);
+        }
+    }
+    [[nodiscard]] std::size_t count_if_answered(int times) const {
+        std::size_t n = 0;
+        for (const auto& a : answers)
+            n += a.load() == times ? 1 : 0;
+        return n;
+    }
+};
+
+std::uint64_t sum(const bifrost::GatewayStats& s, std::uint64_t bifrost::ProviderStats::*field) {
+    std::uint64_t n = 0;
+    for (const auto& p : s.providers)
+        n += p.*field;
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("stress: every synchronous request is answered exactly once, with its own answer",
+          "[stress][concurrency]") {
+    const std::size_t producers = 6, per_producer = 1500 * static_cast<std::size_t>(scale());
+    const std::size_t total = producers * per_producer;
+    test::MockGateway<bifrost::queue::Block> gw(test::options(32));
+    add_three_providers(gw, 8);
+
+    Ledger ledger(total);
+    std::vector<std::thread> threads;
+    for (std::size_t t = 0; t < producers; ++t) {
+        threads.emplace_back([&, t] {
+            bifrost::ChatRequest req = test::request("", "");
+            for (std::size_t i = 0; i < per_producer; ++i) {
+                const std::size_t id = t * per_producer + i;
+                req.model = std::string(provider_names[id % 3]) + "/m";
+                req.messages[0].content = "req-" + std::to_string(id);
+                ledger.record(id, gw.chat(req));
+            }
+        });
+    }
+    for (auto& th : threads)
+        th.join();
+
+    CHECK(ledger.count_if_answered(1) == total);
+    std::size_t content_ok = 0;
+    for (const auto& c : ledger.content_ok)
+        content_ok += static_cast<std::size_t>(c.load());
+    CHECK(content_ok == total);
+
+    const auto s = gw.stats();
+    CHECK(sum(s, &bifrost::ProviderStats::submitted) == total);
+    CHECK(sum(s, &bifrost::ProviderStats::completed) == total);
+    CHECK(sum(s, &bifrost::ProviderStats::failed) == 0);
+    for (const auto& p : s.providers) {
+        CHECK(p.in_flight == 0);
+        CHECK(p.queue_depth == 0);
+        CHECK(p.submitted == total / 3);
+    }
+    CHECK(s.pool.gets == total);
+    CHECK(s.pool.returns == total);
+}
+
+TEST_CASE("stress: every asynchronous request is answered exactly once, through full queues",
+          "[stress][concurrency]") {
+    const std::size_t producers = 4, per_producer = 2500 * static_cast<std::size_t>(scale());
+    const std::size_t total = producers * per_producer;
+    test::MockGateway<bifrost::queue::Block> gw(test::options(64));
+    add_three_providers(gw, 4);  // tiny rings: most requests park in the overflow list
+
+    Ledger ledger(total);
+    std::atomic<std::size_t> done{0};
+    std::vector<std::thread> threads;
+    for (std::size_t t = 0; t < producers; ++t) {
+        threads.emplace_back([&, t] {
+            bifrost::ChatRequest req = test::request("", "");
+            for (std::size_t i = 0; i < per_producer; ++i) {
+                const std::size_t id = t * per_producer + i;
+                req.model = std::string(provider_names[id % 3]) + "/m";
+                req.messages[0].content = "req-" + std::to_string(id);
+                gw.async_chat(req, [&, id](Result r) {
+                    ledger.record(id, r);
+                    done.fetch_add(1);
+                });
+            }
+        });
+    }
+    for (auto& th : threads)
+        th.join();
+    REQUIRE(test::eventually([&] { return done.load() == total; }, 60000ms));
+
+    CHECK(ledger.count_if_answered(1) == total);
+    std::size_t content_ok = 0;
+    for (const auto& c : ledger.content_ok)
+        content_ok += static_cast<std::size_t>(c.load());
+    CHECK(content_ok == total);
+    const auto s = gw.stats();
+    CHECK(sum(s, &bifrost::ProviderStats::completed) == total);
+    CHECK(sum(s, &bifrost::ProviderStats::queued) == total);
+    CHECK(sum(s, &bifrost::ProviderStats::waited_for_space) > 0);  // the overflow path ran
+    for (const auto& p : s.providers)
+        CHECK(p.waiting_for_space == 0);
+}
+
+TEST_CASE("stress: with Drop, accepted + dropped == submitted and every accepted one completes",
+          "[stress][concurrency]") {
+    const std::size_t producers = 4, per_producer = 3000 * static_cast<std::size_t>(scale());
+    const std::size_t total = producers * per_producer;
+    test::MockGateway<bifrost::queue::Drop> gw(test::options(64));
+    add_three_providers(gw, 4);
+
+    Ledger ledger(total);
+    std::atomic<std::size_t> done{0}, dropped{0};
+    std::vector<std::thread> threads;
+    for (std::size_t t = 0; t < producers; ++t) {
+        threads.emplace_back([&, t] {
+            bifrost::ChatRequest req = test::request("", "");
+            for (std::size_t i = 0; i < per_producer; ++i) {
+                const std::size_t id = t * per_producer + i;
+                req.model = std::string(provider_names[id % 3]) + "/m";
+                req.messages[0].content = "req-" + std::to_string(id);
+                if (i % 2) {
+                    auto r = gw.chat(req);
+                    if (!r && r.error().type == "request_dropped") dropped.fetch_add(1);
+                    ledger.record(id, r);
+                    done.fetch_add(1);
+                } else {
+                    gw.async_chat(req, [&, id](Result r) {
+                        if (!r && r.error().type == "request_dropped") dropped.fetch_add(1);
+                        ledger.record(id, r);
+                        done.fetch_add(1);
+                    });
+                }
+            }
+        });
+    }
+    for (auto& th : threads)
+        th.join();
+    REQUIRE(test::eventually([&] { return done.load() == total; }, 60000ms));
+
+    CHECK(ledger.count_if_answered(1) == total);
+    std::size_t ok = 0, content_ok = 0;
+    for (std::size_t i = 0; i < total; ++i) {
+        ok += static_cast<std::size_t>(ledger.ok[i].load());
+        content_ok += static_cast<std::size_t>(ledger.content_ok[i].load());
+    }
+    CHECK(ok == content_ok);
+    CHECK(ok + dropped.load() == total);
+    const auto s = gw.stats();
+    CHECK(sum(s, &bifrost::ProviderStats::dropped) == dropped.load());
+    CHECK(sum(s, &bifrost::ProviderStats::completed) == ok);
+    CHECK(sum(s, &bifrost::ProviderStats::queued) == ok);
+    CHECK(sum(s, &bifrost::ProviderStats::submitted) == total);
+}
+
+TEST_CASE("stress: BlockFor under overload: every request completes or times out, counted",
+          "[stress][concurrency]") {
+    const std::size_t producers = 4, per_producer = 1000 * static_cast<std::size_t>(scale());
+    const std::size_t total = producers * per_producer;
+    bifrost::queue::BlockFor policy{200us};
+    test::MockGateway<bifrost::queue::BlockFor> gw(test::options(64), policy);
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>(
+        "alpha", test::provider_config(2, 2, 1), {mock::echo(300us)}));
+
+    Ledger ledger(total);
+    std::atomic<std::size_t> done{0}, timeouts{0};
+    std::vector<std::thread> threads;
+    for (std::size_t t = 0; t < producers; ++t) {
+        threads.emplace_back([&, t] {
+            bifrost::ChatRequest req = test::request("alpha/m", "");
+            for (std::size_t i = 0; i < per_producer; ++i) {
+                const std::size_t id = t * per_producer + i;
+                req.messages[0].content = "req-" + std::to_string(id);
+                auto on_result = [&, id](const Result& r) {
+                    if (!r && r.error().type == "queue_timeout") timeouts.fetch_add(1);
+                    ledger.record(id, r);
+                    done.fetch_add(1);
+                };
+                if (t % 2)
+                    on_result(gw.chat(req));
+                else
+                    gw.async_chat(req, [on_result](Result r) { on_result(r); });
+            }
+        });
+    }
+    for (auto& th : threads)
+        th.join();
+    REQUIRE(test::eventually([&] { return done.load() == total; }, 60000ms));
+    CHECK(ledger.count_if_answered(1) == total);
+    const auto s = gw.stats();
+    const auto& p = s.providers.at(0);
+    CHECK(p.queue_timeouts == timeouts.load());
+    CHECK(p.completed + p.queue_timeouts == total);
+    CHECK(p.queue_timeouts > 0);
+    CHECK(p.completed > 0);
+}
+
+TEST_CASE("stress: shutdown in the middle of traffic answers every request exactly once",
+          "[stress][concurrency]") {
+    const std::size_t producers = 4, per_producer = 2000 * static_cast<std::size_t>(scale());
+    const std::size_t total = producers * per_producer;
+    auto opts = test::options(64);
+    opts.drain_timeout = 20ms;
+    auto gw = std::make_unique<test::MockGateway<bifrost::queue::Block>>(opts);
+    add_three_providers(*gw, 8);
+
+    Ledger ledger(total);
+    std::atomic<std::size_t> done{0}, submitted{0};
+    std::vector<std::thread> threads;
+    for (std::size_t t = 0; t < producers; ++t) {
+        threads.emplace_back([&, t] {
+            bifrost::ChatRequest req = test::request("", "");
+            for (std::size_t i = 0; i < per_producer; ++i) {
+                const std::size_t id = t * per_producer + i;
+                req.model = std::string(provider_names[id % 3]) + "/m";
+                req.messages[0].content = "req-" + std::to_string(id);
+                submitted.fetch_add(1);
+                if (i % 2) {
+                    ledger.record(id, gw->chat(req));
+                    done.fetch_add(1);
+                } else {
+                    gw->async_chat(req, [&, id](Result r) {
+                        ledger.record(id, r);
+                        done.fetch_add(1);
+                    });
+                }
+            }
+        });
+    }
+    REQUIRE(test::eventually([&] { return submitted.load() > total / 3; }, 60000ms));
+    gw->shutdown();
+    for (auto& th : threads)
+        th.join();
+    REQUIRE(test::eventually([&] { return done.load() == total; }, 60000ms));
+
+    CHECK(ledger.count_if_answered(1) == total);
+    std::size_t ok = 0;
+    for (const auto& o : ledger.ok)
+        ok += static_cast<std::size_t>(o.load());
+    CHECK(ok > 0);
+    CHECK(ok < total);
+    const auto s = gw->stats();
+    CHECK(sum(s, &bifrost::ProviderStats::completed) == ok);
+    CHECK(sum(s, &bifrost::ProviderStats::completed) + sum(s, &bifrost::ProviderStats::failed) +
+              sum(s, &bifrost::ProviderStats::rejected_shutdown) ==
+          total);
+    gw.reset();  // all Results are gone: the gateway may go
+}
