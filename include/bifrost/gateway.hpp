@@ -291,7 +291,7 @@ class Gateway {
         if (j->ctx.short_circuited()) {
             short_circuited_.fetch_add(1, std::memory_order_relaxed);
         } else if (route(j) && submit_sync(j)) {
-            wait(j);
+            j->wait_finished(options_.caller_spin);
         }
         run_post_hooks(j, ran);
     }
@@ -322,21 +322,6 @@ class Gateway {
             return false;
         }
         return true;
-    }
-
-    /// Spins briefly, then sleeps until the worker marks the job done.
-    void wait(detail::Job* j) const {
-        if (j->done.load(std::memory_order_acquire) != 0) return;
-        if (options_.caller_spin.count() > 0) {
-            const auto until = Clock::now() + options_.caller_spin;
-            for (unsigned i = 1;; ++i) {
-                if (j->done.load(std::memory_order_acquire) != 0) return;
-                if ((i & 63) == 0 && Clock::now() >= until) break;
-                detail::cpu_relax();
-            }
-        }
-        while (j->done.load(std::memory_order_acquire) == 0)
-            j->done.wait(0, std::memory_order_acquire);
     }
 
     // ---- the asynchronous path ----------------------------------------------------------------

@@ -8,6 +8,7 @@
 #include <bifrost/bifrost.hpp>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <random>
@@ -309,4 +310,45 @@ TEST_CASE("stress: shutdown in the middle of traffic answers every request exact
               sum(s, &bifrost::ProviderStats::rejected_shutdown) ==
           total);
     gw.reset();  // all Results are gone: the gateway may go
+}
+
+TEST_CASE("stress: a caller that goes to sleep is always woken", "[stress][concurrency]") {
+    // The caller spins for 10 us and then sleeps; upstream latencies straddle that moment, so
+    // completions keep landing right as callers go to sleep (a lost wake-up shows up as a hang).
+    auto opts = test::options(8);
+    opts.caller_spin = 10us;
+    opts.worker_spin = 0ns;
+    test::MockGateway<bifrost::queue::Block> gw(opts);
+    MockScript script = [echo = mock::echo()](MockCall& call) {
+        thread_local std::minstd_rand rng(12345);
+        echo(call);
+        call.latency = std::chrono::nanoseconds(rng() % 20000);
+    };
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("alpha", test::provider_config(4, 8),
+                                                              {script}));
+
+    const std::size_t per_thread = 20000 * static_cast<std::size_t>(scale());
+    std::atomic<std::size_t> ok{0};
+    std::atomic<bool> finished{false};
+    std::thread watchdog([&] {
+        for (int i = 0; i < 1200 && !finished.load(); ++i)
+            std::this_thread::sleep_for(100ms);
+        if (!finished.load()) {
+            std::fprintf(stderr, "stress: callers still blocked after 120 s (lost wake-up?)\n");
+            std::abort();
+        }
+    });
+    std::vector<std::thread> callers;
+    for (int t = 0; t < 2; ++t) {
+        callers.emplace_back([&] {
+            const auto req = test::request("alpha/m", "ping");
+            for (std::size_t i = 0; i < per_thread; ++i)
+                if (gw.chat(req).ok()) ok.fetch_add(1);
+        });
+    }
+    for (auto& c : callers)
+        c.join();
+    finished = true;
+    watchdog.join();
+    CHECK(ok.load() == 2 * per_thread);
 }

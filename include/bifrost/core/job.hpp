@@ -64,8 +64,12 @@ struct Job {
     void (*recycle_fn)(void*, Job*) noexcept = nullptr;
     void* recycler = nullptr;
 
-    /// 0 while the attempt is pending, 1 once its outcome is final. `chat()` waits on it.
-    alignas(cache_line) std::atomic<std::uint32_t> done{0};
+    /// The state of the attempt for `chat()`: `pending`, `sleeping` (pending, and the caller is
+    /// blocked on this word) or `finished`. One word carries both the result and the waiter's
+    /// presence, so the hand-off is a single exchange and cannot lose a wake-up (unlike a flag
+    /// plus a separate waiter count, which needs the stores and loads of both sides ordered).
+    static constexpr std::uint32_t pending = 0, finished = 1, sleeping = 2;
+    alignas(cache_line) std::atomic<std::uint32_t> done{pending};
 
     void add_ref() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
     void release() noexcept {
@@ -87,7 +91,7 @@ struct Job {
         completion.reset();
         next = prev = nullptr;
         refs.store(0, std::memory_order_relaxed);
-        done.store(0, std::memory_order_relaxed);
+        done.store(pending, std::memory_order_relaxed);
     }
 
     /// Marks the attempt's outcome final and hands it to the caller: runs the async completion,
@@ -95,10 +99,29 @@ struct Job {
     void complete() {
         if (completion.has_value()) {
             completion(this);
-        } else {
-            done.store(1, std::memory_order_release);
+        } else if (done.exchange(finished, std::memory_order_acq_rel) == sleeping) {
             done.notify_one();
         }
+    }
+
+    /// Blocks until `complete()` ran: spins for up to `spin`, then sleeps.
+    void wait_finished(std::chrono::nanoseconds spin) noexcept {
+        if (done.load(std::memory_order_acquire) == finished) return;
+        if (spin.count() > 0) {
+            const auto until = Clock::now() + spin;
+            for (unsigned i = 1;; ++i) {
+                if (done.load(std::memory_order_acquire) == finished) return;
+                if ((i & 63) == 0 && Clock::now() >= until) break;
+                cpu_relax();
+            }
+        }
+        std::uint32_t expected = pending;
+        if (!done.compare_exchange_strong(expected, sleeping, std::memory_order_acq_rel,
+                                          std::memory_order_acquire))
+            return;  // finished meanwhile
+        do {
+            done.wait(sleeping, std::memory_order_acquire);
+        } while (done.load(std::memory_order_acquire) != finished);
     }
 };
 
