@@ -11,13 +11,17 @@ scripts/install-deps.sh
 jobs=${BIFROST_JOBS:-2}
 section() { printf '\n==== %s ====\n' "$*"; }
 
+section "single header is up to date"
+python3 scripts/amalgamate.py --check
+
 section "build (RelWithDebInfo)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$jobs"
 section "tests"
 ctest --test-dir build --output-on-failure -j "$jobs"
-section "demo smoke test"
+section "demo smoke test (multi-header and single-header builds)"
 build/examples/bifrost-demo 4000 4 >/dev/null
+build/examples/bifrost-demo-single-header 2000 2 >/dev/null
 
 if [ "${BIFROST_TEST_QUICK:-0}" = "1" ]; then exit 0; fi
 

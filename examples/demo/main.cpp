@@ -1,5 +1,6 @@
-// The out-of-the-box demo: a gateway on the in-process Mock transport with two providers, a
-// burst of concurrent requests from several threads, and the gateway's figures.
+// The out-of-the-box demo: a gateway on the in-process Mock transport (a simulated LLM, so no API
+// keys are needed) with two providers, one request, then a burst of concurrent requests from
+// several threads (blocking and asynchronous), and the gateway's figures.
 //
 //   bifrost-demo [requests] [threads]
 
@@ -13,8 +14,9 @@
 #include <thread>
 #include <vector>
 
-using Gateway =
-    bifrost::Gateway<bifrost::transport::Mock, bifrost::queue::Block, bifrost::pool::Preallocated>;
+using Gateway = bifrost::Gateway<bifrost::transport::Mock,      // simulated upstreams
+                                 bifrost::queue::Block,         // full queue: wait for space
+                                 bifrost::pool::Preallocated>;  // pooled per-request objects
 
 namespace {
 
@@ -30,16 +32,26 @@ double ms(std::uint64_t ns) {
     return static_cast<double>(ns) / 1e6;
 }
 
+bifrost::ChatRequest user_request(std::string model, std::string text) {
+    bifrost::ChatRequest req;
+    req.model = std::move(model);
+    req.messages.push_back({bifrost::Role::user, std::move(text), {}, {}, {}, {}, {}});
+    return req;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     const std::size_t total = arg_or(argc, argv, 1, 20000);
-    const std::size_t threads = arg_or(argc, argv, 2, 8);
+    const std::size_t threads = arg_or(argc, argv, 2, 4);
     using namespace std::chrono_literals;
 
-    Gateway gw;
+    bifrost::GatewayOptions options;
+    options.initial_pool_size = 1024;
+    Gateway gw(options);
 
-    // Two providers on the Mock transport: a fast one and a slower one with more concurrency.
+    // Two providers with their own queues and workers: a fast one (200 us upstream, 16 in
+    // flight) and a slow one (5 ms upstream, 256 in flight, two weighted keys).
     bifrost::ProviderConfig fast;
     fast.keys.push_back({bifrost::Secret("sk-demo-fast"), {}, 1.0, true, "fast", {}});
     fast.concurrency_and_buffer_size = {16, 256, 1};
@@ -48,55 +60,59 @@ int main(int argc, char** argv) {
     slow.keys.push_back({bifrost::Secret("sk-demo-b"), {}, 0.3, true, "b", {}});
     slow.concurrency_and_buffer_size = {256, 1024, 1};
 
-    if (auto err = gw.add_provider<bifrost::providers::OpenAI>(
-            "openai", fast, {bifrost::transport::mock::echo(200us)})) {
-        std::fprintf(stderr, "add_provider: %s\n", err->message.c_str());
-        return 1;
-    }
-    if (auto err = gw.add_provider<bifrost::providers::OpenAI>(
-            "mistral", slow, {bifrost::transport::mock::echo(5ms)})) {
-        std::fprintf(stderr, "add_provider: %s\n", err->message.c_str());
-        return 1;
+    for (auto [name, cfg, latency] :
+         {std::tuple{"openai", fast, 200us}, {"mistral", slow, 5000us}}) {
+        if (auto err = gw.add_provider<bifrost::providers::OpenAI>(
+                name, cfg, {bifrost::transport::mock::echo(latency)})) {
+            std::fprintf(stderr, "add_provider(%s): %s\n", name, err->message.c_str());
+            return 1;
+        }
     }
 
-    // One request first, to show a response.
-    bifrost::ChatRequest hello;
-    hello.model = "openai/gpt-4o-mini";
-    hello.messages.push_back({bifrost::Role::user, "Hello, gateway!", {}, {}, {}, {}, {}});
-    if (auto r = gw.chat(hello)) {
-        std::printf("openai/gpt-4o-mini -> \"%s\" (served by %s, finish_reason %s)\n\n",
-                    r->choices.at(0).message.content.c_str(), r->extra_fields.provider.c_str(),
-                    r->choices.at(0).finish_reason.c_str());
+    // One blocking request.
+    if (auto r = gw.chat(user_request("openai/gpt-4o-mini", "Hello, gateway!"))) {
+        std::printf(
+            "openai/gpt-4o-mini -> \"%s\" (served by %s, finish_reason %s, %lld tokens)\n\n",
+            r->choices.at(0).message.content.c_str(), r->extra_fields.provider.c_str(),
+            r->choices.at(0).finish_reason.c_str(),
+            static_cast<long long>(r->usage ? r->usage->total_tokens : 0));
     } else {
         std::fprintf(stderr, "request failed: %s\n", r.error().message.c_str());
         return 1;
     }
 
-    // The burst: `threads` callers, alternating providers, every answer checked.
-    std::atomic<std::size_t> next{0}, ok{0}, mismatched{0}, failed{0};
+    // The burst: `threads` producers; most requests go through async_chat() with a callback, so
+    // thousands are in flight at once; every eighth blocks in chat(). Every answer is checked
+    // against its own request.
+    std::atomic<std::size_t> next{0}, ok{0}, mismatched{0}, failed{0}, answered{0};
+    const auto check = [&](std::size_t i, const bifrost::Result& r) {
+        if (!r)
+            failed.fetch_add(1);
+        else if (r->choices.at(0).message.content != "Echo: request " + std::to_string(i))
+            mismatched.fetch_add(1);
+        else
+            ok.fetch_add(1);
+        answered.fetch_add(1);
+    };
     const auto start = std::chrono::steady_clock::now();
-    std::vector<std::thread> callers;
+    std::vector<std::thread> producers;
     for (std::size_t t = 0; t < threads; ++t) {
-        callers.emplace_back([&] {
-            bifrost::ChatRequest req;
-            req.messages.resize(1);
+        producers.emplace_back([&] {
             for (std::size_t i; (i = next.fetch_add(1)) < total;) {
-                req.model = i % 2 ? "mistral/mistral-small" : "openai/gpt-4o-mini";
-                req.messages[0].content = "request " + std::to_string(i);
-                auto r = gw.chat(req);
-                if (!r) {
-                    failed.fetch_add(1);
-                } else if (r->choices.at(0).message.content !=
-                           "Echo: request " + std::to_string(i)) {
-                    mismatched.fetch_add(1);
+                auto req = user_request(i % 2 ? "mistral/mistral-small" : "openai/gpt-4o-mini",
+                                        "request " + std::to_string(i));
+                if (i % 8 == 2) {
+                    check(i, gw.chat(req));
                 } else {
-                    ok.fetch_add(1);
+                    gw.async_chat(req, [&check, i](bifrost::Result r) { check(i, r); });
                 }
             }
         });
     }
-    for (auto& c : callers)
-        c.join();
+    for (auto& p : producers)
+        p.join();
+    while (answered.load() < total)
+        std::this_thread::sleep_for(1ms);
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
@@ -107,16 +123,17 @@ int main(int argc, char** argv) {
         mismatched.load());
 
     const auto s = gw.stats();
-    std::printf("%-8s %7s %6s %9s %9s %7s %7s %11s %11s %11s %11s\n", "provider", "conc", "queue",
-                "submitted", "completed", "failed", "dropped", "wait p50ms", "wait p99ms",
-                "upstr p50ms", "upstr p99ms");
+    std::printf("%-8s %5s %6s %9s %9s %6s %7s %10s %10s %11s %11s\n", "provider", "conc", "queue",
+                "submitted", "completed", "failed", "waited", "wait p50", "wait p99",
+                "upstream p50", "upstream p99");
     for (const auto& p : s.providers) {
-        std::printf(
-            "%-8s %7zu %6zu %9llu %9llu %7llu %7llu %11.3f %11.3f %11.3f %11.3f\n", p.name.c_str(),
-            p.concurrency, p.queue_capacity, static_cast<unsigned long long>(p.submitted),
-            static_cast<unsigned long long>(p.completed), static_cast<unsigned long long>(p.failed),
-            static_cast<unsigned long long>(p.dropped), ms(p.queue_wait.p50_ns),
-            ms(p.queue_wait.p99_ns), ms(p.upstream.p50_ns), ms(p.upstream.p99_ns));
+        std::printf("%-8s %5zu %6zu %9llu %9llu %6llu %7llu %8.3fms %8.3fms %9.3fms %9.3fms\n",
+                    p.name.c_str(), p.concurrency, p.queue_capacity,
+                    static_cast<unsigned long long>(p.submitted),
+                    static_cast<unsigned long long>(p.completed),
+                    static_cast<unsigned long long>(p.failed),
+                    static_cast<unsigned long long>(p.waited_for_space), ms(p.queue_wait.p50_ns),
+                    ms(p.queue_wait.p99_ns), ms(p.upstream.p50_ns), ms(p.upstream.p99_ns));
     }
     std::printf("\npool: %llu gets, %llu hits, %llu misses (hit ratio %.4f), %llu objects\n",
                 static_cast<unsigned long long>(s.pool.gets),
