@@ -3,8 +3,9 @@
 /// `Gateway<Transport, QueuePolicy, PoolPolicy, Plugins...>`: the unified entry point. Callers
 /// on any number of threads send chat requests; each request runs the plugins' pre-hooks, is
 /// routed by its `"provider/model"` name to that provider's own bounded lock-free queue, is
-/// served by that provider's own worker threads, and comes back through the post-hooks as a
-/// `Result`. Everything is composed at compile time: no virtual call on the request path.
+/// served by that provider's own worker threads (with retries), comes back through the
+/// post-hooks, and, when it failed, is tried again on each of its fallbacks in turn. Everything
+/// is composed at compile time: no virtual call on the request path.
 
 #include <bifrost/concepts.hpp>
 #include <bifrost/config/provider_config.hpp>
@@ -14,14 +15,17 @@
 #include <bifrost/core/provider_queue.hpp>
 #include <bifrost/core/result.hpp>
 #include <bifrost/core/stats.hpp>
+#include <bifrost/core/timekeeper.hpp>
 #include <bifrost/detail/common.hpp>
 #include <bifrost/queue/policies.hpp>
 #include <bifrost/schema/chat.hpp>
 #include <bifrost/schema/error.hpp>
 
+#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/system_executor.hpp>
@@ -47,6 +51,10 @@ namespace bifrost {
 struct RequestOptions {
     /// Passed to plugins as `Context::user_data()`.
     void* user_data = nullptr;
+    /// A deadline for the whole request (queue wait, upstream, retries and fallbacks): on
+    /// expiry the caller gets 504 `request_timed_out` and the upstream call is cancelled.
+    /// Unset: each attempt is bounded by its provider's `default_request_timeout_in_seconds`.
+    std::optional<std::chrono::nanoseconds> timeout;
 };
 
 namespace detail {
@@ -54,12 +62,12 @@ namespace detail {
 /// The gateway's back door into `Result` and `Context` (which keep their setters private).
 struct GatewayAccess {
     static Result make_result(Job* j) noexcept { return Result(j); }
-    static Context& ctx(Job* j) noexcept { return j->ctx; }
-    static void begin(Job* j, std::uint64_t id, const RequestOptions& opts) noexcept {
+    static void begin(Job* j, std::uint64_t id, std::chrono::steady_clock::time_point start,
+                      void* user_data, int fallback_index) noexcept {
         j->ctx.request_id_ = id;
-        j->ctx.start_ = std::chrono::steady_clock::now();
-        j->ctx.user_data_ = opts.user_data;
-        j->ctx.fallback_index_ = 0;
+        j->ctx.start_ = start;
+        j->ctx.user_data_ = user_data;
+        j->ctx.fallback_index_ = fallback_index;
         j->ctx.short_circuit_ = false;
         j->ctx.provider_ = {};
     }
@@ -77,6 +85,7 @@ class JobRef {
         if (job_) job_->release();
     }
     Job* release() noexcept { return std::exchange(job_, nullptr); }
+    Job* get() const noexcept { return job_; }
     Job* operator->() const noexcept { return job_; }
 
   private:
@@ -101,9 +110,10 @@ constexpr std::string_view plugin_name() {
 /// - `PoolT`: where per-request objects come from (`pool::Preallocated`, `pool::Heap`).
 /// - `Plugins...`: pre-hooks run in this order, post-hooks in reverse.
 ///
-/// Thread safety: `chat`, `async_chat` and `stats` may be called from any number of threads at
-/// once. `add_provider` may run concurrently with requests (a request for a provider not yet
-/// added fails with 400). `shutdown` may be called once from any thread; the destructor calls it.
+/// Thread safety: `chat`, `async_chat`, `stats` and `update_provider` may be called from any
+/// number of threads at once. `add_provider` may run concurrently with requests (a request for
+/// a provider not yet added fails with 400). `shutdown` may be called from any thread; the
+/// destructor calls it.
 template <Transport TransportT, QueuePolicy QueueT, PoolPolicy PoolT, Plugin... Plugins>
 class Gateway {
   public:
@@ -150,7 +160,7 @@ class Gateway {
     template <Provider P>
     std::optional<Error> add_provider(std::string name, ProviderConfig config, P provider,
                                       TransportOptions transport_options) {
-        std::lock_guard lock(add_mutex_);
+        std::lock_guard lock(admin_mutex_);
         if (name.empty() || name.find('/') != std::string::npos)
             return errors::invalid_request("provider name '" + name +
                                            "' must be non-empty and contain no '/'");
@@ -170,6 +180,22 @@ class Gateway {
         return std::nullopt;
     }
 
+    /// Reconfigures a running provider (Bifrost's UpdateProvider): concurrency, buffer size,
+    /// keys, network settings and circuit breaker change while it serves traffic; queued
+    /// requests are neither lost nor duplicated. Returns an error for an unknown provider or an
+    /// invalid configuration (`worker_threads` cannot change).
+    std::optional<Error> update_provider(std::string_view name, ProviderConfig config) {
+        detail::ProviderQueue* q = find(name);
+        if (q == nullptr)
+            return errors::invalid_request("unknown provider '" + std::string(name) + "'");
+        try {
+            q->update(std::move(config));
+        } catch (const std::exception& e) {
+            return errors::invalid_request("provider '" + std::string(name) + "': " + e.what());
+        }
+        return std::nullopt;
+    }
+
     /// True when a provider named `name` was added.
     [[nodiscard]] bool has_provider(std::string_view name) const noexcept {
         return find(name) != nullptr;
@@ -179,25 +205,28 @@ class Gateway {
     Result chat(const ChatRequest& request, const RequestOptions& opts = {}) {
         detail::Job* j = acquire_job();
         j->request = request;
-        run_sync(j, opts);
-        return detail::GatewayAccess::make_result(j);
+        return run_sync(j, request, opts);
     }
 
-    /// As above, taking the request's memory instead of copying it.
+    /// As above, taking the request's memory instead of copying it (when it has no fallbacks,
+    /// which need the original).
     Result chat(ChatRequest&& request, const RequestOptions& opts = {}) {
+        if (!request.fallbacks.empty()) return chat(static_cast<const ChatRequest&>(request), opts);
         detail::Job* j = acquire_job();
         j->request = std::move(request);
-        run_sync(j, opts);
-        return detail::GatewayAccess::make_result(j);
+        return run_sync(j, j->request, opts);
     }
 
     /// Sends a request asynchronously; completes with `void(Result)`. Works with any Asio
     /// completion token: a callback, `asio::use_future`, `asio::use_awaitable`, `deferred`.
     ///
     /// The completion runs on the handler's associated executor (post-hooks run there too). A
-    /// handler without one (a plain lambda) runs on the worker thread that finished the request,
-    /// or inside this call when the outcome is immediate (a pre-hook answered, a routing error,
-    /// a full queue with a dropping policy): keep such callbacks short and non-blocking.
+    /// handler without one (a plain lambda) runs on the thread that finished the request (a
+    /// worker), or inside this call when the outcome is immediate (a pre-hook answered, a routing
+    /// error, a full queue with a dropping policy): keep such callbacks short and non-blocking.
+    ///
+    /// Cancellation: emitting on the handler's associated cancellation slot (from the handler's
+    /// executor) ends the request with 499 `request_cancelled` and cancels its upstream call.
     template <class CompletionToken>
     auto async_chat(const ChatRequest& request, CompletionToken&& token) {
         return async_chat(request, RequestOptions{}, std::forward<CompletionToken>(token));
@@ -206,10 +235,12 @@ class Gateway {
     template <class CompletionToken>
     auto async_chat(const ChatRequest& request, const RequestOptions& opts,
                     CompletionToken&& token) {
-        detail::JobRef ref(acquire_job());
-        ref->request = request;
-        return asio::async_initiate<CompletionToken, void(Result)>(Initiation{this, opts}, token,
-                                                                   std::move(ref));
+        detail::JobRef primary(acquire_job());
+        primary->request = request;
+        detail::JobRef origin(request.fallbacks.empty() ? nullptr : acquire_job());
+        if (origin.get()) origin->request = request;
+        return asio::async_initiate<CompletionToken, void(Result)>(
+            Initiation{this, opts}, token, std::move(primary), std::move(origin));
     }
 
     /// A snapshot of every provider's figures and the pool's.
@@ -222,15 +253,17 @@ class Gateway {
         s.pool = pool_.stats();
         s.short_circuited = short_circuited_.load(std::memory_order_relaxed);
         s.rejected = rejected_.load(std::memory_order_relaxed);
+        s.fallback_attempts = fallback_attempts_.load(std::memory_order_relaxed);
+        s.fallback_successes = fallback_successes_.load(std::memory_order_relaxed);
         return s;
     }
 
     /// Stops intake on every provider (new requests get 503 "provider is shutting down", as do
-    /// callers blocked waiting for queue space), lets queued and in-flight requests finish for up
-    /// to `GatewayOptions::drain_timeout`, then cancels what is left (503) and joins all worker
-    /// threads. Every request submitted before is answered exactly once. Idempotent.
+    /// callers blocked waiting for queue space), lets queued, in-flight and retrying requests
+    /// finish for up to `GatewayOptions::drain_timeout`, then aborts what is left (503) and joins
+    /// all worker threads. Every request submitted before is answered exactly once. Idempotent.
     void shutdown() {
-        std::lock_guard lock(add_mutex_);
+        std::lock_guard lock(admin_mutex_);
         if (shut_down_.exchange(true, std::memory_order_acq_rel)) return;
         const std::size_t n = provider_count_.load(std::memory_order_acquire);
         for (std::size_t i = 0; i < n; ++i)
@@ -241,6 +274,7 @@ class Gateway {
                 std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
             providers_[i]->stop(left.count() > 0 ? left : std::chrono::milliseconds(0));
         }
+        timekeeper_.stop();
     }
 
     /// The queue policy object (e.g. to set `BlockFor::timeout` before traffic starts).
@@ -262,12 +296,13 @@ class Gateway {
         Gateway* self;
         RequestOptions opts;
         template <class Handler>
-        void operator()(Handler&& handler, detail::JobRef ref) const {
-            self->start_async(std::forward<Handler>(handler), ref.release(), opts);
+        void operator()(Handler&& handler, detail::JobRef primary, detail::JobRef origin) const {
+            self->start_async(std::forward<Handler>(handler), primary.release(), origin.release(),
+                              opts);
         }
     };
 
-    // ---- jobs ---------------------------------------------------------------------------------
+    // ---- jobs and attempts ----------------------------------------------------------------------
 
     detail::Job* acquire_job() {
         detail::Job* j = pool_.acquire();
@@ -279,49 +314,143 @@ class Gateway {
         return j;
     }
 
-    void begin(detail::Job* j, const RequestOptions& opts) noexcept {
-        detail::GatewayAccess::begin(j, next_id_.fetch_add(1, std::memory_order_relaxed) + 1, opts);
+    static Clock::time_point overall_deadline(const RequestOptions& opts) noexcept {
+        if (!opts.timeout || opts.timeout->count() <= 0) return Clock::time_point::max();
+        return Clock::now() + *opts.timeout;
+    }
+
+    /// The attempt's deadline: the request's own, or the provider's timeout if that comes first.
+    static Clock::time_point attempt_deadline(const detail::ProviderQueue& q,
+                                              Clock::time_point overall) noexcept {
+        const auto t = q.default_timeout();
+        if (t.count() <= 0) return overall;
+        return std::min(overall, Clock::now() + t);
+    }
+
+    /// A fallback attempt for `primary`: the original request with the k-th fallback's model.
+    detail::Job* make_fallback(const ChatRequest& original, const detail::Job* primary,
+                               std::size_t k) {
+        detail::Job* f = acquire_job();
+        f->request = original;
+        f->request.model = original.fallbacks[k];
+        f->request.provider.clear();
+        detail::GatewayAccess::begin(f, primary->ctx.request_id(), primary->ctx.start_time(),
+                                     primary->ctx.user_data(), static_cast<int>(k + 1));
+        fallback_attempts_.fetch_add(1, std::memory_order_relaxed);
+        return f;
+    }
+
+    /// Whether a failed attempt may be followed by a fallback: not after the caller cancelled.
+    static bool may_fall_back(const detail::Job* attempt, const detail::Job* primary) noexcept {
+        return attempt->outcome.error.type != error_type::request_cancelled &&
+               !primary->cancel_requested.load(std::memory_order_acquire);
     }
 
     // ---- the synchronous path -----------------------------------------------------------------
 
-    void run_sync(detail::Job* j, const RequestOptions& opts) {
-        begin(j, opts);
+    Result run_sync(detail::Job* primary, const ChatRequest& original, const RequestOptions& opts) {
+        const auto overall = overall_deadline(opts);
+        detail::GatewayAccess::begin(primary, next_id(), Clock::now(), opts.user_data, 0);
+        attempt_sync(primary, overall);
+        if (primary->outcome.ok() || !may_fall_back(primary, primary))
+            return detail::GatewayAccess::make_result(primary);
+        for (std::size_t k = 0; k < original.fallbacks.size() && Clock::now() < overall; ++k) {
+            detail::Job* f = make_fallback(original, primary, k);
+            attempt_sync(f, overall);
+            if (f->outcome.ok()) {
+                fallback_successes_.fetch_add(1, std::memory_order_relaxed);
+                primary->release();
+                return detail::GatewayAccess::make_result(f);
+            }
+            f->release();
+        }
+        return detail::GatewayAccess::make_result(primary);  // all failed: the primary's error
+    }
+
+    void attempt_sync(detail::Job* j, Clock::time_point overall) {
         const std::size_t ran = run_pre_hooks(j);
         if (j->ctx.short_circuited()) {
             short_circuited_.fetch_add(1, std::memory_order_relaxed);
-        } else if (route(j) && submit_sync(j)) {
-            j->wait_finished(options_.caller_spin);
+        } else if (route(j)) {
+            j->deadline = attempt_deadline(*j->target, overall);
+            if (admit(j, true)) wait_sync(j);
         }
         run_post_hooks(j, ran);
     }
 
-    /// Admits the job into its provider's queue, blocking per the policy when full. False (with
-    /// the outcome set) when it was not admitted.
-    bool submit_sync(detail::Job* j) {
+    /// Waits for the attempt's outcome; at its deadline, decides it with 504 (unless someone
+    /// decided first, in which case the outcome is moments away).
+    void wait_sync(detail::Job* j) {
+        if (j->wait_finished(options_.caller_spin, j->deadline)) return;
+        if (!j->target->abort(j, errors::timed_out(j->target->name()),
+                              detail::AbortKind::timed_out))
+            j->wait_finished(std::chrono::nanoseconds(0), Clock::time_point::max());
+    }
+
+    // ---- admission (both paths)
+    // ------------------------------------------------------------------
+
+    /// Admits the attempt into its provider's queue. False (outcome set, caller completed for
+    /// async) when it was not admitted. `blocking`: a full queue may block this thread (sync);
+    /// otherwise the attempt is parked without blocking (async).
+    bool admit(detail::Job* j, bool blocking) {
         detail::ProviderQueue& q = *j->target;
         q.count_submitted();
+        switch (q.breaker_allow()) {
+            case CircuitBreaker::Admit::yes:
+                break;
+            case CircuitBreaker::Admit::probe:
+                j->probe = true;
+                break;
+            case CircuitBreaker::Admit::no:
+                q.count_rejected_circuit();
+                return refuse(j, errors::make(503, error_type::circuit_open,
+                                              "provider '" + std::string(q.name()) +
+                                                  "' is unavailable: its circuit breaker is open "
+                                                  "after repeated failures",
+                                              q.name()));
+        }
         auto s = q.try_enqueue(j);
         if (s == queue::PushStatus::full) {
             const queue::OnFull d = on_full(q, j);
             if (!d.waits()) {
                 q.count_dropped();
-                j->outcome.fail(errors::request_dropped(q.name()));
-                return false;
+                return refuse(j, errors::request_dropped(q.name()));
             }
-            s = q.enqueue_blocking(j, d.deadline());
+            if (!blocking) {
+                q.enqueue_parked(j, d.deadline());
+                return true;
+            }
+            s = q.enqueue_blocking(j, std::min(d.deadline(), j->deadline));
             if (s == queue::PushStatus::full) {
+                if (Clock::now() >= j->deadline) {
+                    q.count_timed_out();
+                    return refuse(j, errors::timed_out(q.name()));
+                }
                 q.count_queue_timeout();
-                j->outcome.fail(errors::queue_timeout(q.name()));
-                return false;
+                return refuse(j, errors::queue_timeout(q.name()));
             }
         }
         if (s == queue::PushStatus::closed) {
             q.count_rejected_shutdown();
-            j->outcome.fail(errors::shutting_down(q.name()));
-            return false;
+            return refuse(j, errors::shutting_down(q.name()));
         }
         return true;
+    }
+
+    /// Fails an attempt that was not admitted.
+    bool refuse(detail::Job* j, Error e) {
+        if (j->probe) j->target->probe_abandoned();
+        if (j->claim() != detail::Job::claimed) {
+            j->outcome.fail(std::move(e));
+            if (j->completion.has_value()) j->complete();
+        }
+        return false;
+    }
+
+    queue::OnFull on_full(const detail::ProviderQueue& q, const detail::Job* j) const {
+        return queue_policy_.on_full(
+            queue::FullQueue{q.name(), q.depth(), q.capacity(), j->request, Clock::now()});
     }
 
     // ---- the asynchronous path ----------------------------------------------------------------
@@ -330,10 +459,11 @@ class Gateway {
     static constexpr bool runs_inline =
         std::is_same_v<asio::associated_executor_t<Handler>, asio::system_executor>;
 
-    /// What a finished async request does: on the handler's executor, run the post-hooks and
-    /// call the handler with the `Result`.
+    /// An async request in progress: the caller's handler (and work on its executor), the first
+    /// attempt (whose error is returned if every fallback fails too), the original request (when
+    /// there are fallbacks), where the fallbacks are.
     template <class Handler>
-    struct AsyncCompletion {
+    struct AsyncRequest {
         using Executor = asio::associated_executor_t<Handler>;
         using Work = std::conditional_t<runs_inline<Handler>, std::nullptr_t,
                                         asio::executor_work_guard<Executor>>;
@@ -341,83 +471,139 @@ class Gateway {
         Gateway* self;
         Handler handler;
         Work work;
-        std::size_t ran;
+        detail::Job* primary;
+        detail::Job* origin;  // holds the original request; nullptr without fallbacks
+        Clock::time_point overall;
+        std::size_t next_fallback = 0;
+        std::size_t ran = 0;  // plugins whose pre-hook ran in the current attempt
 
+        /// Called by whoever decided the current attempt `j`: continue on the handler's executor.
         void operator()(detail::Job* j) {
             if constexpr (runs_inline<Handler>) {
-                self->deliver(j, ran, handler);
+                self->on_attempt_done(std::move(*this), j);
             } else {
                 Executor ex = work.get_executor();
-                asio::dispatch(
-                    ex, asio::bind_allocator(detail::ArenaAllocator<void>(j->arena),
-                                             [self = self, j, ran = ran, h = std::move(handler),
-                                              w = std::move(work)]() mutable {
-                                                 self->deliver(j, ran, h);
-                                                 w.reset();
-                                             }));
+                asio::dispatch(ex, asio::bind_allocator(detail::ArenaAllocator<void>(j->arena),
+                                                        [r = std::move(*this), j]() mutable {
+                                                            r.self->on_attempt_done(std::move(r),
+                                                                                    j);
+                                                        }));
+            }
+        }
+    };
+
+    /// Installed in the caller's cancellation slot: aborts the attempt in progress.
+    struct CancelRequest {
+        detail::Job* primary;
+        void operator()(asio::cancellation_type type) const {
+            if (type == asio::cancellation_type::none) return;
+            primary->cancel_requested.store(true, std::memory_order_release);
+            if (detail::Job* cur = primary->current_attempt.load(std::memory_order_acquire)) {
+                if (cur->target)
+                    cur->target->abort(cur, errors::cancelled(cur->target->name()),
+                                       detail::AbortKind::cancelled);
             }
         }
     };
 
     template <class Handler>
-    void start_async(Handler&& handler, detail::Job* j, const RequestOptions& opts) {
+    void start_async(Handler&& handler, detail::Job* primary, detail::Job* origin,
+                     const RequestOptions& opts) {
         using H = std::decay_t<Handler>;
-        begin(j, opts);
-        const std::size_t ran = run_pre_hooks(j);
+        detail::GatewayAccess::begin(primary, next_id(), Clock::now(), opts.user_data, 0);
+        auto slot = asio::get_associated_cancellation_slot(handler);
+        if (slot.is_connected()) slot.template emplace<CancelRequest>(CancelRequest{primary});
         if constexpr (runs_inline<H>) {
-            j->completion.emplace(
-                AsyncCompletion<H>{this, std::forward<Handler>(handler), nullptr, ran});
+            attempt_async(primary, AsyncRequest<H>{this, std::forward<Handler>(handler), nullptr,
+                                                   primary, origin, overall_deadline(opts)});
         } else {
             auto ex = asio::get_associated_executor(handler);
-            j->completion.emplace(AsyncCompletion<H>{this, std::forward<Handler>(handler),
-                                                     asio::make_work_guard(ex), ran});
+            attempt_async(primary, AsyncRequest<H>{this, std::forward<Handler>(handler),
+                                                   asio::make_work_guard(ex), primary, origin,
+                                                   overall_deadline(opts)});
         }
+    }
+
+    template <class H>
+    void attempt_async(detail::Job* j, AsyncRequest<H>&& r) {
+        detail::Job* primary = r.primary;
+        const auto overall = r.overall;
+        primary->current_attempt.store(j, std::memory_order_release);
+        r.ran = run_pre_hooks(j);
+        j->completion.emplace(std::move(r));
         if (j->ctx.short_circuited()) {
             short_circuited_.fetch_add(1, std::memory_order_relaxed);
-            j->complete();
+            decide_now(j);
             return;
         }
         if (!route(j)) {
-            j->complete();
+            decide_now(j);
             return;
         }
-        submit_async(j);
-    }
-
-    /// Admits the job without blocking: into the ring, or parked until space frees up, or
-    /// completed at once with an error.
-    void submit_async(detail::Job* j) {
-        detail::ProviderQueue& q = *j->target;
-        q.count_submitted();
-        auto s = q.try_enqueue(j);
-        if (s == queue::PushStatus::ok) return;
-        if (s == queue::PushStatus::full) {
-            const queue::OnFull d = on_full(q, j);
-            if (d.waits()) {
-                q.enqueue_parked(j, d.deadline());
-                return;
-            }
-            q.count_dropped();
-            j->outcome.fail(errors::request_dropped(q.name()));
-        } else {
-            q.count_rejected_shutdown();
-            j->outcome.fail(errors::shutting_down(q.name()));
+        if (primary->cancel_requested.load(std::memory_order_acquire)) {
+            j->target->count_submitted();
+            refuse(j, errors::cancelled(j->target->name()));
+            return;
         }
-        j->complete();
+        detail::ProviderQueue& q = *j->target;
+        j->deadline = attempt_deadline(q, overall);
+        // Workers enforce provider timeouts themselves; a tighter deadline of the caller's own
+        // gets a timer on the timekeeper.
+        if (j->deadline != Clock::time_point::max() &&
+            (q.default_timeout().count() <= 0 || j->deadline < Clock::now() + q.default_timeout()))
+            arm_deadline(j);
+        admit(j, false);
     }
 
-    template <class Handler>
-    void deliver(detail::Job* j, std::size_t ran, Handler& handler) {
-        run_post_hooks(j, ran);
-        std::move(handler)(detail::GatewayAccess::make_result(j));
+    /// Completes an attempt that never reached a queue (short-circuit, routing error).
+    static void decide_now(detail::Job* j) {
+        if (j->claim() != detail::Job::claimed) j->complete();
+    }
+
+    void arm_deadline(detail::Job* j) {
+        if (!j->deadline_timer) j->deadline_timer.emplace(timekeeper_.context());
+        j->deadline_timer->expires_at(j->deadline);
+        j->add_ref();
+        j->deadline_timer->async_wait(asio::bind_allocator(
+            detail::ArenaAllocator<void>(j->arena), [j](boost::system::error_code ec) {
+                if (!ec && j->target)
+                    j->target->abort(j, errors::timed_out(j->target->name()),
+                                     detail::AbortKind::timed_out);
+                j->release();
+            }));
+        // Publishes the armed timer to whichever thread decides the attempt (it cancels it).
+        j->deadline_armed.store(true, std::memory_order_release);
+    }
+
+    /// On the handler's executor: post-hooks, then a fallback attempt or the caller's handler.
+    template <class H>
+    void on_attempt_done(AsyncRequest<H>&& r, detail::Job* j) {
+        run_post_hooks(j, r.ran);
+        detail::Job* primary = r.primary;
+        if (!j->outcome.ok() && r.origin != nullptr && may_fall_back(j, primary) &&
+            r.next_fallback < r.origin->request.fallbacks.size() && Clock::now() < r.overall) {
+            if (j != primary) j->release();
+            detail::Job* f = make_fallback(r.origin->request, primary, r.next_fallback++);
+            attempt_async(f, std::move(r));
+            return;
+        }
+        asio::get_associated_cancellation_slot(r.handler).clear();
+        primary->current_attempt.store(nullptr, std::memory_order_release);
+        detail::Job* answer = primary;
+        if (j->outcome.ok()) {
+            if (j != primary) {
+                fallback_successes_.fetch_add(1, std::memory_order_relaxed);
+                answer = j;
+                primary->release();
+            }
+        } else if (j != primary) {
+            j->release();  // every attempt failed: the caller gets the primary's error
+        }
+        if (r.origin) r.origin->release();
+        std::move(r.handler)(detail::GatewayAccess::make_result(answer));
     }
 
     // ---- routing ------------------------------------------------------------------------------
-
-    queue::OnFull on_full(const detail::ProviderQueue& q, const detail::Job* j) const {
-        return queue_policy_.on_full(
-            queue::FullQueue{q.name(), q.depth(), q.capacity(), j->request, Clock::now()});
-    }
 
     /// Resolves the request's provider and provider-local model. False (outcome set) on error.
     bool route(detail::Job* j) {
@@ -473,6 +659,10 @@ class Gateway {
         for (std::size_t i = 0; i < n; ++i)
             if (providers_[i]->name() == name) return providers_[i].get();
         return nullptr;
+    }
+
+    std::uint64_t next_id() noexcept {
+        return next_id_.fetch_add(1, std::memory_order_relaxed) + 1;
     }
 
     // ---- plugins ------------------------------------------------------------------------------
@@ -547,16 +737,19 @@ class Gateway {
     GatewayOptions options_;
     [[no_unique_address]] QueueT queue_policy_;
     std::tuple<Plugins...> plugins_;
-    JobPool pool_;  // destroyed after the providers (declared before them)
+    detail::Timekeeper timekeeper_;  // outlives the pool: pooled jobs hold timers bound to it
+    JobPool pool_;                   // outlives the providers (declared before them)
 
     std::array<std::unique_ptr<detail::ProviderQueue>, max_providers> providers_{};
     std::atomic<std::size_t> provider_count_{0};
-    std::mutex add_mutex_;
+    std::mutex admin_mutex_;
     std::atomic<bool> shut_down_{false};
 
     alignas(detail::cache_line) std::atomic<std::uint64_t> next_id_{0};
     std::atomic<std::uint64_t> short_circuited_{0};
     std::atomic<std::uint64_t> rejected_{0};
+    std::atomic<std::uint64_t> fallback_attempts_{0};
+    std::atomic<std::uint64_t> fallback_successes_{0};
 };
 
 }  // namespace bifrost

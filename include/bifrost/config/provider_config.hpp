@@ -3,6 +3,8 @@
 /// Per-provider and gateway-wide configuration, with Bifrost's names and defaults
 /// (concurrency 10, buffer 100, pool 100, timeout 30 s, no retries, backoff 500 ms -> 5000 ms).
 
+#include <bifrost/core/circuit_breaker.hpp>
+
 #include <boost/json/object.hpp>
 
 #include <chrono>
@@ -81,11 +83,13 @@ struct ProviderConfig {
     NetworkConfig network_config;
     ConcurrencyAndBufferSize concurrency_and_buffer_size;
     std::optional<ProxyConfig> proxy_config;
+    CircuitBreakerConfig circuit_breaker;
 };
 
 /// Gateway-wide options (`client` in config.json, plus tuning knobs).
 struct GatewayOptions {
     /// Objects warmed in the request pool at start (`client.initial_pool_size`).
+    /// Each object carries one attempt: a request with fallbacks may use one per attempt.
     std::size_t initial_pool_size = 100;
     /// How long a caller blocked in `chat()` spins before sleeping. Spinning saves a futex
     /// wake-up (several microseconds) when responses are fast; 0 disables it.

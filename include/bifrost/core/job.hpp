@@ -1,9 +1,15 @@
 #pragma once
 /// \file
-/// `detail::Job`: the pooled object that carries one request through the gateway: the request,
-/// its outcome, the upstream HTTP exchange, the caller's completion, and memory for the
-/// asynchronous operations in between. Users never see it; `Result` is the handle they hold.
+/// `detail::Job`: the pooled object that carries one attempt of a request through the gateway:
+/// the request, its outcome, the upstream HTTP exchange, the caller's completion, and memory for
+/// the asynchronous operations in between. Users never see it; `Result` is the handle they hold.
+///
+/// An attempt's outcome is decided exactly once. `state` goes `queued` -> `running` (a worker
+/// started it) -> `claimed`; whoever moves it to `claimed` (the worker with the upstream's answer,
+/// or an abort: deadline, caller cancellation, shutdown) alone writes the outcome and completes
+/// the caller. The others only drop their references.
 
+#include <bifrost/config/provider_config.hpp>
 #include <bifrost/core/context.hpp>
 #include <bifrost/detail/common.hpp>
 #include <bifrost/detail/handler_memory.hpp>
@@ -12,18 +18,28 @@
 #include <bifrost/transport/http.hpp>
 
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
+#include <optional>
 #include <string_view>
 
 namespace bifrost::detail {
 
 class ProviderQueue;
+struct WorkerCore;
 
 struct Job {
     using Clock = std::chrono::steady_clock;
+
+    static constexpr std::uint32_t queued = 0, running = 1, claimed = 2;
+
+    /// Where the job is on its worker (touched only by that worker's thread).
+    enum class Phase : std::uint8_t { idle, upstream, backoff, ready };
 
     Job() { ctx.reset(&outcome); }
     Job(const Job&) = delete;
@@ -35,45 +51,83 @@ struct Job {
     HttpRequest http_request;
     HttpResponse http_response;
 
-    // Routing of the current attempt.
+    // ---- routing and timing of the attempt ----
     ProviderQueue* target = nullptr;
     std::string_view model_id;  ///< the provider-local model id (points into `request.model`)
-
-    // Timing of the current attempt.
+    Clock::time_point deadline = Clock::time_point::max();  ///< 504 after this
     Clock::time_point enqueued_at{};
     Clock::time_point upstream_started_at{};
     std::chrono::nanoseconds upstream_latency{};
+    bool probe = false;  ///< admitted as the circuit breaker's half-open probe
 
-    // Overflow wait (async producers parked on a full ring).
+    // ---- the attempt's one-time decision ----
+    std::atomic<std::uint32_t> state{queued};
+    WorkerCore* worker = nullptr;  ///< the worker running it (set before `running`)
+
+    // ---- worker-side (only the owning worker's thread touches these) ----
+    Phase phase = Phase::idle;
+    int retries = 0;
+    const Key* last_key = nullptr;  ///< the key of the previous try, to rotate away from it
+    Job* ready_next = nullptr;
+    std::optional<asio::steady_timer> backoff_timer;
+
+    // ---- overflow wait (async producers parked on a full ring) ----
     Clock::time_point space_deadline = Clock::time_point::max();
 
+    // ---- the caller's side ----
     /// The caller's completion for async requests; empty for `chat()`, which waits on `done`.
     InplaceCompletion<Job*, 192> completion;
+    /// A deadline timer on the gateway's timekeeper (async requests with a binding deadline).
+    std::optional<asio::steady_timer> deadline_timer;
+    std::atomic<bool> deadline_armed{false};  ///< set (release) once the timer waits
+    /// For the request's first attempt: the attempt now running (for caller cancellation), and
+    /// whether the caller cancelled.
+    std::atomic<Job*> current_attempt{nullptr};
+    std::atomic<bool> cancel_requested{false};
+
     /// Memory for this request's asynchronous operations.
     HandlerArena arena;
     /// Emitted on the worker's thread to abort the in-flight upstream call.
     asio::cancellation_signal upstream_cancel;
 
-    // Intrusive links: a provider's overflow list or a worker's in-flight list.
+    // Intrusive links: a provider's overflow list or a worker's list of owned jobs.
     Job* next = nullptr;
     Job* prev = nullptr;
 
-    /// References: the caller's (or the `Result` it becomes) and, while queued or in flight, the
-    /// provider's. The last one returns the job to its pool.
+    /// References: the caller's (or the `Result` it becomes), the provider's while it holds the
+    /// job, and one per pending timer. The last one returns the job to its pool.
     std::atomic<std::uint32_t> refs{0};
     void (*recycle_fn)(void*, Job*) noexcept = nullptr;
     void* recycler = nullptr;
 
     /// The state of the attempt for `chat()`: `pending`, `sleeping` (pending, and the caller is
-    /// blocked on this word) or `finished`. One word carries both the result and the waiter's
-    /// presence, so the hand-off is a single exchange and cannot lose a wake-up (unlike a flag
-    /// plus a separate waiter count, which needs the stores and loads of both sides ordered).
+    /// blocked) or `finished`. One word carries both the result and the waiter's presence, so the
+    /// hand-off is a single exchange and cannot lose a wake-up (unlike a flag plus a separate
+    /// waiter count, which needs the stores and loads of both sides ordered).
     static constexpr std::uint32_t pending = 0, finished = 1, sleeping = 2;
     alignas(cache_line) std::atomic<std::uint32_t> done{pending};
+    std::mutex wait_mutex;
+    std::condition_variable wait_cv;
 
     void add_ref() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
     void release() noexcept {
         if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) recycle_fn(recycler, this);
+    }
+
+    /// Tries to take the right to decide this attempt's outcome. Returns the state it was taken
+    /// from (`queued` or `running`), or `claimed` if someone else has it.
+    std::uint32_t claim() noexcept {
+        std::uint32_t s = state.load(std::memory_order_acquire);
+        while (s != claimed) {
+            if (state.compare_exchange_weak(s, claimed, std::memory_order_acq_rel,
+                                            std::memory_order_acquire))
+                return s;
+        }
+        return claimed;
+    }
+
+    [[nodiscard]] bool is_claimed() const noexcept {
+        return state.load(std::memory_order_acquire) == claimed;
     }
 
     /// Makes the job clean for its next request (called by the pool policy on release).
@@ -84,44 +138,65 @@ struct Job {
         http_response.clear();
         target = nullptr;
         model_id = {};
+        deadline = Clock::time_point::max();
         enqueued_at = {};
         upstream_started_at = {};
         upstream_latency = {};
+        probe = false;
+        state.store(queued, std::memory_order_relaxed);
+        worker = nullptr;
+        phase = Phase::idle;
+        retries = 0;
+        last_key = nullptr;
+        ready_next = nullptr;
+        backoff_timer.reset();
         space_deadline = Clock::time_point::max();
         completion.reset();
+        deadline_armed.store(false, std::memory_order_relaxed);
+        current_attempt.store(nullptr, std::memory_order_relaxed);
+        cancel_requested.store(false, std::memory_order_relaxed);
         next = prev = nullptr;
         refs.store(0, std::memory_order_relaxed);
         done.store(pending, std::memory_order_relaxed);
     }
 
-    /// Marks the attempt's outcome final and hands it to the caller: runs the async completion,
-    /// or wakes the thread blocked in `chat()`. Called exactly once per attempt.
+    /// Hands the attempt's final outcome to the caller: runs the async completion, or wakes the
+    /// thread blocked in `chat()`. Called once per attempt, by whoever claimed it.
     void complete() {
+        if (deadline_armed.exchange(false, std::memory_order_acq_rel)) deadline_timer->cancel();
         if (completion.has_value()) {
             completion(this);
         } else if (done.exchange(finished, std::memory_order_acq_rel) == sleeping) {
-            done.notify_one();
+            { std::lock_guard lock(wait_mutex); }
+            wait_cv.notify_one();
         }
     }
 
-    /// Blocks until `complete()` ran: spins for up to `spin`, then sleeps.
-    void wait_finished(std::chrono::nanoseconds spin) noexcept {
-        if (done.load(std::memory_order_acquire) == finished) return;
+    /// Blocks until `complete()` ran or `until` passes: spins for up to `spin`, then sleeps.
+    /// Returns false on timeout.
+    bool wait_finished(std::chrono::nanoseconds spin, Clock::time_point until) {
+        if (done.load(std::memory_order_acquire) == finished) return true;
         if (spin.count() > 0) {
-            const auto until = Clock::now() + spin;
+            const auto spin_until = Clock::now() + spin;
             for (unsigned i = 1;; ++i) {
-                if (done.load(std::memory_order_acquire) == finished) return;
-                if ((i & 63) == 0 && Clock::now() >= until) break;
+                if (done.load(std::memory_order_acquire) == finished) return true;
+                if ((i & 63) == 0 && Clock::now() >= spin_until) break;
                 cpu_relax();
             }
         }
         std::uint32_t expected = pending;
         if (!done.compare_exchange_strong(expected, sleeping, std::memory_order_acq_rel,
                                           std::memory_order_acquire))
-            return;  // finished meanwhile
-        do {
-            done.wait(sleeping, std::memory_order_acquire);
-        } while (done.load(std::memory_order_acquire) != finished);
+            return true;  // finished meanwhile
+        std::unique_lock lock(wait_mutex);
+        while (done.load(std::memory_order_acquire) != finished) {
+            if (until == Clock::time_point::max()) {
+                wait_cv.wait(lock);
+            } else if (wait_cv.wait_until(lock, until) == std::cv_status::timeout) {
+                return done.load(std::memory_order_acquire) == finished;
+            }
+        }
+        return true;
     }
 };
 

@@ -80,6 +80,37 @@ class KeySelector {
         return &(*keys_)[t.index[n - 1]];
     }
 
+    /// A key serving `model` other than `excluded`, weighted the same way; `excluded` itself
+    /// only when it is the sole candidate. Used to rotate keys on retries.
+    [[nodiscard]] const Key* select_excluding(std::string_view model,
+                                              const Key* excluded) const noexcept {
+        const Table& t = table_for(model);
+        const std::size_t n = t.index.size();
+        if (n < 2 || excluded == nullptr) return select(model);
+        std::size_t skip = n;
+        for (std::size_t i = 0; i < n; ++i)
+            if (&(*keys_)[t.index[i]] == excluded) skip = i;
+        if (skip == n) return select(model);
+        detail::FastRandom& rng = detail::thread_random();
+        const double skip_weight = (*keys_)[t.index[skip]].weight;
+        const double total = t.total - skip_weight;
+        if (total <= 0) {  // the others all weigh 0: uniform among them
+            std::size_t k = rng.below(n - 1);
+            if (k >= skip) ++k;
+            return &(*keys_)[t.index[k]];
+        }
+        double x = rng.uniform() * total;
+        std::size_t last = n;
+        for (std::size_t i = 0; i < n; ++i) {
+            if (i == skip) continue;
+            const double w = (*keys_)[t.index[i]].weight;
+            last = i;
+            if (x < w) return &(*keys_)[t.index[i]];
+            x -= w;
+        }
+        return &(*keys_)[t.index[last]];
+    }
+
     /// How many keys could serve `model`.
     [[nodiscard]] std::size_t candidates(std::string_view model) const noexcept {
         return table_for(model).index.size();

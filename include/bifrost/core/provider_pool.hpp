@@ -3,21 +3,26 @@
 /// `detail::ProviderPool<P, T>`: one provider instance's worker threads. Each thread runs an
 /// Asio event loop and keeps up to `concurrency` requests in flight across the pool: it pops
 /// jobs from the provider's ring while a slot is free, builds the upstream request with the
-/// provider `P`, starts it on its transport `T`, and, when the transport completes, parses the
-/// answer and hands the outcome to the caller. Threads spin briefly when idle, then park in their
-/// event loop; producers wake a parked thread by posting to it.
+/// provider `P`, starts it on its transport `T`, and, when the transport completes, either
+/// schedules a retry (the request waits on a timer, holding no slot) or decides the outcome and
+/// hands it to the caller. Each thread also enforces the deadlines of the requests it owns with
+/// one timer. Threads spin briefly when idle, then park in their event loop; producers wake a
+/// parked thread by posting to it.
 
 #include <bifrost/concepts.hpp>
 #include <bifrost/config/provider_config.hpp>
 #include <bifrost/core/job.hpp>
 #include <bifrost/core/key_selector.hpp>
 #include <bifrost/core/provider_queue.hpp>
+#include <bifrost/core/retry.hpp>
 #include <bifrost/schema/error.hpp>
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
 #include <exception>
@@ -43,16 +48,16 @@ class ProviderPool final : public ProviderQueue {
     /// starts the worker threads.
     ProviderPool(std::string name, ProviderConfig config, P provider, TransportOptions topts,
                  const GatewayOptions& gopts)
-        : ProviderQueue(std::move(name), validated(config.concurrency_and_buffer_size)),
-          config_(std::move(config)),
+        : ProviderQueue(std::move(name), std::move(config)),
           provider_(std::move(provider)),
-          keys_(config_.keys),
           worker_spin_(gopts.worker_spin) {
-        const std::size_t n = config_.concurrency_and_buffer_size.worker_threads;
+        const ProviderConfig& cfg = settings().config;
+        const std::size_t n = cfg.concurrency_and_buffer_size.worker_threads;
         workers_.reserve(n);
         for (std::size_t i = 0; i < n; ++i) {
             auto w = std::make_unique<Worker>();
-            w->transport.emplace(w->ioc.get_executor(), config_, topts);
+            w->transport.emplace(w->ioc.get_executor(), cfg, topts);
+            w->deadline_timer.emplace(w->ioc);
             cores_.push_back(w.get());
             workers_.push_back(std::move(w));
         }
@@ -64,9 +69,8 @@ class ProviderPool final : public ProviderQueue {
 
     ~ProviderPool() override { stop(std::chrono::milliseconds(0)); }
 
-    /// Closes intake, lets queued and in-flight requests finish for up to `drain`, then cancels
-    /// what is still in flight (those requests fail with 503 "provider is shutting down") and
-    /// joins the threads. Idempotent.
+    /// Closes intake, lets queued, in-flight and retrying requests finish for up to `drain`, then
+    /// aborts what is left (503 "provider is shutting down") and joins the threads. Idempotent.
     void stop(std::chrono::milliseconds drain) override {
         std::lock_guard lock(stop_mutex_);
         if (joined_) return;
@@ -80,27 +84,36 @@ class ProviderPool final : public ProviderQueue {
             aborting_.store(true, std::memory_order_seq_cst);
             for (auto& w : workers_) {
                 Worker* wp = w.get();
-                asio::post(wp->ioc, [wp] { cancel_in_flight(*wp); });
+                asio::post(wp->ioc, [this, wp] { abort_owned(*wp); });
             }
         }
         for (auto& w : workers_)
             if (w->thread.joinable()) w->thread.join();
         release_loop_objects();
-        for (auto& w : workers_)
+        for (auto& w : workers_) {
+            w->deadline_timer.reset();
             w->transport.reset();
+        }
         joined_ = true;
     }
 
     [[nodiscard]] const P& provider() const noexcept { return provider_; }
-    [[nodiscard]] const ProviderConfig& config() const noexcept { return config_; }
 
   private:
     struct Worker : WorkerCore {
         std::optional<T> transport;
-        Job* in_flight = nullptr;  // intrusive list of jobs started on this thread
-        std::size_t local_in_flight = 0;
+        Job* owned_head = nullptr;  // jobs started here and not finished, by deadline
+        Job* owned_tail = nullptr;
+        std::size_t owned = 0;
+        Job* ready_head = nullptr;  // retries whose backoff is over, FIFO
+        Job* ready_tail = nullptr;
+        std::optional<asio::steady_timer> deadline_timer;
+        Clock::time_point armed_at = Clock::time_point::max();
         std::thread thread;
     };
+
+    /// The worker this thread runs (for aborts that happen on the worker itself).
+    static inline thread_local Worker* current_worker_ = nullptr;
 
     /// The completion handler given to the transport: routes back to this pool and carries the
     /// job's arena allocator and upstream cancellation slot.
@@ -118,41 +131,37 @@ class ProviderPool final : public ProviderQueue {
         void operator()(boost::system::error_code ec) { pool->on_upstream_done(*worker, job, ec); }
     };
 
-    static const ConcurrencyAndBufferSize& validated(const ConcurrencyAndBufferSize& c) {
-        if (c.concurrency == 0)
-            throw std::invalid_argument(
-                "concurrency_and_buffer_size.concurrency must be at least 1");
-        if (c.buffer_size == 0)
-            throw std::invalid_argument(
-                "concurrency_and_buffer_size.buffer_size must be at least 1");
-        if (c.worker_threads == 0 || c.worker_threads > 256)
-            throw std::invalid_argument(
-                "concurrency_and_buffer_size.worker_threads must be between 1 and 256");
-        return c;
-    }
+    // ---- the loop -------------------------------------------------------------------------------
 
     void run(Worker& w, std::size_t index) {
         name_thread(index);
+        current_worker_ = &w;
         auto guard = asio::make_work_guard(w.ioc);
-        using namespace std::chrono;
         for (;;) {
             bool progress = pump(w);
             progress |= w.ioc.poll() != 0;
             if (progress) continue;
-            if (stopping_.load(std::memory_order_acquire) && ring_.empty() &&
-                w.local_in_flight == 0)
-                break;
+            if (stopping_.load(std::memory_order_acquire) && depth() == 0 && w.owned == 0) break;
             if (spin(w)) continue;
-            park(w);
+            if (w.ready_head == nullptr) park(w);
         }
         guard.reset();
         w.ioc.poll();  // run what is left (e.g. wake-ups), so nothing posted is destroyed unrun
+        current_worker_ = nullptr;
     }
 
-    /// Starts jobs while both a job and an in-flight slot are available.
+    /// Starts jobs while both a job (a due retry first, then the queue) and a slot are free.
     bool pump(Worker& w) {
         bool any = false;
         while (acquire_slot()) {
+            if (Job* j = w.ready_head) {
+                w.ready_head = j->ready_next;
+                if (!w.ready_head) w.ready_tail = nullptr;
+                j->ready_next = nullptr;
+                any = true;
+                attempt(w, j);
+                continue;
+            }
             Job* j = nullptr;
             if (!pop(j)) {
                 release_slot();
@@ -179,115 +188,332 @@ class ProviderPool final : public ProviderQueue {
         }
     }
 
+    // ---- one request ----------------------------------------------------------------------------
+
+    /// A job fresh from the queue (the caller holds a slot for it).
     void start(Worker& w, Job* j) {
         const auto now = Clock::now();
         queue_wait_.record(now - j->enqueued_at);
-        link(w, j);
-        if (aborting_.load(std::memory_order_relaxed)) {
-            fail(w, j, errors::shutting_down(name_));
+        j->worker = &w;
+        std::uint32_t s = Job::queued;
+        if (!j->state.compare_exchange_strong(s, Job::running, std::memory_order_acq_rel)) {
+            release_slot();  // decided while it waited (deadline, cancellation)
+            j->release();
             return;
         }
+        own(w, j);
+        if (aborting_.load(std::memory_order_relaxed)) {
+            abort(j, errors::shutting_down(name_), AbortKind::shutdown);
+            drop(w, j, true);
+            return;
+        }
+        if (now >= j->deadline) {
+            abort(j, errors::timed_out(name_), AbortKind::timed_out);
+            drop(w, j, true);
+            return;
+        }
+        attempt(w, j);
+    }
+
+    /// One upstream call for an owned job (a slot is held).
+    void attempt(Worker& w, Job* j) {
+        j->phase = Job::Phase::upstream;
+        const ProviderSettings& settings = this->settings();
         try {
             const Key* key = nullptr;
             if constexpr (P::requires_key) {
-                key = keys_.select(j->model_id);
+                key = pick_key(settings, j);
                 if (!key) {
-                    fail(w, j,
-                         errors::make(400, error_type::no_key,
-                                      "no enabled key of provider '" + name_ + "' serves model '" +
-                                          std::string(j->model_id) + "'",
-                                      name_));
+                    decide(w, j,
+                           errors::make(400, error_type::no_key,
+                                        "no enabled key of provider '" + name_ +
+                                            "' serves model '" + std::string(j->model_id) + "'",
+                                        name_));
                     return;
                 }
+                j->last_key = key;
             }
             j->http_request.clear();
             j->http_response.clear();
-            provider_.build_chat(BuildContext{j->request, j->model_id, key, config_},
+            provider_.build_chat(BuildContext{j->request, j->model_id, key, settings.config},
                                  j->http_request);
             j->upstream_started_at = Clock::now();
             w.transport->async_send(j->http_request, j->http_response,
                                     UpstreamHandler{this, &w, j});
         } catch (const std::exception& e) {
-            fail(w, j,
-                 errors::internal(std::string("provider '") + name_ + "' failed: " + e.what(),
-                                  name_));
+            decide(w, j,
+                   errors::internal(std::string("provider '") + name_ + "' failed: " + e.what(),
+                                    name_));
         } catch (...) {
-            fail(w, j, errors::internal("provider '" + name_ + "' failed", name_));
+            decide(w, j, errors::internal("provider '" + name_ + "' failed", name_));
         }
+    }
+
+    /// A key for the job; on a retry, another key than the previous try's when there is one.
+    static const Key* pick_key(const ProviderSettings& s, const Job* j) {
+        return j->retries > 0 ? s.keys.select_excluding(j->model_id, j->last_key)
+                              : s.keys.select(j->model_id);
     }
 
     void on_upstream_done(Worker& w, Job* j, boost::system::error_code ec) {
+        j->phase = Job::Phase::idle;
         j->upstream_latency = Clock::now() - j->upstream_started_at;
         upstream_.record(j->upstream_latency);
+        if (j->is_claimed()) {  // aborted while in flight: the caller has its answer already
+            drop(w, j, true);
+            return;
+        }
+        const ProviderSettings& settings = this->settings();
+        if (auto delay = retry_delay(settings, j, ec)) {
+            release_slot();
+            count_retry();
+            backoff(w, j, *delay);
+            return;
+        }
         if (ec) {
-            if (aborting_.load(std::memory_order_relaxed) && ec == asio::error::operation_aborted)
-                j->outcome.fail(errors::shutting_down(name_));
-            else
-                j->outcome.fail(
-                    502, error_type::network,
-                    "network error talking to provider '" + name_ + "': " + ec.message(), name_);
-        } else {
-            try {
-                provider_.parse_chat(j->http_response, j->outcome);
-            } catch (const std::exception& e) {
-                j->outcome.fail(502, error_type::bad_response,
-                                std::string("could not read the response of provider '") + name_ +
-                                    "': " + e.what(),
-                                name_);
+            if (aborting_.load(std::memory_order_relaxed) && ec == asio::error::operation_aborted) {
+                abort(j, errors::shutting_down(name_), AbortKind::shutdown);
+                drop(w, j, true);
+                return;
             }
-            if (j->outcome.ok()) {
-                j->outcome.response.extra_fields.provider.assign(name_);
-                j->outcome.response.extra_fields.latency = j->upstream_latency;
-            } else if (j->outcome.error.provider.empty()) {
-                j->outcome.error.provider.assign(name_);
-            }
+            decide(
+                w, j,
+                errors::make(502, error_type::network,
+                             "network error talking to provider '" + name_ + "': " + ec.message(),
+                             name_));
+            return;
         }
-        finish(w, j);
-    }
-
-    void fail(Worker& w, Job* j, Error e) {
-        j->outcome.fail(std::move(e));
-        finish(w, j);
-    }
-
-    void finish(Worker& w, Job* j) {
-        unlink(w, j);
-        release_slot();
-        count_finished(j->outcome.ok());
+        const std::uint32_t from = j->claim();
+        if (from == Job::claimed) {
+            drop(w, j, true);
+            return;
+        }
         try {
-            j->complete();
-        } catch (...) {
-            // Only a failing post to the caller's executor can throw here (out of memory); the
-            // worker must live on.
+            provider_.parse_chat(j->http_response, j->outcome);
+        } catch (const std::exception& e) {
+            j->outcome.fail(
+                502, error_type::bad_response,
+                std::string("could not read the response of provider '") + name_ + "': " + e.what(),
+                name_);
         }
+        if (j->outcome.ok()) {
+            j->outcome.response.extra_fields.provider.assign(name_);
+            j->outcome.response.extra_fields.latency = j->upstream_latency;
+        } else if (j->outcome.error.provider.empty()) {
+            j->outcome.error.provider.assign(name_);
+        }
+        const int status = j->http_response.status;
+        if (status >= 500)
+            breaker_.record_failure();
+        else if (status != 429)
+            breaker_.record_success();
+        finish(w, j);
+    }
+
+    /// The wait before retrying `j`, if its failure is retryable and a retry is left and fits
+    /// before the deadline.
+    std::optional<std::chrono::nanoseconds> retry_delay(const ProviderSettings& s, const Job* j,
+                                                        boost::system::error_code ec) const {
+        const NetworkConfig& n = s.config.network_config;
+        if (j->retries >= n.max_retries || aborting_.load(std::memory_order_relaxed)) return {};
+        const int status = j->http_response.status;
+        bool retry = false;
+        if (ec) {
+            retry = ec != asio::error::operation_aborted;
+        } else if (retry::retryable_status(status)) {
+            retry = true;
+        } else if (retry::key_specific_status(status) && P::requires_key &&
+                   s.keys.candidates(j->model_id) > 1) {
+            retry = true;  // another key may work
+        }
+        if (!retry) return {};
+        auto delay = retry::backoff(j->retries, n.retry_backoff_initial, n.retry_backoff_max,
+                                    thread_random());
+        if (!ec) {
+            const auto after = j->http_response.headers.get("retry-after");
+            if (!after.empty())
+                if (auto ra = retry::parse_retry_after(after)) delay = std::max(delay, *ra);
+        }
+        if (Clock::now() + delay >= j->deadline) return {};  // no time left to try again
+        return delay;
+    }
+
+    void backoff(Worker& w, Job* j, std::chrono::nanoseconds delay) {
+        ++j->retries;
+        j->phase = Job::Phase::backoff;
+        backing_off_.fetch_add(1, std::memory_order_relaxed);
+        j->backoff_timer.emplace(w.ioc);
+        j->backoff_timer->expires_after(delay);
+        j->backoff_timer->async_wait(asio::bind_allocator(
+            ArenaAllocator<void>(j->arena),
+            [this, &w, j](boost::system::error_code) { on_backoff_done(w, j); }));
+    }
+
+    void on_backoff_done(Worker& w, Job* j) {
+        backing_off_.fetch_sub(1, std::memory_order_relaxed);
+        j->phase = Job::Phase::idle;
+        if (j->is_claimed()) {  // aborted while waiting
+            drop(w, j, false);
+            return;
+        }
+        j->phase = Job::Phase::ready;
+        j->ready_next = nullptr;
+        if (w.ready_tail)
+            w.ready_tail->ready_next = j;
+        else
+            w.ready_head = j;
+        w.ready_tail = j;
+    }
+
+    /// Decides an owned job's outcome with `e` (if nobody has) and finishes it.
+    void decide(Worker& w, Job* j, Error e) {
+        if (j->claim() == Job::claimed) {
+            drop(w, j, true);
+            return;
+        }
+        j->outcome.fail(std::move(e));
+        if (j->outcome.error.status >= 500) breaker_.record_failure();
+        finish(w, j);
+    }
+
+    /// The worker decided the outcome: count it, let the job go here, then complete the caller
+    /// (so a caller that looks at `stats()` sees the slot free again).
+    void finish(Worker& w, Job* j) {
+        count_finished(j->outcome.ok());
+        let_go(w, j, true);
+        complete_guarded(j);
         j->release();
     }
 
-    void link(Worker& w, Job* j) noexcept {
-        j->prev = nullptr;
-        j->next = w.in_flight;
-        if (w.in_flight) w.in_flight->prev = j;
-        w.in_flight = j;
-        ++w.local_in_flight;
+    /// Lets go of an owned job whose outcome is decided (slot held when in an upstream call).
+    void drop(Worker& w, Job* j, bool holds_slot) {
+        let_go(w, j, holds_slot);
+        j->release();
     }
 
-    void unlink(Worker& w, Job* j) noexcept {
+    void let_go(Worker& w, Job* j, bool holds_slot) {
+        disown(w, j);
+        j->backoff_timer.reset();  // bound to this worker's loop, which may go before the job
+        if (holds_slot) release_slot();
+    }
+
+    // ---- aborting running jobs ------------------------------------------------------------------
+
+    /// Stops a running job's upstream work on its worker: directly when called there, else posted.
+    void stop_running(Job* j) override {
+        Worker* w = static_cast<Worker*>(j->worker);
+        if (current_worker_ == w) {
+            interrupt(*w, j);
+            return;
+        }
+        j->add_ref();
+        asio::post(w->ioc, asio::bind_allocator(ArenaAllocator<void>(j->arena), [this, w, j] {
+                       interrupt(*w, j);
+                       j->release();
+                   }));
+    }
+
+    /// On the worker: ends whatever the (decided) job is doing here.
+    void interrupt(Worker& w, Job* j) {
+        switch (j->phase) {
+            case Job::Phase::upstream:
+                j->upstream_cancel.emit(asio::cancellation_type::terminal);
+                break;
+            case Job::Phase::backoff:
+                j->backoff_timer->cancel();
+                break;
+            case Job::Phase::ready: {
+                Job* prev = nullptr;
+                for (Job* r = w.ready_head; r; prev = r, r = r->ready_next) {
+                    if (r != j) continue;
+                    if (prev)
+                        prev->ready_next = r->ready_next;
+                    else
+                        w.ready_head = r->ready_next;
+                    if (w.ready_tail == r) w.ready_tail = prev;
+                    break;
+                }
+                j->ready_next = nullptr;
+                j->phase = Job::Phase::idle;
+                drop(w, j, false);
+                break;
+            }
+            case Job::Phase::idle:
+                break;  // between steps on this thread: it will see the claim
+        }
+    }
+
+    void abort_owned(Worker& w) {
+        std::vector<Job*> jobs;
+        for (Job* j = w.owned_head; j; j = j->next)
+            jobs.push_back(j);
+        for (Job* j : jobs)
+            abort(j, errors::shutting_down(name_), AbortKind::shutdown);
+    }
+
+    // ---- deadlines of owned jobs
+    // ------------------------------------------------------------------
+
+    /// Adds a job to the worker's list, kept in deadline order (usually an append).
+    void own(Worker& w, Job* j) {
+        Job* after = w.owned_tail;
+        while (after && after->deadline > j->deadline)
+            after = after->prev;
+        j->prev = after;
+        j->next = after ? after->next : w.owned_head;
+        if (j->next)
+            j->next->prev = j;
+        else
+            w.owned_tail = j;
+        if (after)
+            after->next = j;
+        else
+            w.owned_head = j;
+        ++w.owned;
+        owned_.fetch_add(1, std::memory_order_relaxed);
+        if (j->deadline < w.armed_at) arm_deadline_timer(w, j->deadline);
+    }
+
+    void disown(Worker& w, Job* j) noexcept {
         if (j->prev)
             j->prev->next = j->next;
         else
-            w.in_flight = j->next;
-        if (j->next) j->next->prev = j->prev;
+            w.owned_head = j->next;
+        if (j->next)
+            j->next->prev = j->prev;
+        else
+            w.owned_tail = j->prev;
         j->next = j->prev = nullptr;
-        --w.local_in_flight;
+        --w.owned;
+        owned_.fetch_sub(1, std::memory_order_relaxed);
     }
 
-    static void cancel_in_flight(Worker& w) {
-        // Emitting may complete a job inline (unlinking it), so collect first.
-        std::vector<Job*> jobs;
-        for (Job* j = w.in_flight; j; j = j->next)
-            jobs.push_back(j);
-        for (Job* j : jobs)
-            j->upstream_cancel.emit(asio::cancellation_type::terminal);
+    void arm_deadline_timer(Worker& w, Clock::time_point at) {
+        w.armed_at = at;
+        w.deadline_timer->expires_at(at);
+        w.deadline_timer->async_wait([this, &w](boost::system::error_code ec) {
+            if (!ec) on_deadline_timer(w);
+        });
+    }
+
+    /// Aborts every owned job past its deadline; re-arms for the earliest one left.
+    void on_deadline_timer(Worker& w) {
+        w.armed_at = Clock::time_point::max();
+        const auto now = Clock::now();
+        std::vector<Job*> due;
+        Job* next_live = nullptr;
+        for (Job* j = w.owned_head; j; j = j->next) {
+            if (j->is_claimed()) continue;
+            if (j->deadline > now) {
+                next_live = j;
+                break;
+            }
+            due.push_back(j);
+        }
+        for (Job* j : due)
+            abort(j, errors::timed_out(name_), AbortKind::timed_out);
+        if (next_live && next_live->deadline != Clock::time_point::max())
+            arm_deadline_timer(w, next_live->deadline);
     }
 
     void name_thread(std::size_t index) const {
@@ -300,9 +526,7 @@ class ProviderPool final : public ProviderQueue {
 #endif
     }
 
-    ProviderConfig config_;
     P provider_;
-    KeySelector keys_;
     std::chrono::nanoseconds worker_spin_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::mutex stop_mutex_;

@@ -1,14 +1,18 @@
 #pragma once
 /// \file
-/// `detail::ProviderQueue`: the provider-independent half of a provider pool: its bounded ring,
-/// admission (immediate, blocking, or parked in an overflow list for async callers), waking
+/// `detail::ProviderQueue`: the provider-independent half of a provider pool: its bounded
+/// ring(s), admission (immediate, blocking, or parked in an overflow list for async callers),
+/// aborts (deadline, cancellation, shutdown), the circuit breaker, the live settings, waking
 /// parked worker threads, counters and histograms. `ProviderPool<P, T>` adds the workers.
 ///
-/// Nothing on the request path here is virtual; the virtual members are lifecycle and stats.
+/// Nothing on the request path here is virtual; the virtual members are lifecycle, stats and the
+/// rare abort of a running attempt.
 
 #include <bifrost/config/provider_config.hpp>
+#include <bifrost/core/circuit_breaker.hpp>
 #include <bifrost/core/histogram.hpp>
 #include <bifrost/core/job.hpp>
+#include <bifrost/core/key_selector.hpp>
 #include <bifrost/core/stats.hpp>
 #include <bifrost/detail/common.hpp>
 #include <bifrost/detail/handler_memory.hpp>
@@ -23,15 +27,17 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace bifrost::detail {
 
-/// The part of a worker thread that producers touch: its event loop and its parking flags.
+/// The part of a worker thread that other threads touch: its event loop and its parking flags.
 struct WorkerCore {
     asio::io_context ioc{1};
     alignas(cache_line) std::atomic<bool> parked{false};
@@ -39,30 +45,88 @@ struct WorkerCore {
     HandlerArena wake_arena;
 };
 
+/// A provider's live settings: replaced as a whole by `update`, read by workers per attempt.
+struct ProviderSettings {
+    explicit ProviderSettings(ProviderConfig c) : config(std::move(c)), keys(config.keys) {}
+    ProviderSettings(const ProviderSettings&) = delete;
+    ProviderSettings& operator=(const ProviderSettings&) = delete;
+
+    ProviderConfig config;
+    KeySelector keys;  // refers to config.keys
+};
+
+/// Why an attempt was aborted (selects the counter).
+enum class AbortKind : std::uint8_t { timed_out, cancelled, shutdown };
+
+/// Validates the parts of a provider config the engine relies on; throws
+/// `std::invalid_argument` naming the field.
+inline void validate(const ProviderConfig& c) {
+    const auto& cb = c.concurrency_and_buffer_size;
+    if (cb.concurrency == 0)
+        throw std::invalid_argument("concurrency_and_buffer_size.concurrency must be at least 1");
+    if (cb.buffer_size == 0)
+        throw std::invalid_argument("concurrency_and_buffer_size.buffer_size must be at least 1");
+    if (cb.worker_threads == 0 || cb.worker_threads > 256)
+        throw std::invalid_argument(
+            "concurrency_and_buffer_size.worker_threads must be between 1 and 256");
+    const auto& n = c.network_config;
+    if (n.default_request_timeout.count() < 0)
+        throw std::invalid_argument(
+            "network_config.default_request_timeout_in_seconds must not be negative");
+    if (n.max_retries < 0)
+        throw std::invalid_argument("network_config.max_retries must not be negative");
+    if (n.retry_backoff_initial.count() < 0 || n.retry_backoff_max.count() < 0)
+        throw std::invalid_argument("network_config.retry_backoff_* must not be negative");
+}
+
 class ProviderQueue {
   public:
     using Clock = std::chrono::steady_clock;
+    using Ring = queue::Ring<Job*>;
 
-    ProviderQueue(std::string name, const ConcurrencyAndBufferSize& c)
-        : name_(std::move(name)), ring_(c.buffer_size), concurrency_(c.concurrency) {}
+    ProviderQueue(std::string name, ProviderConfig config) : name_(std::move(name)) {
+        validate(config);
+        rings_.push_back(std::make_unique<Ring>(config.concurrency_and_buffer_size.buffer_size));
+        ring_.store(rings_.back().get(), std::memory_order_relaxed);
+        concurrency_.store(config.concurrency_and_buffer_size.concurrency,
+                           std::memory_order_relaxed);
+        breaker_.configure(config.circuit_breaker);
+        settings_list_.push_back(std::make_unique<ProviderSettings>(std::move(config)));
+        settings_.store(settings_list_.back().get(), std::memory_order_relaxed);
+    }
 
     ProviderQueue(const ProviderQueue&) = delete;
     ProviderQueue& operator=(const ProviderQueue&) = delete;
     virtual ~ProviderQueue() = default;
 
     [[nodiscard]] std::string_view name() const noexcept { return name_; }
-    [[nodiscard]] std::size_t depth() const noexcept { return ring_.size(); }
-    [[nodiscard]] std::size_t capacity() const noexcept { return ring_.capacity(); }
+    [[nodiscard]] std::size_t depth() const noexcept {
+        const Ring* d = draining_.load(std::memory_order_acquire);
+        return ring_.load(std::memory_order_acquire)->size() + (d ? d->size() : 0);
+    }
+    [[nodiscard]] std::size_t capacity() const noexcept {
+        return ring_.load(std::memory_order_acquire)->capacity();
+    }
+    [[nodiscard]] const ProviderSettings& settings() const noexcept {
+        return *settings_.load(std::memory_order_acquire);
+    }
+    /// The attempt timeout (`default_request_timeout_in_seconds`; 0 = none).
+    [[nodiscard]] std::chrono::nanoseconds default_timeout() const noexcept {
+        return settings().config.network_config.default_request_timeout;
+    }
 
     // ---- admission: called on the caller's thread ---------------------------------------------
 
     /// Counts a request routed here (before admission).
     void count_submitted() noexcept { submitted_.fetch_add(1, std::memory_order_relaxed); }
 
+    /// The circuit breaker's verdict for a new request.
+    CircuitBreaker::Admit breaker_allow() noexcept { return breaker_.allow(); }
+
     /// Pushes without waiting. On `ok` the queue holds a reference to `j` and a worker is woken.
     queue::PushStatus try_enqueue(Job* j) noexcept {
         prepare(j);
-        const auto s = ring_.try_push(j);
+        const auto s = push([&](Ring& r) { return r.try_push(j); });
         admitted(j, s, false);
         return s;
     }
@@ -71,18 +135,21 @@ class ProviderQueue {
     /// `full` means the deadline passed.
     queue::PushStatus enqueue_blocking(Job* j, Clock::time_point deadline) {
         prepare(j);
-        const auto s = deadline == Clock::time_point::max() ? ring_.push_wait(j)
-                                                            : ring_.push_wait_until(j, deadline);
+        const auto s = push([&](Ring& r) {
+            return deadline == Clock::time_point::max() ? r.push_wait(j)
+                                                        : r.push_wait_until(j, deadline);
+        });
         admitted(j, s, true);
         return s;
     }
 
-    /// Parks `j` until the ring has space or `deadline` passes, without blocking a thread.
-    /// The job is completed with an error if the deadline passes or the queue shuts down.
-    void enqueue_parked(Job* j, Clock::time_point deadline) {
+    /// Parks `j` until the ring has space or `space_deadline` passes, without blocking a thread.
+    /// The job is completed with an error if a deadline passes or the queue shuts down.
+    void enqueue_parked(Job* j, Clock::time_point space_deadline) {
         j->add_ref();
         j->enqueued_at = Clock::now();
-        j->space_deadline = deadline;
+        j->space_deadline = space_deadline;
+        const auto wake_at = std::min(space_deadline, j->deadline);
         bool closed = false;
         bool arm = false;
         {
@@ -97,49 +164,93 @@ class ProviderQueue {
                     overflow_head_ = j;
                 overflow_tail_ = j;
                 overflow_count_.fetch_add(1, std::memory_order_seq_cst);
-                if (deadline < armed_deadline_) {
-                    armed_deadline_ = deadline;
+                if (wake_at < armed_deadline_) {
+                    armed_deadline_ = wake_at;
                     arm = true;
                 }
             }
         }
         if (closed) {
-            rejected_shutdown_.fetch_add(1, std::memory_order_relaxed);
-            finish_unqueued(j, errors::shutting_down(name_));
+            finish_unqueued(j, errors::shutting_down(name_), &rejected_shutdown_);
             return;
         }
         drain_overflow();
         if (arm) post_overflow_timer_rearm();
     }
 
+    // ---- aborts: any thread ---------------------------------------------------------------------
+
+    /// Decides the attempt with `e` if nobody has yet: completes the caller at once and, if the
+    /// attempt is running, stops its upstream call on its worker. Returns true if this call
+    /// decided it. The queue or worker holding the job drops it later.
+    bool abort(Job* j, Error e, AbortKind kind) {
+        const std::uint32_t from = j->claim();
+        if (from == Job::claimed) return false;
+        j->outcome.fail(std::move(e));
+        switch (kind) {
+            case AbortKind::timed_out:
+                timed_out_.fetch_add(1, std::memory_order_relaxed);
+                if (from == Job::running) breaker_.record_failure();
+                break;
+            case AbortKind::cancelled:
+                cancelled_.fetch_add(1, std::memory_order_relaxed);
+                break;
+            case AbortKind::shutdown:
+                rejected_shutdown_.fetch_add(1, std::memory_order_relaxed);
+                break;
+        }
+        if (j->probe && (from == Job::queued || kind != AbortKind::timed_out))
+            breaker_.probe_abandoned();
+        if (from == Job::running) stop_running(j);
+        complete_guarded(j);
+        return true;
+    }
+
     // ---- figures ------------------------------------------------------------------------------
 
     void count_dropped() noexcept { dropped_.fetch_add(1, std::memory_order_relaxed); }
     void count_queue_timeout() noexcept { queue_timeouts_.fetch_add(1, std::memory_order_relaxed); }
+    void count_timed_out() noexcept { timed_out_.fetch_add(1, std::memory_order_relaxed); }
     void count_rejected_shutdown() noexcept {
         rejected_shutdown_.fetch_add(1, std::memory_order_relaxed);
     }
+    void count_rejected_circuit() noexcept {
+        rejected_circuit_.fetch_add(1, std::memory_order_relaxed);
+    }
+    void probe_abandoned() noexcept { breaker_.probe_abandoned(); }
+    [[nodiscard]] const CircuitBreaker& breaker() const noexcept { return breaker_; }
 
     /// Snapshot of this provider's figures.
     [[nodiscard]] ProviderStats stats() const {
         ProviderStats s;
         s.name = name_;
-        s.queue_depth = ring_.size();
-        s.queue_capacity = ring_.capacity();
-        s.waiting_for_space = static_cast<std::size_t>(ring_.blocked_producers()) +
+        const Ring* r = ring_.load(std::memory_order_acquire);
+        const Ring* d = draining_.load(std::memory_order_acquire);
+        s.queue_depth = depth();
+        s.queue_capacity = r->capacity();
+        s.waiting_for_space = static_cast<std::size_t>(r->blocked_producers()) +
+                              (d ? static_cast<std::size_t>(d->blocked_producers()) : 0) +
                               overflow_count_.load(std::memory_order_relaxed);
-        s.concurrency = concurrency_;
+        s.concurrency = concurrency_.load(std::memory_order_relaxed);
         s.in_flight = inflight_.load(std::memory_order_relaxed);
         s.idle_workers = s.concurrency > s.in_flight ? s.concurrency - s.in_flight : 0;
         s.worker_threads = cores_.size();
+        s.in_retry_backoff = backing_off_.load(std::memory_order_relaxed);
         s.submitted = submitted_.load(std::memory_order_relaxed);
         s.queued = queued_.load(std::memory_order_relaxed);
         s.waited_for_space = waited_.load(std::memory_order_relaxed);
         s.dropped = dropped_.load(std::memory_order_relaxed);
         s.queue_timeouts = queue_timeouts_.load(std::memory_order_relaxed);
         s.rejected_shutdown = rejected_shutdown_.load(std::memory_order_relaxed);
+        s.rejected_circuit = rejected_circuit_.load(std::memory_order_relaxed);
         s.completed = completed_.load(std::memory_order_relaxed);
         s.failed = failed_.load(std::memory_order_relaxed);
+        s.timed_out = timed_out_.load(std::memory_order_relaxed);
+        s.cancelled = cancelled_.load(std::memory_order_relaxed);
+        s.retries = retries_.load(std::memory_order_relaxed);
+        s.circuit = breaker_.state();
+        s.circuit_opened = breaker_.opened();
+        s.consecutive_failures = breaker_.consecutive_failures();
         s.queue_wait = queue_wait_.summary();
         s.upstream = upstream_.summary();
         return s;
@@ -150,7 +261,6 @@ class ProviderQueue {
     /// Stops intake: later pushes fail with `closed`, blocked producers wake, parked async
     /// requests fail with 503 "provider is shutting down". Queued and in-flight requests go on.
     void close() {
-        ring_.close();
         Job* list = nullptr;
         {
             std::lock_guard lock(overflow_mutex_);
@@ -159,20 +269,48 @@ class ProviderQueue {
             overflow_head_ = overflow_tail_ = nullptr;
             overflow_count_.store(0, std::memory_order_seq_cst);
         }
+        {
+            std::lock_guard lock(reconfigure_mutex_);
+            intake_closed_ = true;
+            for (auto& r : rings_)
+                r->close();
+        }
         while (list) {
             Job* next = list->next;
-            rejected_shutdown_.fetch_add(1, std::memory_order_relaxed);
-            finish_unqueued(list, errors::shutting_down(name_));
+            list->next = list->prev = nullptr;
+            finish_unqueued(list, errors::shutting_down(name_), &rejected_shutdown_);
             list = next;
         }
+    }
+
+    /// Applies a new configuration while serving traffic: concurrency, buffer size (a new ring;
+    /// queued requests move over without loss or duplication), keys, network settings and the
+    /// circuit breaker. `worker_threads` cannot change. Throws `std::invalid_argument` naming a
+    /// bad field.
+    void update(ProviderConfig config) {
+        validate(config);
+        std::lock_guard lock(reconfigure_mutex_);
+        if (intake_closed_) throw std::invalid_argument("provider is shutting down");
+        if (config.concurrency_and_buffer_size.worker_threads != cores_.size())
+            throw std::invalid_argument(
+                "concurrency_and_buffer_size.worker_threads cannot change while the provider runs");
+        const std::size_t buffer = config.concurrency_and_buffer_size.buffer_size;
+        breaker_.configure(config.circuit_breaker);
+        concurrency_.store(config.concurrency_and_buffer_size.concurrency,
+                           std::memory_order_release);
+        settings_list_.push_back(std::make_unique<ProviderSettings>(std::move(config)));
+        settings_.store(settings_list_.back().get(), std::memory_order_release);
+        if (buffer != ring_.load(std::memory_order_relaxed)->capacity())
+            replace_ring_locked(buffer);
+        wake_all();  // more slots or a new ring: let every worker look
     }
 
     /// Stops the workers after a drain of at most `drain`; see `ProviderPool`.
     virtual void stop(std::chrono::milliseconds drain) = 0;
 
-    /// True once nothing is queued or in flight.
+    /// True once nothing is queued, running or waiting to retry.
     [[nodiscard]] bool idle() const noexcept {
-        return ring_.empty() && inflight_.load(std::memory_order_seq_cst) == 0;
+        return depth() == 0 && owned_.load(std::memory_order_seq_cst) == 0;
     }
 
   protected:
@@ -182,31 +320,55 @@ class ProviderQueue {
     bool acquire_slot() noexcept {
         std::size_t n = inflight_.load(std::memory_order_relaxed);
         do {
-            if (n >= concurrency_) return false;
+            if (n >= concurrency_.load(std::memory_order_relaxed)) return false;
         } while (!inflight_.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel,
                                                   std::memory_order_relaxed));
         return true;
     }
     void release_slot() noexcept { inflight_.fetch_sub(1, std::memory_order_acq_rel); }
 
-    /// Pops the next job (the caller holds a slot). Moves parked requests into freed space.
+    /// Pops the next job (the caller holds a slot): from a ring being retired first, then the
+    /// current one. Moves parked requests into freed space.
     bool pop(Job*& j) noexcept {
-        if (!ring_.try_pop(j)) return false;
+        if (Ring* d = draining_.load(std::memory_order_acquire)) {
+            if (d->try_pop(j)) return true;
+            if (d->empty())
+                draining_.compare_exchange_strong(d, nullptr, std::memory_order_acq_rel);
+        }
+        if (!ring_.load(std::memory_order_acquire)->try_pop(j)) return false;
         if (overflow_count_.load(std::memory_order_seq_cst) != 0) drain_overflow();
         return true;
     }
 
-    /// True when a worker could start a job now.
+    /// True when a worker could start a queued job now.
     [[nodiscard]] bool work_available() const noexcept {
-        return !ring_.empty() && inflight_.load(std::memory_order_relaxed) < concurrency_;
+        return depth() != 0 && inflight_.load(std::memory_order_relaxed) <
+                                   concurrency_.load(std::memory_order_relaxed);
     }
 
-    /// Completes a job that never reached a worker with `e` and drops the queue's reference.
-    void finish_unqueued(Job* j, Error e) {
-        j->outcome.fail(std::move(e));
-        j->complete();
+    /// For a job that never reached a worker: decides it with `e` (unless already decided) and
+    /// drops the queue's reference.
+    void finish_unqueued(Job* j, Error e, std::atomic<std::uint64_t>* counter) {
+        if (j->claim() != Job::claimed) {
+            j->outcome.fail(std::move(e));
+            counter->fetch_add(1, std::memory_order_relaxed);
+            if (j->probe) breaker_.probe_abandoned();
+            complete_guarded(j);
+        }
         j->release();
     }
+
+    /// Completes the caller; a failure to do so (only an out-of-memory post can throw) must not
+    /// take the calling thread down.
+    static void complete_guarded(Job* j) noexcept {
+        try {
+            j->complete();
+        } catch (...) {
+        }
+    }
+
+    /// Stops a running attempt's upstream work; runs on the attempt's worker (see ProviderPool).
+    virtual void stop_running(Job* j) = 0;
 
     /// Wakes one parked worker thread, if any is parked. Call after a successful push.
     void wake_one() {
@@ -219,7 +381,7 @@ class ProviderQueue {
         }
     }
 
-    /// Wakes every worker thread (shutdown).
+    /// Wakes every worker thread (shutdown, reconfiguration).
     void wake_all() {
         std::atomic_thread_fence(std::memory_order_seq_cst);
         for (WorkerCore* w : cores_)
@@ -242,13 +404,15 @@ class ProviderQueue {
     void count_finished(bool ok) noexcept {
         (ok ? completed_ : failed_).fetch_add(1, std::memory_order_relaxed);
     }
+    void count_retry() noexcept { retries_.fetch_add(1, std::memory_order_relaxed); }
 
     std::string name_;
-    queue::Ring<Job*> ring_;
-    std::size_t concurrency_;
     std::vector<WorkerCore*> cores_;  // set once before the workers start
     std::atomic<bool> stopping_{false};
     std::atomic<bool> aborting_{false};
+    CircuitBreaker breaker_;
+    alignas(cache_line) std::atomic<std::size_t> owned_{0};        // started, not finished
+    alignas(cache_line) std::atomic<std::size_t> backing_off_{0};  // waiting to retry
 
     LatencyHistogram queue_wait_;
     LatencyHistogram upstream_;
@@ -257,6 +421,18 @@ class ProviderQueue {
     void prepare(Job* j) noexcept {
         j->add_ref();
         j->enqueued_at = Clock::now();
+    }
+
+    /// Pushes into the current ring; a ring retired by `update` answers `closed`, and the push
+    /// moves on to its successor.
+    template <class Push>
+    queue::PushStatus push(Push&& do_push) {
+        for (;;) {
+            Ring* r = ring_.load(std::memory_order_acquire);
+            const auto s = do_push(*r);
+            if (s != queue::PushStatus::closed || ring_.load(std::memory_order_acquire) == r)
+                return s;
+        }
     }
 
     void admitted(Job* j, queue::PushStatus s, bool waited) {
@@ -276,20 +452,49 @@ class ProviderQueue {
                    }));
     }
 
-    /// Moves parked requests into the ring while it has space.
+    void replace_ring_locked(std::size_t capacity) {
+        // One retirement at a time: wait for the previous old ring to empty.
+        while (draining_.load(std::memory_order_acquire) != nullptr) {
+            wake_all();
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+        rings_.push_back(std::make_unique<Ring>(capacity));
+        Ring* old = ring_.load(std::memory_order_relaxed);
+        draining_.store(old, std::memory_order_release);
+        ring_.store(rings_.back().get(), std::memory_order_release);
+        old->close();  // producers move to the new ring; blocked ones wake and retry there
+        drain_overflow();
+    }
+
+    /// Moves parked requests into the ring while it has space; lets go of parked requests that
+    /// were decided meanwhile (cancelled).
     void drain_overflow() {
         bool moved = false;
+        Job* decided = nullptr;
         {
             std::lock_guard lock(overflow_mutex_);
             while (overflow_head_) {
                 Job* j = overflow_head_;
+                if (j->is_claimed()) {
+                    unlink_overflow_locked(j);
+                    j->next = decided;
+                    decided = j;
+                    continue;
+                }
                 j->enqueued_at = Clock::now();
-                if (ring_.try_push(j) != queue::PushStatus::ok) break;
+                if (ring_.load(std::memory_order_acquire)->try_push(j) != queue::PushStatus::ok)
+                    break;
                 unlink_overflow_locked(j);
                 queued_.fetch_add(1, std::memory_order_relaxed);
                 waited_.fetch_add(1, std::memory_order_relaxed);
                 moved = true;
             }
+        }
+        while (decided) {
+            Job* next = decided->next;
+            decided->next = nullptr;
+            decided->release();
+            decided = next;
         }
         if (moved) wake_one();
     }
@@ -319,7 +524,7 @@ class ProviderQueue {
             std::lock_guard lock(overflow_mutex_);
             next = Clock::time_point::max();
             for (Job* j = overflow_head_; j; j = j->next)
-                if (j->space_deadline < next) next = j->space_deadline;
+                next = std::min({next, j->space_deadline, j->deadline});
             armed_deadline_ = next;
         }
         if (!overflow_timer_) overflow_timer_.emplace(cores_.front()->ioc);
@@ -341,7 +546,7 @@ class ProviderQueue {
             std::lock_guard lock(overflow_mutex_);
             for (Job* j = overflow_head_; j;) {
                 Job* next = j->next;
-                if (j->space_deadline <= now) {
+                if (j->space_deadline <= now || j->deadline <= now || j->is_claimed()) {
                     unlink_overflow_locked(j);
                     j->next = expired;
                     expired = j;
@@ -353,12 +558,23 @@ class ProviderQueue {
         while (expired) {
             Job* next = expired->next;
             expired->next = nullptr;
-            queue_timeouts_.fetch_add(1, std::memory_order_relaxed);
-            finish_unqueued(expired, errors::queue_timeout(name_));
+            if (expired->deadline <= now)
+                finish_unqueued(expired, errors::timed_out(name_), &timed_out_);
+            else
+                finish_unqueued(expired, errors::queue_timeout(name_), &queue_timeouts_);
             expired = next;
         }
         rearm_overflow_timer();
     }
+
+    alignas(cache_line) std::atomic<Ring*> ring_{nullptr};
+    std::atomic<Ring*> draining_{nullptr};
+    std::vector<std::unique_ptr<Ring>> rings_;  // every ring ever used; freed with the queue
+    std::atomic<std::size_t> concurrency_{0};
+    std::atomic<const ProviderSettings*> settings_{nullptr};
+    std::vector<std::unique_ptr<ProviderSettings>> settings_list_;  // freed with the queue
+    std::mutex reconfigure_mutex_;
+    bool intake_closed_ = false;  // guarded by reconfigure_mutex_
 
     alignas(cache_line) std::atomic<std::size_t> inflight_{0};
 
@@ -376,8 +592,12 @@ class ProviderQueue {
     std::atomic<std::uint64_t> dropped_{0};
     std::atomic<std::uint64_t> queue_timeouts_{0};
     std::atomic<std::uint64_t> rejected_shutdown_{0};
+    std::atomic<std::uint64_t> rejected_circuit_{0};
     alignas(cache_line) std::atomic<std::uint64_t> completed_{0};
     std::atomic<std::uint64_t> failed_{0};
+    std::atomic<std::uint64_t> timed_out_{0};
+    std::atomic<std::uint64_t> cancelled_{0};
+    std::atomic<std::uint64_t> retries_{0};
 };
 
 }  // namespace bifrost::detail

@@ -17,6 +17,7 @@ inline constexpr std::string_view queue_timeout = "queue_timeout";
 inline constexpr std::string_view request_timed_out = "request_timed_out";
 inline constexpr std::string_view request_cancelled = "request_cancelled";
 inline constexpr std::string_view shutting_down = "provider_shutting_down";
+inline constexpr std::string_view circuit_open = "circuit_open";
 inline constexpr std::string_view unknown_provider = "unknown_provider";
 inline constexpr std::string_view no_key = "no_key_available";
 inline constexpr std::string_view network = "network_error";
