@@ -144,8 +144,13 @@ class Gateway {
     Gateway& operator=(const Gateway&) = delete;
 
     /// Stops intake, drains (up to `GatewayOptions::drain_timeout`), joins every thread.
-    /// Precondition: no `Result` of this gateway outlives it.
-    ~Gateway() { shutdown(); }
+    /// Precondition: no `Result` of this gateway outlives it, no call is in progress.
+    ~Gateway() {
+        shutdown();
+        // Late attempts (fallbacks started after the shutdown) may still have armed deadline
+        // timers: the timekeeper runs until here so that their handlers release their jobs.
+        timekeeper_.stop();
+    }
 
     /// Starts a provider instance named `name` (the prefix of `"name/model"`) served by the
     /// provider type `P`. Returns an error (400) for a duplicate name or an invalid
@@ -274,7 +279,6 @@ class Gateway {
                 std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
             providers_[i]->stop(left.count() > 0 ? left : std::chrono::milliseconds(0));
         }
-        timekeeper_.stop();
     }
 
     /// The queue policy object (e.g. to set `BlockFor::timeout` before traffic starts).

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace {
 
@@ -1015,4 +1016,348 @@ TEST_CASE("schema json: reused extra fields take the new values and key order") 
             CHECK(got == want);
         }
     }
+}
+
+// ---- the streaming response reader -------------------------------------------------------------
+
+namespace {
+
+/// What `parse_chat_response` did before it streamed: parse into a DOM, then read that.
+bool parse_with_dom(std::string_view text, Outcome& out) {
+    out.error.clear();
+    const detail::json_impl::Reader rd{&out.error, true};
+    return detail::json_impl::parse_then(rd, text, "body is empty", [&](const json::value& doc) {
+        return detail::json_impl::read_response(rd, doc, out);
+    });
+}
+
+/// True when the streaming reader reads `text` itself, without handing it to the DOM reader.
+bool streamed(std::string_view text) {
+    Outcome o;
+    bool ok = false;
+    const detail::json_impl::Reader rd{&o.error, true};
+    return detail::json_impl::stream_response(rd, text, o, ok);
+}
+
+std::string written(const ChatResponse& r) {
+    std::string text;
+    write_chat_response(text, r);
+    return text;
+}
+
+/// `got` equals `want`, the order of unknown members included.
+void check_same_response(const Outcome& got, const Outcome& want) {
+    CHECK(got.error == want.error);
+    CHECK(got.response == want.response);
+    CHECK(written(got.response) == written(want.response));
+}
+
+std::string escaped_text(std::size_t n) {
+    std::string s;
+    for (std::size_t i = 0; i < n; ++i)
+        s += (i % 7 == 0) ? "\\\"" : (i % 11 == 0) ? "\\u00e9" : "x";
+    return s;
+}
+
+/// A response that sets every field (which a reused outcome must then reset).
+constexpr std::string_view full_response =
+    R"({"id":"i","object":"o","created":5,"model":"m","system_fingerprint":"s","choices":[)"
+    R"({"index":3,"message":{"role":"tool","content":[{"type":"text","text":"t"}],"name":"n",)"
+    R"("tool_calls":[{"id":"c","type":"custom","function":{"name":"f","arguments":"{}"}}],)"
+    R"("tool_call_id":"t","x":1},"finish_reason":"stop","logprobs":{"a":1}}],)"
+    R"("usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3,"d":{}},)"
+    R"("extra_fields":{"provider":"p","latency":5},"x":[1]})";
+
+/// Responses of every shape the reader handles itself.
+std::vector<std::string> stream_corpus() {
+    std::vector<std::string> docs = {
+        std::string(full_response),
+        R"({"choices":[{"message":{"tool_calls":[{"function":{"name":"g"}}]}}],"usage":{},)"
+        R"("extra_fields":{}})",
+        std::string(full_response),
+        R"({"choices":[{"message":{"content":"x"}}],"usage":{"x":2},"extra_fields":{"latency":1}})",
+        std::string(openai_response),
+        R"({"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini",)"
+        R"("choices":[{"index":0,"message":{"role":"assistant","content":"Hamlet avenges his father )"
+        R"(and everyone dies."},"finish_reason":"stop"}],"usage":{"prompt_tokens":25,)"
+        R"("completion_tokens":9,"total_tokens":34}})",
+        // tool calls, null content, several of them, arguments as an object or an array
+        R"({"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[)"
+        R"({"id":"call_1","type":"function","function":{"name":"get_weather","arguments":)"
+        R"("{\"city\":\"Paris\",\"unit\":\"celsius\"}"}},)"
+        R"({"id":"call_2","type":"function","function":{"name":"get_time","arguments":{"tz":[1,"x",null,true,2.5]}}},)"
+        R"({"function":{"name":"f","arguments":[]}},{"id":null,"type":null,"function":{"name":"g","arguments":null}},)"
+        R"({"function":{"arguments":"{}","name":"h","extra":{"k":[1]}},"id":"c","index":3,"type":"custom"}]},)"
+        R"("finish_reason":"tool_calls"}]})",
+        R"({"choices":[{"message":{"role":"assistant","tool_calls":[]}}]})",
+        R"({"choices":[{"message":{"role":"assistant","tool_calls":null,"name":null,"tool_call_id":null}}]})",
+        // array content
+        R"({"choices":[{"message":{"role":"user","content":[{"type":"text","text":"a"},)"
+        R"({"type":"image_url","image_url":{"url":"u","detail":"low"}},{"type":"image_url","image_url":"v"},)"
+        R"({"type":"input_audio","input_audio":{"data":"UklG","format":"wav"}}],"name":"alice"}}]})",
+        R"({"choices":[{"message":{"content":[]}}]})",
+        // refusal and other message fields
+        R"({"choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":"No.",)"
+        R"("annotations":[{"type":"url_citation","url_citation":{"start_index":0}}],"audio":null},)"
+        R"("logprobs":null,"finish_reason":"content_filter"}]})",
+        // every role, tool messages
+        R"({"choices":[{"message":{"role":"system","content":"s"}},{"message":{"role":"developer"}},)"
+        R"({"message":{"role":"user"}},{"message":{"role":"tool","content":"18C","tool_call_id":"call_1"}},)"
+        R"({"message":{"role":"function","name":"f"}},{"message":{}}]})",
+        // usage details and unusual numbers
+        R"({"choices":[],"usage":{"prompt_tokens":1117,"completion_tokens":46,"total_tokens":1163,)"
+        R"("prompt_tokens_details":{"cached_tokens":1024,"audio_tokens":0},)"
+        R"("completion_tokens_details":{"reasoning_tokens":0,"accepted_prediction_tokens":0},)"
+        R"("cost":0.00125,"big":18446744073709551615,"neg":-5,"flag":false,"list":[[],{}],"s":"x"}})",
+        R"({"choices":[],"usage":{}})",
+        R"({"choices":[],"usage":{"prompt_tokens":null,"completion_tokens":3.0,"total_tokens":9223372036854775807}})",
+        R"({"choices":[],"usage":null,"extra_fields":null})",
+        // extra top-level fields of every kind
+        R"({"service_tier":"default","choices":[],"a":true,"b":false,"c":null,"d":-1,)"
+        R"("e":18446744073709551615,"f":1.5,"g":"s","h":[],"i":{},"j":[{"k":[{"l":null}]}],)"
+        R"("system_fingerprint":"fp_1"})",
+        // unicode escapes, in values and in keys (known and unknown)
+        R"({"id":"caf\u00e9 \ud83d\ude00 \"q\" \\ \/ \b\f\n\r\t \u0001","choices":[{"message":{)"
+        R"("r\u006fle":"\u0061ssistant","content":"caf\u00e9 \ud83d\ude00","we\"ird\n":"v\u00e9"}}],)"
+        R"("\u00e9t\u00e9":{"\u00e9":"\u00e9"},"i\u0064x":1,"model":"caf\u00e9"})",
+        "{\"id\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\",\"choices\":[],\"k\xc3\xa9y\":\"v\xc3\xa9\"}",
+        // created as a double, null fields
+        R"({"created":1.7e9,"choices":[]})",
+        R"({"created":1700000000.0,"choices":[]})",
+        R"({"created":-3,"choices":[]})",
+        R"({"id":null,"object":null,"created":null,"model":null,"system_fingerprint":null,"choices":[]})",
+        R"({"object":"chat.completion.chunk","choices":[]})",
+        // empty and several choices
+        R"({"choices":[]})",
+        R"({"choices":[{"message":{"content":"a"}},{"message":{"content":"b"}},{"message":{"content":"c"}}]})",
+        // members in unusual order
+        R"({"usage":{"total_tokens":3,"prompt_tokens":1,"x":1,"completion_tokens":2},"extra_fields":)"
+        R"({"latency":250,"provider":"openai","other":[1]},"choices":[{"finish_reason":"stop",)"
+        R"("message":{"content":"hi","role":"assistant"},"logprobs":{"content":[]},"index":7}],)"
+        R"("model":"m","id":"x"})",
+        // choice indexes given, null, integral doubles; members the schema drops
+        R"({"choices":[{"index":null,"message":{"content":""},"delta":{"a":[1,{"b":2}]},"stop_reason":null},)"
+        R"({"index":2.0,"message":{"content":"x"},"finish_reason":null,"seed":5,"ok":true}]})",
+        R"({"choices":[{"index":9223372036854775807,"message":{"content":"x"}}]})",
+        // logprobs of every kind
+        R"({"choices":[{"message":{},"logprobs":true},{"message":{},"logprobs":1},)"
+        R"({"message":{},"logprobs":"x"},{"message":{},"logprobs":[1,2]},{"message":{},"logprobs":{}},)"
+        R"({"message":{},"logprobs":-1.5},{"message":{},"logprobs":18446744073709551615}]})",
+        // extra_fields
+        R"({"choices":[],"extra_fields":{"provider":"anthropic","latency":12.5}})",
+        R"({"choices":[],"extra_fields":{"provider":null,"latency":null}})",
+        R"({"choices":[],"extra_fields":{"latency":1234567,"provider":"p"}})",
+        R"({"choices":[],"extra_fields":{}})",
+        // pretty-printed
+        "{\n  \"id\" : \"x\" ,\n\t\"choices\" : [ { \"message\" : { \"content\" : \"a\" } } ] "
+        "\r\n}\n",
+        // nested just within the depth limit
+        R"({"choices":[],"x":)" + std::string(62, '[') + std::string(62, ']') + "}",
+    };
+    // Strings and keys long enough, with escapes, to arrive in several parts.
+    const std::string long_text = escaped_text(9000);
+    docs.push_back(R"({"id":")" + long_text +
+                   R"(","choices":[{"message":{"role":"assistant","content":")" + long_text +
+                   R"(","name":")" + long_text + R"(","k)" + long_text + R"(":")" + long_text +
+                   R"("},"finish_reason":")" + long_text + R"("}],"k)" + long_text + R"(":{"k)" +
+                   long_text + R"(":")" + long_text + R"("},"x":")" + long_text +
+                   R"(","usage":{"s":")" + long_text + R"("}})");
+    docs.push_back(R"({"choices":[{"logprobs":")" + long_text +
+                   R"(","message":{"tool_calls":[{"function":{"name":")" + long_text +
+                   R"(","arguments":")" + long_text + R"("}}]}}]})");
+    docs.push_back(R"({"choices":[{"message":{"role":")" + std::string("\\u0061") +
+                   R"(ssistant","content":")" + std::string(300, 'y') + R"("}}]})");
+    docs.push_back(R"({"id":")" + std::string(5000, 'z') + R"(","choices":[]})");
+    return docs;
+}
+
+/// Responses the streaming reader hands to the DOM reader: wrong types, missing or duplicate
+/// members. Plus malformed JSON, which it reports itself.
+std::vector<std::string> fallback_corpus() {
+    std::vector<std::string> docs = {
+        // duplicate members: the DOM reader keeps the last
+        R"({"id":"a","id":"b","choices":[]})",
+        R"({"choices":[],"choices":[{"message":{"content":"x"}}]})",
+        R"({"choices":[],"x":1,"x":2})",
+        R"({"choices":[{"message":{"content":"a","content":"b","r":1,"r":2}}]})",
+        R"({"choices":[{"message":{"content":"a"},"message":{"content":"b"}}]})",
+        R"({"choices":[],"usage":{"prompt_tokens":1,"prompt_tokens":2}})",
+        R"({"choices":[],"usage":{"d":1,"d":{}}})",
+        R"({"choices":[{"message":{"tool_calls":[{"id":"a","id":"b","function":{"name":"f","name":"g"}}]}}]})",
+        R"({"choices":[{"message":{"content":"a"},"x":1,"x":2}]})",  // dropped: no fallback needed
+        // wrong types everywhere
+        R"({"id":5,"choices":[]})",
+        R"({"object":[],"choices":[]})",
+        R"({"created":1.5,"choices":[]})",
+        R"({"created":1e300,"choices":[]})",
+        R"({"created":18446744073709551615,"choices":[]})",
+        R"({"created":true,"choices":[]})",
+        R"({"created":"yesterday","choices":[]})",
+        R"({"model":{},"choices":[]})",
+        R"({"system_fingerprint":false,"choices":[]})",
+        R"({"choices":null})",
+        R"({"choices":{}})",
+        R"({"choices":"x"})",
+        R"({"choices":[null]})",
+        R"({"choices":[1]})",
+        R"({"choices":["x"]})",
+        R"({"choices":[[]]})",
+        R"({"choices":[true]})",
+        R"({"choices":[{"index":0}]})",
+        R"({"choices":[{"index":"0","message":{}}]})",
+        R"({"choices":[{"index":0.5,"message":{}}]})",
+        R"({"choices":[{"index":18446744073709551615,"message":{}}]})",
+        R"({"choices":[{"message":null}]})",
+        R"({"choices":[{"message":"x"}]})",
+        R"({"choices":[{"message":[]}]})",
+        R"({"choices":[{"message":{},"finish_reason":1}]})",
+        R"({"choices":[{"message":{"role":null}}]})",
+        R"({"choices":[{"message":{"role":5}}]})",
+        R"({"choices":[{"message":{"role":{}}}]})",
+        R"({"choices":[{"message":{"role":"robot"}}]})",
+        R"({"choices":[{"message":{"role":"\u0072obot"}}]})",
+        R"({"choices":[{"message":{"content":"a"}},{"message":{"content":5}}]})",
+        R"({"choices":[{"message":{"content":{}}}]})",
+        R"({"choices":[{"message":{"content":true}}]})",
+        R"({"choices":[{"message":{"content":[5]}}]})",
+        R"({"choices":[{"message":{"content":[{"type":5}]}}]})",
+        R"({"choices":[{"message":{"content":[{"text":"x"}]}}]})",
+        R"({"choices":[{"message":{"content":[{"type":"text"}]}}]})",
+        R"({"choices":[{"message":{"content":[{"type":"image_url","image_url":5}]}}]})",
+        R"({"choices":[{"message":{"name":1}}]})",
+        R"({"choices":[{"message":{"tool_call_id":[]}}]})",
+        R"({"choices":[{"message":{"tool_calls":{}}}]})",
+        R"({"choices":[{"message":{"tool_calls":"x"}}]})",
+        R"({"choices":[{"message":{"tool_calls":[1]}}]})",
+        R"({"choices":[{"message":{"tool_calls":[null]}}]})",
+        R"({"choices":[{"message":{"tool_calls":[[]]}}]})",
+        R"({"choices":[{"message":{"tool_calls":[{"id":"a"}]}}]})",
+        R"({"choices":[{"message":{"tool_calls":[{"id":1,"function":{"name":"f"}}]}}]})",
+        R"({"choices":[{"message":{"tool_calls":[{"type":1,"function":{"name":"f"}}]}}]})",
+        R"({"choices":[{"message":{"tool_calls":[{"function":null}]}}]})",
+        R"({"choices":[{"message":{"tool_calls":[{"function":"f"}]}}]})",
+        R"({"choices":[{"message":{"tool_calls":[{"function":{"arguments":"{}"}}]}}]})",
+        R"({"choices":[{"message":{"tool_calls":[{"function":{"name":null}}]}}]})",
+        R"({"choices":[{"message":{"tool_calls":[{"function":{"name":"f","arguments":5}}]}}]})",
+        R"({"choices":[{"message":{"tool_calls":[{"function":{"name":"f","arguments":true}}]}}]})",
+        R"({"choices":[],"usage":[]})",
+        R"({"choices":[],"usage":5})",
+        R"({"choices":[],"usage":"x"})",
+        R"({"choices":[],"usage":{"prompt_tokens":"3"}})",
+        R"({"choices":[],"usage":{"prompt_tokens":1.5}})",
+        R"({"choices":[],"usage":{"total_tokens":{}}})",
+        R"({"choices":[],"extra_fields":[]})",
+        R"({"choices":[],"extra_fields":{"provider":1}})",
+        R"({"choices":[],"extra_fields":{"latency":"x"}})",
+        R"({"choices":[],"extra_fields":{"latency":true}})",
+        R"({"choices":[],"extra_fields":{"latency":[]}})",
+        R"({"choices":[],"extra_fields":{"latency":1e300}})",
+        R"({"choices":[],"extra_fields":{"latency":18446744073709551615}})",
+        // missing choices, not an object
+        R"({"id":"x","object":"chat.completion"})",
+        R"({})",
+        R"([1,2])",
+        R"("x")",
+        R"(5)",
+        R"(null)",
+        R"(true)",
+        "",
+        // malformed JSON
+        "{\"choices\": [\n  {\"message\": }\n]}",
+        R"({"choices":[]} x)",
+        R"({"choices":[]}})",
+        R"({"choices":[])",
+        "{",
+        " ",
+        R"({"a":"\u12"})",
+        "{\"id\":\"\xff\",\"choices\":[]}",
+        "{\"id\":\"a\x01\",\"choices\":[]}",
+        R"({"choices":[],})",
+        R"({"choices":[]/*c*/})",
+        R"({"choices":[1,]})",
+        R"({"choices":[{"message":{"content":"x"}}], "id": "unterminated)",
+        R"({"choices":[],"x":)" + std::string(70, '[') + std::string(70, ']') + "}",
+        R"({"created":1e400,"choices":[]})",
+        R"({"created":-,"choices":[]})",
+        // errors after something the stream reader would have handed over anyway
+        R"({"id":1,"choices":[]} x)",
+        R"({"id":"a","id":"b","choices":[})",
+    };
+    return docs;
+}
+
+}  // namespace
+
+TEST_CASE("schema json: streamed responses equal the DOM reader's") {
+    const std::vector<std::string> docs = stream_corpus();
+    Outcome reused;
+    Outcome recycled;
+    for (const std::string& doc : docs) {
+        INFO(doc.substr(0, 300));
+        CHECK(streamed(doc));
+
+        Outcome dom;
+        json::parse_options deep;
+        deep.max_depth = 64;
+        REQUIRE(read_chat_response(json::parse(doc, {}, deep), dom));
+        Outcome before;
+        REQUIRE(parse_with_dom(doc, before));
+        check_same_response(before, dom);
+
+        Outcome fresh;
+        REQUIRE(parse_chat_response(doc, fresh));
+        check_same_response(fresh, dom);
+
+        // Into outcomes that read every other document before (reusing their memory).
+        REQUIRE(parse_chat_response(doc, reused));
+        check_same_response(reused, dom);
+        recycled.recycle();
+        REQUIRE(parse_chat_response(doc, recycled));
+        check_same_response(recycled, dom);
+        for (const std::string_view other :
+             {full_response, std::string_view(docs[4]), std::string_view(docs[6]),
+              std::string_view(docs[9])}) {
+            Outcome o;
+            REQUIRE(parse_chat_response(other, o));
+            REQUIRE(parse_chat_response(doc, o));
+            check_same_response(o, dom);
+        }
+    }
+}
+
+TEST_CASE("schema json: responses of another shape read as they did before streaming") {
+    const std::vector<std::string> docs = fallback_corpus();
+    for (const std::string& doc : docs) {
+        INFO(doc.substr(0, 300));
+        Outcome before;
+        const bool ok_before = parse_with_dom(doc, before);
+
+        Outcome fresh;
+        CHECK(parse_chat_response(doc, fresh) == ok_before);
+        CHECK(fresh.error == before.error);
+        if (ok_before) check_same_response(fresh, before);
+
+        Outcome reused;
+        REQUIRE(parse_chat_response(openai_response, reused));
+        CHECK(parse_chat_response(doc, reused) == ok_before);
+        CHECK(reused.error == before.error);
+        if (ok_before) check_same_response(reused, before);
+
+        // And the reused outcome still reads a good document afterwards.
+        Outcome dom;
+        REQUIRE(parse_with_dom(openai_response, dom));
+        REQUIRE(parse_chat_response(openai_response, reused));
+        check_same_response(reused, dom);
+    }
+    // Malformed JSON is reported by the streaming reader itself, with the same message.
+    CHECK(streamed(R"({"choices":[]} x)"));
+    CHECK(streamed("{\"choices\": [\n  {\"message\": }\n]}"));
+    Outcome o;
+    CHECK(!parse_chat_response(R"({"choices":[]} x)", o));
+    CHECK(o.error.message == "upstream response: malformed JSON at line 1, column 16: " +
+                                 json::error_code(json::error::extra_data).message());
+    // A document of another shape is handed over.
+    CHECK(!streamed(R"({"id":"a","id":"b","choices":[]})"));
+    CHECK(!streamed(R"({"created":"yesterday","choices":[]})"));
+    CHECK(!streamed(""));
 }

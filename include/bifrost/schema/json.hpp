@@ -17,6 +17,8 @@
 #include <bifrost/schema/error.hpp>
 #include <bifrost/schema/outcome.hpp>
 
+#include <boost/config.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/conversion.hpp>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
@@ -24,12 +26,14 @@
 #include <boost/json/parser.hpp>
 #include <boost/json/storage_ptr.hpp>
 #include <boost/json/value.hpp>
+#include <boost/json/value_stack.hpp>
 
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <limits>
 #include <optional>
@@ -70,6 +74,11 @@ inline bool read_chat_request(const boost::json::value& v, ChatRequest& out, Err
 /// Lenient where OpenAI-compatible servers differ: `id`, `object`, `created`, `model`, `usage`
 /// and a message's `role` may be missing, `null` stands for "absent", and tool-call `arguments`
 /// sent as a JSON object are kept as their serialized text. On success `out.error` is clear.
+///
+/// The text is read in one pass straight into `out` (no document is built for the fields the
+/// schema models), so `text` must not point into `out` itself. Reading into a reused or recycled
+/// `out` reuses its strings and choices: a plain text response is then read with no allocation.
+/// Thread-safe: each thread parses with its own parser and scratch buffers.
 inline bool parse_chat_response(std::string_view text, Outcome& out);
 
 /// Reads an already-parsed response document (same rules as `parse_chat_response`).
@@ -476,6 +485,17 @@ inline bool read_part(const Reader& rd, const json::value& v, const Path* at, Co
     return true;
 }
 
+/// The array form of `content` (`at` is the path of `content`).
+inline bool read_parts(const Reader& rd, const json::array& a, const Path* at, Message& m) {
+    m.content.clear();
+    m.parts.resize(a.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const Path pi(at, i);
+        if (!read_part(rd, a[i], &pi, m.parts[i])) return false;
+    }
+    return true;
+}
+
 inline bool read_content(const Reader& rd, const json::object& o, const Path* at, Message& m) {
     const json::value* c = o.if_contains("content");
     if (c == nullptr || c->is_null()) {
@@ -491,13 +511,13 @@ inline bool read_content(const Reader& rd, const json::object& o, const Path* at
     const Path pc(at, "content");
     const json::array* a = c->if_array();
     if (a == nullptr) return type_error(rd, &pc, "a string, an array or null", *c);
-    m.content.clear();
-    m.parts.resize(a->size());
-    for (std::size_t i = 0; i < a->size(); ++i) {
-        const Path pi(&pc, i);
-        if (!read_part(rd, (*a)[i], &pi, m.parts[i])) return false;
-    }
-    return true;
+    return read_parts(rd, *a, &pc, m);
+}
+
+/// Tool-call `arguments` sent as a JSON object (or array), kept as their serialized text.
+inline void write_arguments(const json::value& args, std::string& out) {
+    out.clear();
+    detail::JsonWriter(out).value(args);
 }
 
 inline bool read_tool_call(const Reader& rd, const json::value& v, const Path* at, ToolCall& tc) {
@@ -521,8 +541,7 @@ inline bool read_tool_call(const Reader& rd, const json::value& v, const Path* a
             return true;
         }
         if (args->is_object() || args->is_array()) {
-            tc.arguments.clear();
-            detail::JsonWriter(tc.arguments).value(*args);
+            write_arguments(*args, tc.arguments);
             return true;
         }
     }
@@ -935,6 +954,828 @@ bool parse_then(const Reader& rd, std::string_view text, std::string_view empty_
     return read(doc);
 }
 
+// ---- streaming response reader ---------------------------------------------------------------
+
+/// A `json::basic_parser` handler that reads a chat-completion response straight into an
+/// `Outcome`, with no document in between: the fixed fields are assigned as they arrive (strings
+/// into the capacity they already have), and choices and tool calls reuse the elements the
+/// outcome keeps. Only the free-form parts (unknown members kept in `extra`, `logprobs`, array
+/// `content`, tool-call `arguments` sent as an object) are built as `json::value`s, on a scratch
+/// resource, and handed to the mapping code the DOM reader uses.
+///
+/// It reads only documents of the expected shape. At anything else (a wrong type, a missing
+/// required field, a duplicate key, an unknown role, ...) it stops with `fallback()` set, and the
+/// caller reads the document with the DOM reader, which reports the problem.
+///
+/// The callbacks keep their common case short and call-free; everything else is in out-of-line
+/// `*_slow` functions.
+class ResponseHandler {
+  public:
+    static constexpr std::size_t max_object_size = json::object::max_size();
+    static constexpr std::size_t max_array_size = json::array::max_size();
+    static constexpr std::size_t max_key_size = json::string::max_size();
+    static constexpr std::size_t max_string_size = json::string::max_size();
+
+    /// `scratch` backs the values built (spilling to the heap), `stack` is the initial memory of
+    /// the value builder's stack (it grows on the heap).
+    ResponseHandler(unsigned char* scratch, std::size_t scratch_size, unsigned char* stack,
+                    std::size_t stack_size) noexcept
+        : scratch_buffer_(scratch),
+          scratch_size_(scratch_size),
+          values_(json::storage_ptr(), stack, stack_size) {}
+
+    /// Prepares to read one document into `out`.
+    void start(Outcome& out) noexcept {
+        out_ = &out;
+        depth_ = 0;
+        nesting_ = 0;
+        slot_ = Slot::document;
+        text_target_ = nullptr;
+        int_target_ = nullptr;
+        capturing_ = false;
+        in_key_ = false;
+        in_string_ = false;
+        fallback_ = false;
+        choice_ = nullptr;
+        call_ = nullptr;
+        choice_count_ = 0;
+        call_count_ = 0;
+    }
+
+    /// Drops every value built on the scratch memory and the memory itself.
+    void stop() noexcept {
+        if (scratch_) {
+            values_.reset();
+            for (std::optional<json::object>& e : extra_)
+                e.reset();
+            scratch_.reset();
+        }
+        out_ = nullptr;
+    }
+
+    /// True when reading stopped because the document must be read by the DOM reader.
+    [[nodiscard]] bool fallback() const noexcept { return fallback_; }
+
+    bool on_document_begin(json::error_code&) { return true; }
+    bool on_document_end(json::error_code&) { return true; }
+    bool on_comment_part(json::string_view, json::error_code&) { return true; }
+    bool on_comment(json::string_view, json::error_code&) { return true; }
+    bool on_number_part(json::string_view, json::error_code&) { return true; }
+
+    BOOST_FORCEINLINE bool on_object_begin(json::error_code& ec) {
+        if (nesting_ != 0) {
+            ++nesting_;
+            return true;
+        }
+        switch (slot_) {
+            case Slot::document:
+                return enter(Ctx::root);
+            case Slot::choice:
+                begin_choice();
+                return enter(Ctx::choice);
+            case Slot::message:
+                return enter(Ctx::message);
+            case Slot::tool_call:
+                begin_tool_call();
+                return enter(Ctx::tool_call);
+            case Slot::function:
+                return enter(Ctx::function);
+            case Slot::usage:
+                if (!out_->response.usage) out_->response.usage.emplace();
+                return enter(Ctx::usage);
+            case Slot::extra_fields:
+                out_->response.extra_fields.latency = {};
+                return enter(Ctx::extra_fields);
+            default:
+                return nested_begin_slow(false, ec);
+        }
+    }
+
+    BOOST_FORCEINLINE bool on_object_end(std::size_t n, json::error_code& ec) {
+        if (nesting_ != 0) return nested_end_slow(false, n, ec);
+        const Frame& f = frames_[--depth_];
+        switch (f.ctx) {
+            case Ctx::root:
+                return end_root(f.seen) || fail(ec);
+            case Ctx::choice:
+                set_slot(Slot::choice);
+                return end_choice(f.seen) || fail(ec);
+            case Ctx::message:
+                end_message(f.seen);
+                return true;
+            case Ctx::tool_call:
+                set_slot(Slot::tool_call);
+                return end_tool_call(f.seen) || fail(ec);
+            case Ctx::function:
+                return end_function(f.seen) || fail(ec);
+            case Ctx::usage:
+                end_usage(f.seen);
+                return true;
+            case Ctx::extra_fields:
+                if (!has(f.seen, Slot::provider)) out_->response.extra_fields.provider.clear();
+                return true;
+            case Ctx::choices:
+            case Ctx::tool_calls:
+                break;
+        }
+        return true;
+    }
+
+    bool on_array_begin(json::error_code& ec) {
+        if (nesting_ != 0) {
+            ++nesting_;
+            return true;
+        }
+        switch (slot_) {
+            case Slot::choices:
+                choice_count_ = 0;
+                enter(Ctx::choices);
+                set_slot(Slot::choice);
+                return true;
+            case Slot::tool_calls:
+                call_count_ = 0;
+                enter(Ctx::tool_calls);
+                set_slot(Slot::tool_call);
+                return true;
+            default:
+                return nested_begin_slow(true, ec);
+        }
+    }
+
+    bool on_array_end(std::size_t n, json::error_code& ec) {
+        if (nesting_ != 0) return nested_end_slow(true, n, ec);
+        if (frames_[--depth_].ctx == Ctx::choices) {
+            if (choice_count_ != out_->response.choices.size()) out_->reuse_choices(choice_count_);
+        } else {
+            choice_->message.tool_calls.resize(call_count_);
+        }
+        return true;
+    }
+
+    bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+        if (nesting_ != 0) {
+            if (capturing_) values_.push_chars(s);
+        } else if (in_key_) {
+            key_.append(s.data(), s.size());
+        } else {
+            key_.assign(s.data(), s.size());
+            in_key_ = true;
+        }
+        return true;
+    }
+
+    BOOST_FORCEINLINE bool on_key(json::string_view s, std::size_t, json::error_code& ec) {
+        if (nesting_ == 0 && !in_key_) [[likely]]
+            return member(s, ec);
+        return key_slow(s, ec);
+    }
+
+    bool on_string_part(json::string_view s, std::size_t, json::error_code& ec) {
+        return string_slow(s, false, ec);
+    }
+
+    BOOST_FORCEINLINE bool on_string(json::string_view s, std::size_t, json::error_code& ec) {
+        if (nesting_ == 0 && !in_string_ && text_target_ != nullptr) [[likely]] {
+            // Cheaper than `assign` (no aliasing to handle); keeps the capacity all the same.
+            text_target_->clear();
+            text_target_->append(s.data(), s.size());
+            if (slot_ == Slot::content) choice_->message.parts.clear();
+            return true;
+        }
+        return string_slow(s, true, ec);
+    }
+
+    BOOST_FORCEINLINE bool on_int64(std::int64_t v, json::string_view, json::error_code& ec) {
+        if (nesting_ == 0 && int_target_ != nullptr) [[likely]] {
+            *int_target_ = v;
+            return true;
+        }
+        return number_slow(v, ec);
+    }
+    bool on_uint64(std::uint64_t v, json::string_view, json::error_code& ec) {
+        return number_slow(v, ec);
+    }
+    bool on_double(double v, json::string_view, json::error_code& ec) { return number_slow(v, ec); }
+
+    bool on_bool(bool b, json::error_code& ec) {
+        if (nesting_ != 0) {
+            if (capturing_) values_.push_bool(b);
+            return true;
+        }
+        switch (slot_) {
+            case Slot::extra:
+            case Slot::logprobs:
+                begin_capture();
+                values_.push_bool(b);
+                return end_capture(ec);
+            case Slot::ignored:
+                return true;
+            default:
+                return fail(ec);
+        }
+    }
+
+    bool on_null(json::error_code& ec) {
+        if (nesting_ != 0) {
+            if (capturing_) values_.push_null();
+            return true;
+        }
+        ChatResponse& r = out_->response;
+        switch (slot_) {
+            case Slot::id:
+            case Slot::model:
+            case Slot::system_fingerprint:
+            case Slot::finish_reason:
+            case Slot::name:
+            case Slot::tool_call_id:
+            case Slot::call_id:
+            case Slot::arguments:
+            case Slot::provider:
+                text_target_->clear();
+                return true;
+            case Slot::object:
+                r.object.assign("chat.completion");
+                return true;
+            case Slot::call_type:
+                call_->type.assign("function");
+                return true;
+            case Slot::created:
+            case Slot::prompt_tokens:
+            case Slot::completion_tokens:
+            case Slot::total_tokens:
+                *int_target_ = 0;
+                return true;
+            case Slot::index:
+                choice_->index = static_cast<std::int64_t>(choice_count_ - 1);
+                return true;
+            case Slot::usage:
+                r.usage.reset();
+                return true;
+            case Slot::extra_fields:
+                r.extra_fields.provider.clear();
+                r.extra_fields.latency = {};
+                return true;
+            case Slot::logprobs:
+                choice_->logprobs = nullptr;
+                return true;
+            case Slot::content:
+                choice_->message.content.clear();
+                choice_->message.parts.clear();
+                return true;
+            case Slot::tool_calls:
+                choice_->message.tool_calls.clear();
+                return true;
+            case Slot::latency:  // already reset when `extra_fields` began
+            case Slot::ignored:
+                return true;
+            case Slot::extra:
+                begin_capture();
+                values_.push_null();
+                return end_capture(ec);
+            default:
+                return fail(ec);
+        }
+    }
+
+  private:
+    /// The object or array being read.
+    enum class Ctx : std::uint8_t {
+        root,
+        choices,
+        choice,
+        message,
+        tool_calls,
+        tool_call,
+        function,
+        usage,
+        extra_fields
+    };
+
+    /// What the next value is: the document, an element of `choices` or `tool_calls`, or the
+    /// value of a member (named after the member; `call_*` for a tool call's, `function_name`
+    /// for `function.name`). Inside an object the slot is set by each key.
+    enum class Slot : std::uint8_t {
+        document,
+        id,
+        object,
+        created,
+        model,
+        system_fingerprint,
+        choices,
+        usage,
+        extra_fields,
+        choice,
+        index,
+        message,
+        finish_reason,
+        logprobs,
+        role,
+        content,
+        name,
+        tool_calls,
+        tool_call_id,
+        tool_call,
+        call_id,
+        call_type,
+        function,
+        function_name,
+        arguments,
+        prompt_tokens,
+        completion_tokens,
+        total_tokens,
+        provider,
+        latency,
+        extra,    // an unknown member, kept in the enclosing object's `extra`
+        ignored,  // an unknown member the schema does not keep
+    };
+
+    struct Frame {
+        Ctx ctx;
+        std::uint64_t seen;  // a bit per member Slot: the known members read so far
+    };
+
+    /// Pending unknown members of the root, the current message and the usage.
+    enum ExtraOf : std::uint8_t { root_extra, message_extra, usage_extra };
+
+    static constexpr std::uint64_t bit(Slot s) noexcept {
+        return std::uint64_t{1} << static_cast<unsigned>(s);
+    }
+    static constexpr bool has(std::uint64_t seen, Slot s) noexcept { return (seen & bit(s)) != 0; }
+
+    /// The `L` bytes at `a` and `b` are equal: compared a word (or two overlapping words) at a
+    /// time, with no call.
+    template <std::size_t L>
+    BOOST_FORCEINLINE static bool same(const char* a, const char* b) noexcept {
+        if constexpr (L > 16) {
+            return same<8>(a, b) && same<L - 8>(a + 8, b + 8);
+        } else if constexpr (L >= 8) {
+            return same_words<std::uint64_t, L>(a, b);
+        } else if constexpr (L >= 4) {
+            return same_words<std::uint32_t, L>(a, b);
+        } else if constexpr (L >= 2) {
+            return same_words<std::uint16_t, L>(a, b);
+        } else if constexpr (L == 1) {
+            return *a == *b;
+        } else {
+            return true;
+        }
+    }
+
+    /// Compares the first and the last `sizeof(W)` of `L` bytes (`sizeof(W) <= L <= 2 *
+    /// sizeof(W)`).
+    template <class W, std::size_t L>
+    BOOST_FORCEINLINE static bool same_words(const char* a, const char* b) noexcept {
+        W a1, a2, b1, b2;
+        std::memcpy(&a1, a, sizeof(W));
+        std::memcpy(&b1, b, sizeof(W));
+        std::memcpy(&a2, a + L - sizeof(W), sizeof(W));
+        std::memcpy(&b2, b + L - sizeof(W), sizeof(W));
+        return ((a1 ^ b1) | (a2 ^ b2)) == 0;
+    }
+
+    /// `k == name`.
+    template <std::size_t N>
+    BOOST_FORCEINLINE static bool is(std::string_view k, const char (&name)[N]) noexcept {
+        return k.size() == N - 1 && same<N - 1>(k.data(), name);
+    }
+
+    bool fail(json::error_code& ec) noexcept {
+        fallback_ = true;
+        ec = json::error::exception;
+        return false;
+    }
+
+    bool enter(Ctx c) noexcept {
+        frames_[depth_++] = Frame{c, 0};
+        return true;
+    }
+
+    void set_slot(Slot s) noexcept {
+        slot_ = s;
+        text_target_ = nullptr;
+        int_target_ = nullptr;
+    }
+
+    /// A known member: selects its slot and where a string or integer value goes.
+    bool known(Frame& f, json::error_code& ec, Slot s, std::string* text = nullptr,
+               std::int64_t* integer = nullptr) noexcept {
+        if (has(f.seen, s)) return fail(ec);  // a duplicate key: the DOM reader keeps the last
+        f.seen |= bit(s);
+        slot_ = s;
+        text_target_ = text;
+        int_target_ = integer;
+        return true;
+    }
+
+    /// An unknown member: kept in `extra` (`keep`) or skipped.
+    bool unknown(std::string_view k, bool keep) noexcept {
+        // `k` is in the input or in `key_`, which is left alone until the value ends.
+        pending_key_ = k;
+        set_slot(keep ? Slot::extra : Slot::ignored);
+        return true;
+    }
+
+    BOOST_FORCEINLINE bool member(std::string_view k, json::error_code& ec) {
+        Frame& f = frames_[depth_ - 1];
+        ChatResponse& r = out_->response;
+        switch (f.ctx) {
+            case Ctx::root:
+                if (is(k, "id")) return known(f, ec, Slot::id, &r.id);
+                if (is(k, "object")) return known(f, ec, Slot::object, &r.object);
+                if (is(k, "created")) return known(f, ec, Slot::created, nullptr, &r.created);
+                if (is(k, "model")) return known(f, ec, Slot::model, &r.model);
+                if (is(k, "choices")) return known(f, ec, Slot::choices);
+                if (is(k, "usage")) return known(f, ec, Slot::usage);
+                if (is(k, "system_fingerprint"))
+                    return known(f, ec, Slot::system_fingerprint, &r.system_fingerprint);
+                if (is(k, "extra_fields")) return known(f, ec, Slot::extra_fields);
+                return unknown(k, true);
+            case Ctx::choice: {
+                Choice& c = *choice_;
+                if (is(k, "index")) return known(f, ec, Slot::index, nullptr, &c.index);
+                if (is(k, "message")) return known(f, ec, Slot::message);
+                if (is(k, "finish_reason"))
+                    return known(f, ec, Slot::finish_reason, &c.finish_reason);
+                if (is(k, "logprobs")) return known(f, ec, Slot::logprobs);
+                return unknown(k, false);
+            }
+            case Ctx::message: {
+                Message& m = choice_->message;
+                if (is(k, "role")) return known(f, ec, Slot::role);
+                if (is(k, "content")) return known(f, ec, Slot::content, &m.content);
+                if (is(k, "tool_calls")) return known(f, ec, Slot::tool_calls);
+                if (is(k, "name")) return known(f, ec, Slot::name, &m.name);
+                if (is(k, "tool_call_id")) return known(f, ec, Slot::tool_call_id, &m.tool_call_id);
+                return unknown(k, true);
+            }
+            case Ctx::tool_call:
+                if (is(k, "id")) return known(f, ec, Slot::call_id, &call_->id);
+                if (is(k, "type")) return known(f, ec, Slot::call_type, &call_->type);
+                if (is(k, "function")) return known(f, ec, Slot::function);
+                return unknown(k, false);
+            case Ctx::function:
+                if (is(k, "name")) return known(f, ec, Slot::function_name, &call_->name);
+                if (is(k, "arguments")) return known(f, ec, Slot::arguments, &call_->arguments);
+                return unknown(k, false);
+            case Ctx::usage: {
+                Usage& u = *r.usage;
+                if (is(k, "prompt_tokens"))
+                    return known(f, ec, Slot::prompt_tokens, nullptr, &u.prompt_tokens);
+                if (is(k, "completion_tokens"))
+                    return known(f, ec, Slot::completion_tokens, nullptr, &u.completion_tokens);
+                if (is(k, "total_tokens"))
+                    return known(f, ec, Slot::total_tokens, nullptr, &u.total_tokens);
+                return unknown(k, true);
+            }
+            case Ctx::extra_fields:
+                if (is(k, "provider"))
+                    return known(f, ec, Slot::provider, &r.extra_fields.provider);
+                if (is(k, "latency")) return known(f, ec, Slot::latency);
+                return unknown(k, false);
+            case Ctx::choices:
+            case Ctx::tool_calls:
+                break;
+        }
+        return fail(ec);  // unreachable: arrays have no keys
+    }
+
+    BOOST_NOINLINE bool key_slow(json::string_view s, json::error_code& ec) {
+        if (nesting_ != 0) {
+            if (capturing_) values_.push_key(s);
+            return true;
+        }
+        in_key_ = false;
+        key_.append(s.data(), s.size());
+        return member(key_, ec);
+    }
+
+    /// A piece of a string value (`last`: the final one), outside the common case.
+    BOOST_NOINLINE bool string_slow(json::string_view s, bool last, json::error_code& ec) {
+        if (nesting_ != 0) {
+            if (capturing_) {
+                if (last) {
+                    values_.push_string(s);
+                } else {
+                    values_.push_chars(s);
+                }
+            }
+            return true;
+        }
+        const bool first = !in_string_;
+        in_string_ = !last;
+        if (text_target_ != nullptr) {
+            if (first) {
+                text_target_->assign(s.data(), s.size());
+            } else {
+                text_target_->append(s.data(), s.size());
+            }
+            if (last && slot_ == Slot::content) choice_->message.parts.clear();
+            return true;
+        }
+        switch (slot_) {
+            case Slot::role: {
+                std::string_view role = s;
+                if (!first || !last) {
+                    if (first) {
+                        text_.assign(s.data(), s.size());
+                    } else {
+                        text_.append(s.data(), s.size());
+                    }
+                    if (!last) return true;
+                    role = text_;
+                }
+                if (is(role, "assistant")) {  // nearly always
+                    choice_->message.role = Role::assistant;
+                    return true;
+                }
+                return parse_role(role, choice_->message.role) || fail(ec);
+            }
+            case Slot::extra:
+            case Slot::logprobs:
+                if (first) begin_capture();
+                if (!last) {
+                    values_.push_chars(s);
+                    return true;
+                }
+                values_.push_string(s);
+                return end_capture(ec);
+            case Slot::ignored:
+                return true;
+            default:
+                return fail(ec);
+        }
+    }
+
+    static bool to_int(std::int64_t v, std::int64_t& out) noexcept {
+        out = v;
+        return true;
+    }
+    static bool to_int(std::uint64_t v, std::int64_t& out) noexcept {
+        if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) return false;
+        out = static_cast<std::int64_t>(v);
+        return true;
+    }
+    /// As `read_value` for integers: a double with an integral value is accepted.
+    static bool to_int(double d, std::int64_t& out) noexcept {
+        if (!std::isfinite(d) || d != std::trunc(d)) return false;
+        if (d >= 9223372036854775808.0 || d < -9223372036854775808.0) return false;
+        out = static_cast<std::int64_t>(d);
+        return true;
+    }
+
+    void push(std::int64_t v) { values_.push_int64(v); }
+    void push(std::uint64_t v) { values_.push_uint64(v); }
+    void push(double v) { values_.push_double(v); }
+
+    template <class T>
+    BOOST_NOINLINE bool number_slow(T v, json::error_code& ec) {
+        if (nesting_ != 0) {
+            if (capturing_) push(v);
+            return true;
+        }
+        if (int_target_ != nullptr) return to_int(v, *int_target_) || fail(ec);
+        switch (slot_) {
+            case Slot::latency: {
+                // As `read_extra_fields`.
+                const double ns = std::round(static_cast<double>(v) * 1e6);
+                if (!(std::fabs(ns) < 9.2e18)) return fail(ec);
+                out_->response.extra_fields.latency =
+                    std::chrono::nanoseconds(static_cast<std::int64_t>(ns));
+                return true;
+            }
+            case Slot::extra:
+            case Slot::logprobs:
+                begin_capture();
+                push(v);
+                return end_capture(ec);
+            case Slot::ignored:
+                return true;
+            default:
+                return fail(ec);
+        }
+    }
+
+    /// An object or array that is built (for `extra`, `logprobs`, array `content`, object
+    /// `arguments`) or skipped (an ignored member), or not allowed here.
+    BOOST_NOINLINE bool nested_begin_slow(bool array, json::error_code& ec) {
+        switch (slot_) {
+            case Slot::content:
+                if (!array) return fail(ec);
+                [[fallthrough]];
+            case Slot::extra:
+            case Slot::logprobs:
+            case Slot::arguments:
+                begin_capture();
+                capturing_ = true;
+                break;
+            case Slot::ignored:
+                capturing_ = false;
+                break;
+            default:
+                return fail(ec);
+        }
+        nesting_ = 1;
+        return true;
+    }
+
+    BOOST_NOINLINE bool nested_end_slow(bool array, std::size_t n, json::error_code& ec) {
+        if (capturing_) {
+            if (array) {
+                values_.push_array(n);
+            } else {
+                values_.push_object(n);
+            }
+        }
+        if (--nesting_ != 0 || !capturing_) return true;
+        capturing_ = false;
+        return end_capture(ec);
+    }
+
+    void begin_capture() {
+        if (!scratch_) scratch_.emplace(scratch_buffer_, scratch_size_);
+        values_.reset(json::storage_ptr(&*scratch_));
+    }
+
+    /// The value built in `values_` is complete: hands it to its slot.
+    bool end_capture(json::error_code& ec) {
+        json::value v = values_.release();
+        switch (slot_) {
+            case Slot::extra: {
+                const Ctx c = frames_[depth_ - 1].ctx;
+                std::optional<json::object>& e = extra_[c == Ctx::root      ? root_extra
+                                                        : c == Ctx::message ? message_extra
+                                                                            : usage_extra];
+                if (!e) e.emplace(json::storage_ptr(&*scratch_));
+                if (!e->emplace(pending_key_, std::move(v)).second) return fail(ec);  // duplicate
+                return true;
+            }
+            case Slot::logprobs:
+                assign_value(choice_->logprobs, v);
+                return true;
+            case Slot::content: {
+                const Reader rd{&out_->error, true};
+                const Path pc(nullptr, "choices");
+                const Path pi(&pc, choice_count_ - 1);
+                const Path pm(&pi, "message");
+                const Path pt(&pm, "content");
+                return read_parts(rd, v.get_array(), &pt, choice_->message) || fail(ec);
+            }
+            case Slot::arguments:
+                write_arguments(v, call_->arguments);
+                return true;
+            default:
+                return fail(ec);
+        }
+    }
+
+    /// Moves the pending unknown members into `extra`, as `copy_unknown` does.
+    void take_extra(ExtraOf which, json::object& extra) {
+        std::optional<json::object>& e = extra_[which];
+        if (e && !e->empty()) {
+            copy_unknown(*e, {}, extra);
+            e->clear();
+        } else if (!extra.empty()) {
+            extra.clear();
+        }
+    }
+
+    void begin_choice() {
+        const std::size_t i = choice_count_++;
+        std::vector<Choice>& cs = out_->response.choices;
+        if (i >= cs.size()) out_->reuse_choices(i + 1);
+        choice_ = &cs[i];
+    }
+
+    void begin_tool_call() {
+        std::vector<ToolCall>& calls = choice_->message.tool_calls;
+        const std::size_t i = call_count_++;
+        if (i >= calls.size()) calls.emplace_back();
+        call_ = &calls[i];
+    }
+
+    // At the end of an object, the members it lacked take the values the DOM reader gives them.
+
+    bool end_root(std::uint64_t seen) {
+        ChatResponse& r = out_->response;
+        if (!has(seen, Slot::choices)) return false;
+        if (!has(seen, Slot::id)) r.id.clear();
+        if (!has(seen, Slot::object)) r.object.assign("chat.completion");
+        if (!has(seen, Slot::created)) r.created = 0;
+        if (!has(seen, Slot::model)) r.model.clear();
+        if (!has(seen, Slot::system_fingerprint)) r.system_fingerprint.clear();
+        if (!has(seen, Slot::usage)) r.usage.reset();
+        if (!has(seen, Slot::extra_fields)) {
+            r.extra_fields.provider.clear();
+            r.extra_fields.latency = {};
+        }
+        take_extra(root_extra, r.extra);
+        return true;
+    }
+
+    bool end_choice(std::uint64_t seen) {
+        Choice& c = *choice_;
+        if (!has(seen, Slot::message)) return false;
+        if (!has(seen, Slot::index)) c.index = static_cast<std::int64_t>(choice_count_ - 1);
+        if (!has(seen, Slot::finish_reason)) c.finish_reason.clear();
+        if (!has(seen, Slot::logprobs)) c.logprobs = nullptr;
+        return true;
+    }
+
+    void end_message(std::uint64_t seen) {
+        Message& m = choice_->message;
+        if (!has(seen, Slot::role)) m.role = Role::assistant;
+        if (!has(seen, Slot::content)) {
+            m.content.clear();
+            m.parts.clear();
+        }
+        if (!has(seen, Slot::name)) m.name.clear();
+        if (!has(seen, Slot::tool_calls)) m.tool_calls.clear();
+        if (!has(seen, Slot::tool_call_id)) m.tool_call_id.clear();
+        take_extra(message_extra, m.extra);
+    }
+
+    bool end_tool_call(std::uint64_t seen) {
+        if (!has(seen, Slot::function)) return false;
+        if (!has(seen, Slot::call_id)) call_->id.clear();
+        if (!has(seen, Slot::call_type)) call_->type.assign("function");
+        return true;
+    }
+
+    bool end_function(std::uint64_t seen) {
+        if (!has(seen, Slot::function_name)) return false;
+        if (!has(seen, Slot::arguments)) call_->arguments.clear();
+        return true;
+    }
+
+    void end_usage(std::uint64_t seen) {
+        Usage& u = *out_->response.usage;
+        if (!has(seen, Slot::prompt_tokens)) u.prompt_tokens = 0;
+        if (!has(seen, Slot::completion_tokens)) u.completion_tokens = 0;
+        if (!has(seen, Slot::total_tokens)) u.total_tokens = 0;
+        take_extra(usage_extra, u.extra);
+    }
+
+    Outcome* out_ = nullptr;
+    Frame frames_[8] = {};  // the objects and arrays being read (at most 7 deep)
+    std::size_t depth_ = 0;
+    std::size_t nesting_ = 0;  // depth inside a value being built or skipped
+    Slot slot_ = Slot::document;
+    bool capturing_ = false;  // the nested value is built, not skipped
+    bool in_key_ = false;     // a key arrived in parts so far (in `key_`)
+    bool in_string_ = false;  // a string value arrived in parts so far
+    bool fallback_ = false;
+    std::string* text_target_ = nullptr;  // where the slot's string value goes
+    std::int64_t* int_target_ = nullptr;  // where the slot's integer value goes
+    Choice* choice_ = nullptr;
+    ToolCall* call_ = nullptr;
+    std::size_t choice_count_ = 0;  // choices begun so far
+    std::size_t call_count_ = 0;    // tool calls of the current message begun so far
+    std::string key_;               // a key that arrived in parts
+    std::string text_;              // a role that arrived in parts
+    std::string_view pending_key_;  // the key of the member built for `extra`
+
+    unsigned char* scratch_buffer_;
+    std::size_t scratch_size_;
+    std::optional<json::monotonic_resource> scratch_;  // created by the first value built
+    json::value_stack values_;                         // builds values on `scratch_`
+    std::optional<json::object> extra_[3];             // see ExtraOf; on `scratch_`
+};
+
+/// Per-thread state of the streaming response reader: the parser, scratch memory for the values
+/// it builds (spilling to the heap only for large ones) and the value builder's initial stack.
+struct ResponseParseState {
+    alignas(std::max_align_t) unsigned char scratch[8 * 1024];
+    alignas(json::value) unsigned char stack[2 * 1024];
+    json::basic_parser<ResponseHandler> parser{ParseState::options(), scratch, sizeof scratch,
+                                               stack, sizeof stack};
+};
+
+inline ResponseParseState& response_parse_state() {
+    thread_local ResponseParseState state;
+    return state;
+}
+
+/// Reads `text` into `out` with this thread's streaming parser and sets `ok` as
+/// `parse_chat_response` returns. Returns false, with `out` unspecified, when the document must
+/// be read by the DOM reader instead: it is empty or not of the expected shape.
+inline bool stream_response(const Reader& rd, std::string_view text, Outcome& out, bool& ok) {
+    if (text.empty()) return false;
+    json::basic_parser<ResponseHandler>& parser = response_parse_state().parser;
+    struct Stop {
+        ResponseHandler& h;
+        ~Stop() { h.stop(); }
+    } stop{parser.handler()};
+    parser.reset();
+    parser.handler().start(out);
+    json::error_code ec;
+    const std::size_t consumed = parser.write_some(false, text.data(), text.size(), ec);
+    if (parser.handler().fallback()) return false;
+    // As `json::parser::write`.
+    if (!ec && consumed < text.size()) ec = json::error::extra_data;
+    ok = ec ? rd.fail_document(syntax_message(text, consumed, ec)) : true;
+    return true;
+}
+
 // ---- writing ---------------------------------------------------------------------------------
 
 inline void write_members(JsonWriter& w, const json::object& o) {
@@ -1072,6 +1913,9 @@ inline bool read_chat_response(const boost::json::value& v, Outcome& out) {
 inline bool parse_chat_response(std::string_view text, Outcome& out) {
     out.error.clear();
     const detail::json_impl::Reader rd{&out.error, true};
+    bool ok = false;
+    if (detail::json_impl::stream_response(rd, text, out, ok)) return ok;
+    // Empty, or not the expected shape: the DOM reader reports exactly what is wrong.
     return detail::json_impl::parse_then(rd, text, "body is empty",
                                          [&](const boost::json::value& doc) {
                                              return detail::json_impl::read_response(rd, doc, out);
