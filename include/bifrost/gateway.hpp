@@ -407,19 +407,18 @@ class Gateway {
                 j->probe = true;
                 break;
             case CircuitBreaker::Admit::no:
-                q.count_rejected_circuit();
-                return refuse(j, errors::make(503, error_type::circuit_open,
-                                              "provider '" + std::string(q.name()) +
-                                                  "' is unavailable: its circuit breaker is open "
-                                                  "after repeated failures",
-                                              q.name()));
+                return refuse(j, Refusal::circuit,
+                              errors::make(503, error_type::circuit_open,
+                                           "provider '" + std::string(q.name()) +
+                                               "' is unavailable: its circuit breaker is open "
+                                               "after repeated failures",
+                                           q.name()));
         }
         auto s = q.try_enqueue(j);
         if (s == queue::PushStatus::full) {
             const queue::OnFull d = on_full(q, j);
             if (!d.waits()) {
-                q.count_dropped();
-                return refuse(j, errors::request_dropped(q.name()));
+                return refuse(j, Refusal::dropped, errors::request_dropped(q.name()));
             }
             if (!blocking) {
                 q.enqueue_parked(j, d.deadline());
@@ -427,25 +426,25 @@ class Gateway {
             }
             s = q.enqueue_blocking(j, std::min(d.deadline(), j->deadline));
             if (s == queue::PushStatus::full) {
-                if (Clock::now() >= j->deadline) {
-                    q.count_timed_out();
-                    return refuse(j, errors::timed_out(q.name()));
-                }
-                q.count_queue_timeout();
-                return refuse(j, errors::queue_timeout(q.name()));
+                if (Clock::now() >= j->deadline)
+                    return refuse(j, Refusal::timed_out, errors::timed_out(q.name()));
+                return refuse(j, Refusal::queue_timeout, errors::queue_timeout(q.name()));
             }
         }
         if (s == queue::PushStatus::closed) {
-            q.count_rejected_shutdown();
-            return refuse(j, errors::shutting_down(q.name()));
+            return refuse(j, Refusal::shutdown, errors::shutting_down(q.name()));
         }
         return true;
     }
 
-    /// Fails an attempt that was not admitted.
-    bool refuse(detail::Job* j, Error e) {
+    using Refusal = detail::ProviderQueue::Refusal;
+
+    /// Fails an attempt that was not admitted (unless a deadline or cancellation decided it
+    /// first); counts it once.
+    bool refuse(detail::Job* j, Refusal why, Error e) {
         if (j->probe) j->target->probe_abandoned();
         if (j->claim() != detail::Job::claimed) {
+            j->target->count_refusal(why);
             j->outcome.fail(std::move(e));
             if (j->completion.has_value()) j->complete();
         }
@@ -530,6 +529,15 @@ class Gateway {
 
     template <class H>
     void attempt_async(detail::Job* j, AsyncRequest<H>&& r) {
+        // Once admitted (or once its deadline timer is armed), the attempt may be decided and
+        // delivered on another thread at any moment: hold it until this function is done.
+        j->add_ref();
+        submit_async(j, std::move(r));
+        j->release();
+    }
+
+    template <class H>
+    void submit_async(detail::Job* j, AsyncRequest<H>&& r) {
         detail::Job* primary = r.primary;
         const auto overall = r.overall;
         primary->current_attempt.store(j, std::memory_order_release);
@@ -546,7 +554,7 @@ class Gateway {
         }
         if (primary->cancel_requested.load(std::memory_order_acquire)) {
             j->target->count_submitted();
-            refuse(j, errors::cancelled(j->target->name()));
+            refuse(j, Refusal::cancelled, errors::cancelled(j->target->name()));
             return;
         }
         detail::ProviderQueue& q = *j->target;

@@ -1826,10 +1826,12 @@ struct Job {
                 cpu_relax();
             }
         }
+        // Announce the sleeper (a second wait after a timed-out first one finds it announced).
         std::uint32_t expected = pending;
         if (!done.compare_exchange_strong(expected, sleeping, std::memory_order_acq_rel,
-                                          std::memory_order_acquire))
-            return true;  // finished meanwhile
+                                          std::memory_order_acquire) &&
+            expected == finished)
+            return true;
         std::unique_lock lock(wait_mutex);
         while (done.load(std::memory_order_acquire) != finished) {
             if (until == Clock::time_point::max()) {
@@ -2451,14 +2453,38 @@ class ProviderQueue {
 
     // ---- figures ------------------------------------------------------------------------------
 
-    void count_dropped() noexcept { dropped_.fetch_add(1, std::memory_order_relaxed); }
-    void count_queue_timeout() noexcept { queue_timeouts_.fetch_add(1, std::memory_order_relaxed); }
-    void count_timed_out() noexcept { timed_out_.fetch_add(1, std::memory_order_relaxed); }
-    void count_rejected_shutdown() noexcept {
-        rejected_shutdown_.fetch_add(1, std::memory_order_relaxed);
-    }
-    void count_rejected_circuit() noexcept {
-        rejected_circuit_.fetch_add(1, std::memory_order_relaxed);
+    /// Terminal counters for attempts refused at admission.
+    enum class Refusal : std::uint8_t {
+        dropped,
+        queue_timeout,
+        timed_out,
+        shutdown,
+        circuit,
+        cancelled
+    };
+    void count_refusal(Refusal r) noexcept {
+        std::atomic<std::uint64_t>* c = &dropped_;
+        switch (r) {
+            case Refusal::dropped:
+                c = &dropped_;
+                break;
+            case Refusal::queue_timeout:
+                c = &queue_timeouts_;
+                break;
+            case Refusal::timed_out:
+                c = &timed_out_;
+                break;
+            case Refusal::shutdown:
+                c = &rejected_shutdown_;
+                break;
+            case Refusal::circuit:
+                c = &rejected_circuit_;
+                break;
+            case Refusal::cancelled:
+                c = &cancelled_;
+                break;
+        }
+        c->fetch_add(1, std::memory_order_relaxed);
     }
     void probe_abandoned() noexcept { breaker_.probe_abandoned(); }
     [[nodiscard]] const CircuitBreaker& breaker() const noexcept { return breaker_; }
@@ -3184,6 +3210,9 @@ class ProviderPool final : public ProviderQueue {
     }
 
     void on_upstream_done(Worker& w, Job* j, boost::system::error_code ec) {
+        // The operation is over: its cancellation handler (which may point into the transport's
+        // now-gone state) must not be reachable by a later emit.
+        j->upstream_cancel.slot().clear();
         j->phase = Job::Phase::idle;
         j->upstream_latency = Clock::now() - j->upstream_started_at;
         upstream_.record(j->upstream_latency);
@@ -3956,19 +3985,18 @@ class Gateway {
                 j->probe = true;
                 break;
             case CircuitBreaker::Admit::no:
-                q.count_rejected_circuit();
-                return refuse(j, errors::make(503, error_type::circuit_open,
-                                              "provider '" + std::string(q.name()) +
-                                                  "' is unavailable: its circuit breaker is open "
-                                                  "after repeated failures",
-                                              q.name()));
+                return refuse(j, Refusal::circuit,
+                              errors::make(503, error_type::circuit_open,
+                                           "provider '" + std::string(q.name()) +
+                                               "' is unavailable: its circuit breaker is open "
+                                               "after repeated failures",
+                                           q.name()));
         }
         auto s = q.try_enqueue(j);
         if (s == queue::PushStatus::full) {
             const queue::OnFull d = on_full(q, j);
             if (!d.waits()) {
-                q.count_dropped();
-                return refuse(j, errors::request_dropped(q.name()));
+                return refuse(j, Refusal::dropped, errors::request_dropped(q.name()));
             }
             if (!blocking) {
                 q.enqueue_parked(j, d.deadline());
@@ -3976,25 +4004,25 @@ class Gateway {
             }
             s = q.enqueue_blocking(j, std::min(d.deadline(), j->deadline));
             if (s == queue::PushStatus::full) {
-                if (Clock::now() >= j->deadline) {
-                    q.count_timed_out();
-                    return refuse(j, errors::timed_out(q.name()));
-                }
-                q.count_queue_timeout();
-                return refuse(j, errors::queue_timeout(q.name()));
+                if (Clock::now() >= j->deadline)
+                    return refuse(j, Refusal::timed_out, errors::timed_out(q.name()));
+                return refuse(j, Refusal::queue_timeout, errors::queue_timeout(q.name()));
             }
         }
         if (s == queue::PushStatus::closed) {
-            q.count_rejected_shutdown();
-            return refuse(j, errors::shutting_down(q.name()));
+            return refuse(j, Refusal::shutdown, errors::shutting_down(q.name()));
         }
         return true;
     }
 
-    /// Fails an attempt that was not admitted.
-    bool refuse(detail::Job* j, Error e) {
+    using Refusal = detail::ProviderQueue::Refusal;
+
+    /// Fails an attempt that was not admitted (unless a deadline or cancellation decided it
+    /// first); counts it once.
+    bool refuse(detail::Job* j, Refusal why, Error e) {
         if (j->probe) j->target->probe_abandoned();
         if (j->claim() != detail::Job::claimed) {
+            j->target->count_refusal(why);
             j->outcome.fail(std::move(e));
             if (j->completion.has_value()) j->complete();
         }
@@ -4079,6 +4107,15 @@ class Gateway {
 
     template <class H>
     void attempt_async(detail::Job* j, AsyncRequest<H>&& r) {
+        // Once admitted (or once its deadline timer is armed), the attempt may be decided and
+        // delivered on another thread at any moment: hold it until this function is done.
+        j->add_ref();
+        submit_async(j, std::move(r));
+        j->release();
+    }
+
+    template <class H>
+    void submit_async(detail::Job* j, AsyncRequest<H>&& r) {
         detail::Job* primary = r.primary;
         const auto overall = r.overall;
         primary->current_attempt.store(j, std::memory_order_release);
@@ -4095,7 +4132,7 @@ class Gateway {
         }
         if (primary->cancel_requested.load(std::memory_order_acquire)) {
             j->target->count_submitted();
-            refuse(j, errors::cancelled(j->target->name()));
+            refuse(j, Refusal::cancelled, errors::cancelled(j->target->name()));
             return;
         }
         detail::ProviderQueue& q = *j->target;

@@ -184,10 +184,12 @@ struct Job {
                 cpu_relax();
             }
         }
+        // Announce the sleeper (a second wait after a timed-out first one finds it announced).
         std::uint32_t expected = pending;
         if (!done.compare_exchange_strong(expected, sleeping, std::memory_order_acq_rel,
-                                          std::memory_order_acquire))
-            return true;  // finished meanwhile
+                                          std::memory_order_acquire) &&
+            expected == finished)
+            return true;
         std::unique_lock lock(wait_mutex);
         while (done.load(std::memory_order_acquire) != finished) {
             if (until == Clock::time_point::max()) {

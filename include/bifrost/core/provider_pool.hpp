@@ -256,6 +256,9 @@ class ProviderPool final : public ProviderQueue {
     }
 
     void on_upstream_done(Worker& w, Job* j, boost::system::error_code ec) {
+        // The operation is over: its cancellation handler (which may point into the transport's
+        // now-gone state) must not be reachable by a later emit.
+        j->upstream_cancel.slot().clear();
         j->phase = Job::Phase::idle;
         j->upstream_latency = Clock::now() - j->upstream_started_at;
         upstream_.record(j->upstream_latency);

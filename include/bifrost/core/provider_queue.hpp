@@ -208,14 +208,38 @@ class ProviderQueue {
 
     // ---- figures ------------------------------------------------------------------------------
 
-    void count_dropped() noexcept { dropped_.fetch_add(1, std::memory_order_relaxed); }
-    void count_queue_timeout() noexcept { queue_timeouts_.fetch_add(1, std::memory_order_relaxed); }
-    void count_timed_out() noexcept { timed_out_.fetch_add(1, std::memory_order_relaxed); }
-    void count_rejected_shutdown() noexcept {
-        rejected_shutdown_.fetch_add(1, std::memory_order_relaxed);
-    }
-    void count_rejected_circuit() noexcept {
-        rejected_circuit_.fetch_add(1, std::memory_order_relaxed);
+    /// Terminal counters for attempts refused at admission.
+    enum class Refusal : std::uint8_t {
+        dropped,
+        queue_timeout,
+        timed_out,
+        shutdown,
+        circuit,
+        cancelled
+    };
+    void count_refusal(Refusal r) noexcept {
+        std::atomic<std::uint64_t>* c = &dropped_;
+        switch (r) {
+            case Refusal::dropped:
+                c = &dropped_;
+                break;
+            case Refusal::queue_timeout:
+                c = &queue_timeouts_;
+                break;
+            case Refusal::timed_out:
+                c = &timed_out_;
+                break;
+            case Refusal::shutdown:
+                c = &rejected_shutdown_;
+                break;
+            case Refusal::circuit:
+                c = &rejected_circuit_;
+                break;
+            case Refusal::cancelled:
+                c = &cancelled_;
+                break;
+        }
+        c->fetch_add(1, std::memory_order_relaxed);
     }
     void probe_abandoned() noexcept { breaker_.probe_abandoned(); }
     [[nodiscard]] const CircuitBreaker& breaker() const noexcept { return breaker_; }
