@@ -208,7 +208,10 @@ TEST_CASE("stress: randomized faults, cancellations, deadlines and a shutdown: e
         if (!allowed(plan_of(id), r, id, has_deadline[id].load(), has_fallback[id].load())) {
             bad[id].fetch_add(1);
             if (std::getenv("BIFROST_STRESS_VERBOSE"))
-                std::fprintf(stderr, "req-%zu plan %d: %s\n", id, static_cast<int>(plan_of(id)),
+                std::fprintf(stderr, "req-%zu plan %d deadline %d fallback %d: %s %s\n", id,
+                             static_cast<int>(plan_of(id)), has_deadline[id].load() ? 1 : 0,
+                             has_fallback[id].load() ? 1 : 0,
+                             r.ok() ? r->extra_fields.provider.c_str() : "",
                              r.ok() ? r->choices[0].message.content.c_str()
                                     : (std::to_string(r.error().status) + " " + r.error().type +
                                        " " + r.error().message)
