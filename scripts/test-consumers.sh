@@ -3,7 +3,8 @@
 # consume bifrost:
 #   find_package     `cmake --install` into a prefix, then find_package(bifrost) (this project is
 #                    also the Conan recipe's test_package);
-#   add_subdirectory the source tree added as a subdirectory;
+#   add_subdirectory the source tree added as a subdirectory, compiled with Clang when
+#                    clang++ is installed (the other consumers use the default compiler);
 #   fetch_content    FetchContent from a source archive of the working tree (no network).
 # Then scripts/check-packages.py checks that the Conan recipe and the vcpkg port install the same
 # files as `cmake --install`. Work happens in build-consumers/ (BIFROST_CONSUMERS_DIR).
@@ -31,7 +32,9 @@ git ls-files -z --cached --others --exclude-standard |
 echo "-- configure the consumers"
 cmake -S tests/consumers/find_package -B "$out/find_package" "${common[@]}" \
     -DCMAKE_PREFIX_PATH="$out/prefix" >/dev/null
-cmake -S tests/consumers/add_subdirectory -B "$out/add_subdirectory" "${common[@]}" \
+clang=()
+if command -v clang++ >/dev/null; then clang=(-DCMAKE_CXX_COMPILER=clang++); fi
+cmake -S tests/consumers/add_subdirectory -B "$out/add_subdirectory" "${common[@]}" "${clang[@]}" \
     -DBIFROST_SOURCE_DIR="$root" >/dev/null
 cmake -S tests/consumers/fetch_content -B "$out/fetch_content" "${common[@]}" \
     -DBIFROST_URL="$out/bifrost-src.tar.gz" -DFETCHCONTENT_BASE_DIR="$out/fetch_content/_deps" \
