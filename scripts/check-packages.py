@@ -9,8 +9,9 @@ files, and compares the result with a reference prefix made by a plain `cmake --
 - vcpkg: the tree is configured with the portfile's OPTIONS and installed;
   vcpkg_cmake_config_fixup then moves CONFIG_PATH to share/<port>, next to copyright and usage.
 
-Also checks versions (version.hpp, vcpkg.json), the CMake package and target names, and that
-vcpkg.json depends on a port for every Boost library the headers include.
+Also checks versions (version.hpp, vcpkg.json), the CMake package and target names, that
+vcpkg.json depends on a port for every Boost library the headers include, and that both require
+OpenSSL once CMakeLists.txt sets BIFROST_NEEDS_OPENSSL ON.
 
     scripts/check-packages.py --reference <prefix> --work <scratch dir>
 """
@@ -150,6 +151,13 @@ def main():
     targets = reference.get("share/bifrost/cmake/bifrostTargets.cmake", b"").decode()
     check("add_library(bifrost::bifrost INTERFACE IMPORTED)" in targets,
           "reference: bifrostTargets.cmake defines no bifrost::bifrost")
+
+    # When the target links OpenSSL, both package managers must provide it too.
+    if re.search(r"set\(BIFROST_NEEDS_OPENSSL ON\)", (ROOT / "CMakeLists.txt").read_text()):
+        check("openssl/" in (ROOT / "conanfile.py").read_text(),
+              "conanfile.py: bifrost::bifrost links OpenSSL, the recipe does not require it")
+        check('"openssl"' in (ROOT / "ports/bifrost/vcpkg.json").read_text(),
+              "vcpkg.json: bifrost::bifrost links OpenSSL, the port does not depend on it")
 
     conan = check_conan(reference, args.work)
     vcpkg = check_vcpkg(reference, args.work)

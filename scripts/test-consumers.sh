@@ -40,6 +40,13 @@ cmake -S tests/consumers/fetch_content -B "$out/fetch_content" "${common[@]}" \
     -DBIFROST_URL="$out/bifrost-src.tar.gz" -DFETCHCONTENT_BASE_DIR="$out/fetch_content/_deps" \
     >/dev/null
 
+# The version file accepts the same major version only.
+if cmake -S tests/consumers/find_package -B "$out/find_package-1.0" "${common[@]}" \
+    -DCMAKE_PREFIX_PATH="$out/prefix" -DBIFROST_REQUIRED_VERSION=1.0 >/dev/null 2>&1; then
+    echo "find_package(bifrost 1.0) accepted the installed 0.x package" >&2
+    exit 1
+fi
+
 # The consumed package must not bring the project's own tests, benchmarks or examples along.
 for c in add_subdirectory fetch_content; do
     if grep -qE '(^|/)(examples|tests|bench)/CMakeFiles/' "$out/$c/build.ninja"; then
