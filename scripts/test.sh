@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine, builds, and runs every test:
-#   1. the whole suite (ctest) in a normal optimized build, plus the demo as a smoke test;
+#   1. the whole suite (ctest, the examples included) in a normal optimized build, the demo as a
+#      smoke test, and the consumer projects (scripts/test-consumers.sh);
 #   2. the concurrency tests under ThreadSanitizer;
 #   3. the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 # Set BIFROST_TEST_QUICK=1 to run step 1 only.
@@ -22,6 +23,8 @@ ctest --test-dir build --output-on-failure -j "$jobs"
 section "demo smoke test (multi-header and single-header builds)"
 build/examples/bifrost-demo 4000 4 >/dev/null
 build/examples/bifrost-demo-single-header 2000 2 >/dev/null
+section "consumers: find_package, add_subdirectory, FetchContent; Conan and vcpkg file sets"
+scripts/test-consumers.sh
 
 if [ "${BIFROST_TEST_QUICK:-0}" = "1" ]; then exit 0; fi
 

@@ -853,17 +853,17 @@ class HandlerArena {
                                                                      : align));
     }
 
-    void deallocate(void* p, std::size_t size, std::size_t align) noexcept {
+    void deallocate(void* p, std::size_t /*size*/, std::size_t align) noexcept {
         for (unsigned i = 0; i < slots; ++i) {
             if (p == storage_[i]) {
                 used_.fetch_and(~(1u << i), std::memory_order_release);
                 return;
             }
         }
+        // Unsized: Clang before 19 declares sized deallocation only with -fsized-deallocation.
         ::operator delete(
-            p, size,
-            std::align_val_t(align < alignof(std::max_align_t) ? alignof(std::max_align_t)
-                                                               : align));
+            p, std::align_val_t(align < alignof(std::max_align_t) ? alignof(std::max_align_t)
+                                                                  : align));
     }
 
     /// Allocations that did not fit a slot (diagnostics; steady state should show none).
