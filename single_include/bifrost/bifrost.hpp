@@ -3222,6 +3222,12 @@ class ProviderPool final : public ProviderQueue {
         }
         const ProviderSettings& settings = this->settings();
         if (auto delay = retry_delay(settings, j, ec)) {
+            if (aborting_.load(std::memory_order_relaxed)) {
+                // A retry is due but the drain is over: what ends this request is the shutdown.
+                abort(j, errors::shutting_down(name_), AbortKind::shutdown);
+                drop(w, j, true);
+                return;
+            }
             release_slot();
             count_retry();
             backoff(w, j, *delay);
@@ -3272,7 +3278,7 @@ class ProviderPool final : public ProviderQueue {
     std::optional<std::chrono::nanoseconds> retry_delay(const ProviderSettings& s, const Job* j,
                                                         boost::system::error_code ec) const {
         const NetworkConfig& n = s.config.network_config;
-        if (j->retries >= n.max_retries || aborting_.load(std::memory_order_relaxed)) return {};
+        if (j->retries >= n.max_retries) return {};
         const int status = j->http_response.status;
         bool retry = false;
         if (ec) {
