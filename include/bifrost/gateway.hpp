@@ -344,10 +344,13 @@ class Gateway {
         return f;
     }
 
-    /// Whether a failed attempt may be followed by a fallback: not after the caller cancelled.
-    static bool may_fall_back(const detail::Job* attempt, const detail::Job* primary) noexcept {
+    /// Whether a failed attempt may be followed by a fallback: not after the caller cancelled,
+    /// and not once the gateway is shutting down (providers close one after another, so a
+    /// fallback could otherwise still slip into one that has not closed yet).
+    bool may_fall_back(const detail::Job* attempt, const detail::Job* primary) const noexcept {
         return attempt->outcome.error.type != error_type::request_cancelled &&
-               !primary->cancel_requested.load(std::memory_order_acquire);
+               !primary->cancel_requested.load(std::memory_order_acquire) &&
+               !shut_down_.load(std::memory_order_acquire);
     }
 
     // ---- the synchronous path -----------------------------------------------------------------
