@@ -64,7 +64,9 @@ class Logger {
     /// Receives one complete line (without the trailing newline).
     using Sink = std::function<void(std::string_view)>;
 
-    explicit Logger(LogLevel level = LogLevel::info, Sink sink = {})
+    /// Logs at `info` and above to stderr.
+    Logger() : Logger(LogLevel::info) {}
+    explicit Logger(LogLevel level, Sink sink = {})
         : level_(level), sink_(std::make_shared<SinkHolder>(std::move(sink))) {}
 
     [[nodiscard]] LogLevel level() const noexcept { return level_; }
