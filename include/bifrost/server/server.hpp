@@ -632,9 +632,6 @@ class Server {
             auto [ec] = co_await socket.async_wait(asio::ip::tcp::socket::wait_read,
                                                    asio::as_tuple(asio::use_awaitable));
             if (ec) co_return;  // cancelled (the answer is ready) or the socket was closed
-            boost::system::error_code aec;
-            const std::size_t available = socket.available(aec);
-            if (aec || available == 0) co_return;  // end of stream or reset: the client left
             if (c.buffer.size() >= keep) {
                 // Only cancellation (the answer is ready) ends this wait.
                 asio::steady_timer forever(co_await asio::this_coro::executor,
@@ -642,9 +639,16 @@ class Server {
                 co_await forever.async_wait(asio::as_tuple(asio::use_awaitable));
                 co_return;
             }
-            const std::size_t n = std::min(available, keep - c.buffer.size());
-            const std::size_t got = socket.read_some(c.buffer.prepare(n), aec);
-            if (aec) co_return;
+            // Readiness may be stale (an event for bytes the request read already consumed):
+            // only a read tells data, end of stream and nothing apart.
+            boost::system::error_code rec;
+            socket.non_blocking(true, rec);
+            const std::size_t room = std::min<std::size_t>(keep - c.buffer.size(), 65536);
+            const std::size_t got = rec ? 0 : socket.read_some(c.buffer.prepare(room), rec);
+            boost::system::error_code ignored;
+            socket.non_blocking(false, ignored);
+            if (rec == asio::error::would_block || rec == asio::error::try_again) continue;
+            if (rec) co_return;  // end of stream or reset: the client left
             c.buffer.commit(got);
         }
     }
