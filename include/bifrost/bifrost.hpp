@@ -7,10 +7,14 @@
 /// using MyGateway = bifrost::Gateway<bifrost::transport::Mock, bifrost::queue::Block,
 ///                                    bifrost::pool::Preallocated>;
 /// ```
+///
+/// The HTTP server (`bifrost/server/server.hpp`, Boost.Beast and C++20 coroutines) is not
+/// included here, to keep this header light: include it where it is used.
 
 #include <bifrost/version.hpp>
 
 #include <bifrost/concepts.hpp>
+#include <bifrost/config/config.hpp>
 #include <bifrost/config/provider_config.hpp>
 #include <bifrost/core/context.hpp>
 #include <bifrost/core/histogram.hpp>

@@ -1,0 +1,723 @@
+#pragma once
+/// \file
+/// `server::Server<Gateway>`: the OpenAI-compatible HTTP/1.1 server of bifrost-http, on
+/// Boost.Beast, generic over the gateway type (any transport, queue policy, pool, plugins).
+///
+/// Routes (also under the drop-in prefixes `/openai/v1/...` and `/openai/...`):
+///
+/// | route                        | answer                                                   |
+/// |------------------------------|----------------------------------------------------------|
+/// | `POST /v1/chat/completions`  | the gateway's answer (OpenAI's JSON) or OpenAI's error JSON |
+/// | `GET /v1/models`             | the configured providers' models, as `provider/model`     |
+/// | `GET /health`                | `{"status":"ok"}` (503 `draining` during shutdown)        |
+/// | `GET /metrics`               | Prometheus text exposition (see `metrics.hpp`)            |
+/// | `GET /api/stats`             | the same figures as JSON                                  |
+///
+/// Connections are served by a fixed number of I/O threads; each connection handles its requests
+/// one at a time, so pipelined requests are answered in order. While a chat request is in
+/// flight the server watches its connection: a client that goes away cancels the upstream call
+/// (through the cancellation slot bound to `async_chat`). `stop()` drains gracefully.
+
+#include <bifrost/config/config.hpp>
+#include <bifrost/core/result.hpp>
+#include <bifrost/gateway.hpp>
+#include <bifrost/schema/chat.hpp>
+#include <bifrost/schema/error.hpp>
+#include <bifrost/schema/json.hpp>
+#include <bifrost/server/logger.hpp>
+#include <bifrost/server/metrics.hpp>
+#include <bifrost/version.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace bifrost::server {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+
+/// The models a provider offers on `GET /v1/models`.
+struct ProviderModels {
+    std::string provider;
+    std::vector<std::string> models;
+};
+
+/// The models of every provider in `config` (its keys' `models`, without duplicates).
+inline std::vector<ProviderModels> models_of(const Config& config) {
+    std::vector<ProviderModels> out;
+    for (const auto& p : config.providers) {
+        ProviderModels pm{p.name, {}};
+        for (const auto& k : p.config.keys)
+            for (const auto& m : k.models)
+                if (std::find(pm.models.begin(), pm.models.end(), m) == pm.models.end())
+                    pm.models.push_back(m);
+        out.push_back(std::move(pm));
+    }
+    return out;
+}
+
+/// Server settings. The limits protect the server from slow, silent or oversized clients.
+struct Options {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 8080;  ///< 0: an ephemeral port (read it back with `Server::port()`)
+    std::size_t io_threads = 2;
+    /// Largest accepted request body (413 beyond; Bifrost's `client.max_request_body_size_mb`).
+    std::size_t body_limit = 10 * 1024 * 1024;
+    /// Largest accepted request line plus headers (431 beyond).
+    std::size_t header_limit = 16 * 1024;
+    /// How long a kept-alive connection may sit without starting a request.
+    std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
+    /// How long a request may take to arrive once its first byte did (slow clients).
+    std::chrono::milliseconds read_timeout{std::chrono::seconds(30)};
+    /// How long writing a response may take.
+    std::chrono::milliseconds write_timeout{std::chrono::seconds(30)};
+    /// How long `stop()` lets in-flight requests finish before closing their connections.
+    std::chrono::milliseconds drain_timeout{std::chrono::seconds(30)};
+    /// A deadline for every chat request (504 on expiry); unset: the providers' own timeouts.
+    std::optional<std::chrono::nanoseconds> request_timeout;
+    /// Access tokens; when any is active, every route but `/health` needs one
+    /// (`Authorization: Bearer <token>` or `x-bf-vk: <token>`), else 401.
+    std::vector<VirtualKey> virtual_keys;
+    /// What `GET /v1/models` lists.
+    std::vector<ProviderModels> models;
+    Logger logger;
+};
+
+/// What the server needs from a gateway: `async_chat` with completion tokens and cancellation
+/// slots, and `stats()`. Every `bifrost::Gateway` qualifies.
+template <class G>
+concept ServableGateway = requires(G& g) {
+    { g.stats() } -> std::convertible_to<GatewayStats>;
+};
+
+/// The HTTP server. Construct, `start()`, and later `stop()` (the destructor stops too).
+///
+/// Thread safety: `start`, `stop` and `port` may be called from any thread except the server's
+/// own I/O threads. The gateway must outlive the server.
+template <ServableGateway GatewayT>
+class Server {
+  public:
+    using Request = http::request<http::string_body>;
+    using Response = http::response<http::string_body>;
+
+    Server(GatewayT& gateway, Options options)
+        : gw_(gateway), opts_(std::move(options)), acceptor_(asio::make_strand(ioc_)) {
+        if (opts_.io_threads == 0) opts_.io_threads = 1;
+        for (const auto& p : gateway.stats().providers)
+            metrics_.add_provider(p.name);
+        for (const auto& vk : opts_.virtual_keys)
+            if (vk.is_active) auth_required_ = true;
+    }
+
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    ~Server() { stop(); }
+
+    /// Binds, listens and starts the I/O threads. Returns an error message (naming the address)
+    /// when the address cannot be used.
+    std::optional<std::string> start() {
+        namespace ip = asio::ip;
+        boost::system::error_code ec;
+        ip::tcp::endpoint ep;
+        auto addr = ip::make_address(opts_.host, ec);
+        if (!ec) {
+            ep = ip::tcp::endpoint(addr, opts_.port);
+        } else {
+            ip::tcp::resolver resolver(ioc_);
+            auto results = resolver.resolve(opts_.host, std::to_string(opts_.port), ec);
+            if (ec || results.empty())
+                return "cannot resolve host '" + opts_.host + "': " + ec.message();
+            ep = results.begin()->endpoint();
+        }
+        const auto where = [&] { return opts_.host + ":" + std::to_string(opts_.port); };
+        acceptor_.open(ep.protocol(), ec);
+        if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+        if (!ec) acceptor_.bind(ep, ec);
+        if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec) {
+            boost::system::error_code ignored;
+            acceptor_.close(ignored);
+            return "cannot listen on " + where() + ": " + ec.message();
+        }
+        port_ = acceptor_.local_endpoint().port();
+        asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached);
+        threads_.reserve(opts_.io_threads);
+        for (std::size_t i = 0; i < opts_.io_threads; ++i)
+            threads_.emplace_back([this] { run(); });
+        opts_.logger.line(LogLevel::info, "listening")
+            .field("address", ep.address().to_string())
+            .field("port", static_cast<unsigned>(port_))
+            .field("io_threads", static_cast<std::int64_t>(opts_.io_threads))
+            .field("auth", auth_required_ ? "virtual_keys" : "none");
+        return std::nullopt;
+    }
+
+    /// The port the server listens on (after `start()`).
+    [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
+
+    /// Graceful stop: stops accepting, closes idle connections, lets requests in progress finish
+    /// (their responses say `Connection: close`) for up to `drain_timeout`, then closes what is
+    /// left (cancelling its upstream calls) and joins the I/O threads. Idempotent.
+    void stop() {
+        if (stopping_.exchange(true)) {
+            join();
+            return;
+        }
+        if (threads_.empty()) return;
+        opts_.logger.line(LogLevel::info, "draining")
+            .field("connections", metrics_.connections.load());
+        asio::post(acceptor_.get_executor(), [this] {
+            boost::system::error_code ec;
+            acceptor_.close(ec);
+        });
+        for_each_connection([](const std::shared_ptr<Connection>& c) {
+            c->draining = true;
+            if (c->idle) c->stream.socket().cancel();
+        });
+        std::unique_lock lock(conn_mutex_);
+        if (!conn_done_.wait_for(lock, opts_.drain_timeout, [&] { return connections_.empty(); })) {
+            lock.unlock();
+            opts_.logger.line(LogLevel::warn, "drain timeout: closing connections")
+                .field("connections", metrics_.connections.load());
+            for_each_connection([](const std::shared_ptr<Connection>& c) { c->stream.close(); });
+            lock.lock();
+            conn_done_.wait_for(lock, std::chrono::seconds(5),
+                                [&] { return connections_.empty(); });
+        }
+        lock.unlock();
+        join();
+        opts_.logger.line(LogLevel::info, "stopped");
+    }
+
+    [[nodiscard]] const ServerMetrics& metrics() const noexcept { return metrics_; }
+
+  private:
+    using Clock = std::chrono::steady_clock;
+    template <class T>
+    using awaitable = asio::awaitable<T>;
+
+    /// One client connection. Touched only on its strand (the stream's executor).
+    struct Connection {
+        explicit Connection(asio::ip::tcp::socket s) : stream(std::move(s)) {}
+        beast::tcp_stream stream;
+        beast::flat_buffer buffer;
+        bool idle = false;         // waiting for a request to begin
+        bool draining = false;     // the server is stopping: finish this request, then close
+        bool client_gone = false;  // the client went away while its request was in flight
+    };
+
+    /// What one request's log line and metrics need.
+    struct Exchange {
+        Route route = Route::unknown;
+        std::string_view method;
+        std::string provider;
+        std::string model;
+        std::string key_name;
+        std::chrono::nanoseconds upstream{-1};
+    };
+
+    void run() {
+        for (;;) {
+            try {
+                ioc_.run();
+                return;
+            } catch (const std::exception& e) {
+                opts_.logger.line(LogLevel::error, "unexpected exception on an I/O thread")
+                    .field("what", e.what());
+            }
+        }
+    }
+
+    void join() {
+        std::lock_guard lock(join_mutex_);
+        if (threads_.empty()) return;
+        work_.reset();
+        ioc_.stop();
+        for (auto& t : threads_)
+            if (t.joinable()) t.join();
+        threads_.clear();
+    }
+
+    template <class F>
+    void for_each_connection(F f) {
+        std::vector<std::shared_ptr<Connection>> conns;
+        {
+            std::lock_guard lock(conn_mutex_);
+            for (auto& [id, c] : connections_)
+                conns.push_back(c);
+        }
+        for (auto& c : conns)
+            asio::post(c->stream.get_executor(), [c, f] { f(c); });
+    }
+
+    awaitable<void> accept_loop() {
+        for (;;) {
+            auto [ec, socket] =
+                co_await acceptor_.async_accept(asio::any_io_executor(asio::make_strand(ioc_)),
+                                                asio::as_tuple(asio::use_awaitable));
+            if (stopping_.load() || !acceptor_.is_open()) co_return;
+            if (ec) {
+                opts_.logger.line(LogLevel::warn, "accept failed").field("error", ec.message());
+                // Out of descriptors and the like: pause instead of spinning.
+                asio::steady_timer pause(co_await asio::this_coro::executor,
+                                         std::chrono::milliseconds(50));
+                co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+                continue;
+            }
+            auto c = std::make_shared<Connection>(std::move(socket));
+            const std::uint64_t id = ++next_connection_id_;
+            {
+                std::lock_guard lock(conn_mutex_);
+                connections_.emplace(id, c);
+            }
+            metrics_.connections.fetch_add(1);
+            metrics_.connections_total.fetch_add(1);
+            asio::co_spawn(c->stream.get_executor(), session(c, id), asio::detached);
+        }
+    }
+
+    awaitable<void> session(std::shared_ptr<Connection> c, std::uint64_t id) {
+        try {
+            co_await serve(*c);
+        } catch (const std::exception& e) {
+            opts_.logger.line(LogLevel::error, "connection failed").field("what", e.what());
+        }
+        beast::error_code ec;
+        c->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+        c->stream.close();
+        metrics_.connections.fetch_sub(1);
+        {
+            std::lock_guard lock(conn_mutex_);
+            connections_.erase(id);
+        }
+        conn_done_.notify_all();
+    }
+
+    /// Serves requests on one connection until it closes, fails or the server drains.
+    awaitable<void> serve(Connection& c) {
+        for (;;) {
+            if (c.draining) co_return;
+            if (c.buffer.size() == 0) {
+                // Wait for the next request to begin (keep-alive idle time).
+                c.idle = true;
+                c.stream.expires_after(opts_.idle_timeout);
+                auto [ec, n] = co_await c.stream.async_read_some(
+                    c.buffer.prepare(4096), asio::as_tuple(asio::use_awaitable));
+                c.idle = false;
+                if (ec) co_return;  // closed, timed out, or cancelled by a drain
+                c.buffer.commit(n);
+            }
+            const auto start = Clock::now();
+            http::request_parser<http::string_body> parser;
+            parser.header_limit(
+                static_cast<std::uint32_t>(std::min<std::size_t>(opts_.header_limit, UINT32_MAX)));
+            parser.body_limit(opts_.body_limit);
+            c.stream.expires_after(opts_.read_timeout);
+            auto [hec, hn] = co_await http::async_read_header(c.stream, c.buffer, parser,
+                                                              asio::as_tuple(asio::use_awaitable));
+            if (hec) {
+                co_await refuse_unreadable(c, hec, start);
+                co_return;
+            }
+            const auto& header = parser.get();
+            if (parser.content_length() && *parser.content_length() > opts_.body_limit) {
+                co_await refuse_unreadable(c, http::error::body_limit, start);
+                co_return;
+            }
+            if (beast::iequals(header[http::field::expect], "100-continue")) {
+                http::response<http::empty_body> cont(http::status::continue_, header.version());
+                c.stream.expires_after(opts_.write_timeout);
+                auto [wec, wn] =
+                    co_await http::async_write(c.stream, cont, asio::as_tuple(asio::use_awaitable));
+                if (wec) co_return;
+                c.stream.expires_after(opts_.read_timeout);
+            }
+            auto [bec, bn] = co_await http::async_read(c.stream, c.buffer, parser,
+                                                       asio::as_tuple(asio::use_awaitable));
+            if (bec) {
+                co_await refuse_unreadable(c, bec, start);
+                co_return;
+            }
+            Request req = parser.release();
+            c.stream.expires_never();
+
+            metrics_.requests_in_flight.fetch_add(1);
+            Exchange ex;
+            ex.method = req.method_string();
+            Response res = co_await handle(c, req, ex);
+            metrics_.requests_in_flight.fetch_sub(1);
+            const auto total = Clock::now() - start;
+            const int status = c.client_gone ? 499 : static_cast<int>(res.result_int());
+            record(ex, req, status, total);
+            if (c.client_gone) co_return;
+
+            const bool keep_alive = req.keep_alive() && !c.draining && !stopping_.load();
+            res.keep_alive(keep_alive);
+            res.prepare_payload();
+            c.stream.expires_after(opts_.write_timeout);
+            auto [wec, wn] =
+                co_await http::async_write(c.stream, res, asio::as_tuple(asio::use_awaitable));
+            if (wec || !keep_alive) co_return;
+        }
+    }
+
+    /// Answers a request that could not be read (too large, malformed) and closes gracefully:
+    /// the client's unread bytes are drained for a moment so that it gets the answer rather than
+    /// a connection reset.
+    awaitable<void> refuse_unreadable(Connection& c, beast::error_code ec,
+                                      Clock::time_point start) {
+        int status = 0;
+        std::string message;
+        if (ec == http::error::body_limit) {
+            status = 413;
+            message = "request body too large: the limit is " + std::to_string(opts_.body_limit) +
+                      " bytes";
+        } else if (ec == http::error::header_limit) {
+            status = 431;
+            message = "request headers too large: the limit is " +
+                      std::to_string(opts_.header_limit) + " bytes";
+        } else if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
+                   ec != http::error::end_of_stream && ec != http::error::partial_message) {
+            status = 400;
+            message = "malformed HTTP request: " + ec.message();
+        } else {
+            co_return;  // the client went away or timed out: nobody to answer
+        }
+        Response res = error_response(11, status, "invalid_request_error", message,
+                                      status == 413 ? "request_too_large" : "");
+        res.keep_alive(false);
+        res.prepare_payload();
+        metrics_.record_request(Route::unknown, status, Clock::now() - start);
+        opts_.logger.line(LogLevel::info, "request")
+            .field("route", to_string(Route::unknown))
+            .field("status", status)
+            .field("error", message)
+            .millis("latency_ms", Clock::now() - start);
+        c.stream.expires_after(opts_.write_timeout);
+        auto [wec, wn] =
+            co_await http::async_write(c.stream, res, asio::as_tuple(asio::use_awaitable));
+        if (wec) co_return;
+        beast::error_code ignored;
+        c.stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+        c.stream.expires_after(std::chrono::seconds(1));
+        std::size_t drained = 0;
+        char sink[4096];
+        while (drained < 4 * 1024 * 1024) {
+            auto [rec, rn] = co_await c.stream.async_read_some(asio::buffer(sink),
+                                                               asio::as_tuple(asio::use_awaitable));
+            if (rec) break;
+            drained += rn;
+        }
+    }
+
+    void record(const Exchange& ex, const Request& req, int status,
+                std::chrono::nanoseconds total) {
+        metrics_.record_request(ex.route, status, total);
+        const bool answered = ex.upstream.count() >= 0 && !ex.provider.empty();
+        if (answered) metrics_.record_upstream(ex.provider, ex.upstream, total - ex.upstream);
+        if (status == 499) metrics_.client_disconnects.fetch_add(1);
+        const LogLevel level = status >= 500 && status != 503 ? LogLevel::warn : LogLevel::info;
+        auto line = opts_.logger.line(level, "request");
+        std::string_view path = req.target();
+        if (const auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+        line.field("method", ex.method).field("path", path).field("route", to_string(ex.route));
+        if (!ex.provider.empty()) line.field("provider", ex.provider);
+        if (!ex.model.empty()) line.field("model", ex.model);
+        if (!ex.key_name.empty()) line.field("virtual_key", ex.key_name);
+        line.field("status", status).millis("latency_ms", total);
+        if (answered)
+            line.millis("upstream_ms", ex.upstream).millis("overhead_ms", total - ex.upstream);
+    }
+
+    // ---- routing ------------------------------------------------------------------------------
+
+    struct RouteMatch {
+        Route route = Route::unknown;
+        http::verb method = http::verb::get;
+    };
+
+    static RouteMatch match(std::string_view path) {
+        if (path == "/health") return {Route::health, http::verb::get};
+        if (path == "/metrics") return {Route::metrics, http::verb::get};
+        if (path == "/api/stats") return {Route::stats, http::verb::get};
+        std::string_view rest;
+        for (std::string_view prefix : {"/openai/v1/", "/openai/", "/v1/"}) {
+            if (path.substr(0, prefix.size()) == prefix) {
+                rest = path.substr(prefix.size() - 1);
+                break;
+            }
+        }
+        if (rest == "/chat/completions") return {Route::chat_completions, http::verb::post};
+        if (rest == "/completions") return {Route::completions, http::verb::post};
+        if (rest == "/embeddings") return {Route::embeddings, http::verb::post};
+        if (rest == "/models") return {Route::models, http::verb::get};
+        return {};
+    }
+
+    awaitable<Response> handle(Connection& c, const Request& req, Exchange& ex) {
+        std::string_view path = req.target();
+        if (const auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+        const RouteMatch m = match(path);
+        ex.route = m.route;
+        const unsigned v = req.version();
+        if (m.route == Route::unknown)
+            co_return error_response(
+                v, 404, "invalid_request_error",
+                "unknown route: " + std::string(req.method_string()) + " " + std::string(path),
+                "unknown_url");
+        if (req.method() != m.method) {
+            Response res = error_response(v, 405, "invalid_request_error",
+                                          std::string(to_string(m.route)) + " accepts " +
+                                              std::string(http::to_string(m.method)) +
+                                              " only, not " + std::string(req.method_string()),
+                                          "method_not_allowed");
+            res.set(http::field::allow, http::to_string(m.method));
+            co_return res;
+        }
+        if (m.route != Route::health && !authorize(req, ex))
+            co_return error_response(v, 401, "invalid_request_error",
+                                     "missing or invalid access token: send "
+                                     "\"Authorization: Bearer <virtual key>\"",
+                                     "invalid_api_key");
+        switch (m.route) {
+            case Route::chat_completions:
+                co_return co_await chat(c, req, ex);
+            case Route::completions:
+            case Route::embeddings:
+                co_return error_response(
+                    v, 501, "invalid_request_error",
+                    std::string(to_string(m.route)) + " is not supported by this build yet",
+                    "not_implemented");
+            case Route::models:
+                co_return json_response(v, 200, models_json());
+            case Route::health:
+                if (stopping_.load() || c.draining)
+                    co_return json_response(v, 503, R"({"status":"draining"})");
+                co_return json_response(v, 200, R"({"status":"ok"})");
+            case Route::metrics: {
+                std::string body;
+                metrics_.render_prometheus(body, gw_.stats());
+                Response res(http::status::ok, v);
+                res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+                res.body() = std::move(body);
+                co_return res;
+            }
+            case Route::stats: {
+                std::string body;
+                metrics_.render_json(body, gw_.stats());
+                co_return json_response(v, 200, std::move(body));
+            }
+            case Route::unknown:
+                break;
+        }
+        co_return error_response(v, 404, "invalid_request_error", "unknown route", "unknown_url");
+    }
+
+    bool authorize(const Request& req, Exchange& ex) const {
+        if (!auth_required_) return true;
+        std::string_view token;
+        const std::string_view auth = req[http::field::authorization];
+        if (auth.size() > 7 && beast::iequals(auth.substr(0, 7), "bearer ")) {
+            token = auth.substr(7);
+        } else {
+            token = req["x-bf-vk"];
+        }
+        while (!token.empty() && token.front() == ' ')
+            token.remove_prefix(1);
+        while (!token.empty() && token.back() == ' ')
+            token.remove_suffix(1);
+        if (token.empty()) return false;
+        bool ok = false;
+        for (const auto& vk : opts_.virtual_keys) {
+            if (vk.is_active && constant_time_equal(token, vk.value.reveal())) {
+                ok = true;
+                ex.key_name = vk.name;
+            }
+        }
+        return ok;
+    }
+
+    static bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
+        unsigned char diff = a.size() == b.size() ? 0 : 1;
+        const std::size_t n = std::max(a.size(), b.size());
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto x = static_cast<unsigned char>(i < a.size() ? a[i] : 0);
+            const auto y = static_cast<unsigned char>(i < b.size() ? b[i] : 0);
+            diff = static_cast<unsigned char>(diff | (x ^ y));
+        }
+        return diff == 0;
+    }
+
+    // ---- chat ---------------------------------------------------------------------------------
+
+    awaitable<Response> chat(Connection& c, const Request& req, Exchange& ex) {
+        const unsigned v = req.version();
+        ChatRequest request;
+        Error err;
+        if (!parse_chat_request(req.body(), request, err)) co_return error_response(v, err);
+        ex.model = request.model;
+        if (request.stream.value_or(false)) {
+            co_return error_response(
+                v, errors::invalid_request("\"stream\": true is not supported by this build of "
+                                           "bifrost-http yet: send the request without \"stream\"",
+                                           "stream"));
+        }
+        RequestOptions ro;
+        ro.timeout = opts_.request_timeout;
+
+        using namespace asio::experimental::awaitable_operators;
+        c.client_gone = false;
+        auto outcome = co_await (call(request, ro) || watch_client(c));
+        if (outcome.index() == 1) {
+            // The client went away first: the gateway was told to cancel (and has answered).
+            c.client_gone = true;
+            co_return error_response(v, errors::cancelled(""));
+        }
+        Result r = std::get<0>(std::move(outcome));
+        if (!r.ok()) {
+            const Error& e = r.error();
+            ex.provider = e.provider;
+            co_return error_response(v, e);
+        }
+        ex.provider = r->extra_fields.provider;
+        ex.upstream = r->extra_fields.latency;
+        std::string body;
+        write_chat_response(body, *r);
+        co_return json_response(v, 200, std::move(body));
+    }
+
+    awaitable<Result> call(const ChatRequest& request, RequestOptions ro) {
+        co_return co_await gw_.async_chat(request, ro, asio::use_awaitable);
+    }
+
+    /// Completes when the client of `c` goes away (end of stream, reset), and does nothing else
+    /// until cancelled. Bytes a pipelining client sends meanwhile are kept for the next request
+    /// (up to one request's worth; beyond that the connection is no longer watched).
+    awaitable<void> watch_client(Connection& c) {
+        auto& socket = c.stream.socket();
+        const std::size_t keep = opts_.header_limit + opts_.body_limit;
+        for (;;) {
+            auto [ec] = co_await socket.async_wait(asio::ip::tcp::socket::wait_read,
+                                                   asio::as_tuple(asio::use_awaitable));
+            if (ec) co_return;  // cancelled (the answer is ready) or the socket was closed
+            if (c.buffer.size() >= keep) {
+                // Only cancellation (the answer is ready) ends this wait.
+                asio::steady_timer forever(co_await asio::this_coro::executor,
+                                           asio::steady_timer::time_point::max());
+                co_await forever.async_wait(asio::as_tuple(asio::use_awaitable));
+                co_return;
+            }
+            // Readiness may be stale (an event for bytes the request read already consumed):
+            // only a read tells data, end of stream and nothing apart.
+            boost::system::error_code rec;
+            socket.non_blocking(true, rec);
+            const std::size_t room = std::min<std::size_t>(keep - c.buffer.size(), 65536);
+            const std::size_t got = rec ? 0 : socket.read_some(c.buffer.prepare(room), rec);
+            boost::system::error_code ignored;
+            socket.non_blocking(false, ignored);
+            if (rec == asio::error::would_block || rec == asio::error::try_again) continue;
+            if (rec) co_return;  // end of stream or reset: the client left
+            c.buffer.commit(got);
+        }
+    }
+
+    // ---- responses ----------------------------------------------------------------------------
+
+    std::string models_json() const {
+        std::string body;
+        bifrost::detail::JsonWriter w(body);
+        w.begin_object().field("object", "list").key("data").begin_array();
+        for (const auto& p : opts_.models) {
+            for (const auto& m : p.models) {
+                w.begin_object();
+                w.key("id").string2(p.provider + "/", m);
+                w.field("object", "model").field_int("created", 0).field("owned_by", p.provider);
+                w.end_object();
+            }
+        }
+        w.end_array().end_object();
+        return body;
+    }
+
+    static Response json_response(unsigned version, int status, std::string body) {
+        Response res(static_cast<http::status>(status), version);
+        res.set(http::field::server, server_name());
+        res.set(http::field::content_type, "application/json");
+        res.body() = std::move(body);
+        return res;
+    }
+
+    static Response error_response(unsigned version, const Error& e) {
+        std::string body;
+        write_error(body, e);
+        const int status = e.status >= 400 && e.status < 600 ? e.status : 500;
+        return json_response(version, status, std::move(body));
+    }
+
+    static Response error_response(unsigned version, int status, std::string_view type,
+                                   std::string message, std::string_view code) {
+        Error e = errors::make(status, type, std::move(message));
+        e.code.assign(code);
+        return error_response(version, e);
+    }
+
+    static const std::string& server_name() {
+        static const std::string name = "bifrost-http/" + std::to_string(version_major) + "." +
+                                        std::to_string(version_minor) + "." +
+                                        std::to_string(version_patch);
+        return name;
+    }
+
+    GatewayT& gw_;
+    Options opts_;
+    ServerMetrics metrics_;
+    bool auth_required_ = false;
+
+    asio::io_context ioc_;
+    asio::ip::tcp::acceptor acceptor_;
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_{
+        asio::make_work_guard(ioc_)};
+    std::vector<std::thread> threads_;
+    std::mutex join_mutex_;
+    std::uint16_t port_ = 0;
+    std::atomic<bool> stopping_{false};
+
+    std::mutex conn_mutex_;
+    std::condition_variable conn_done_;
+    std::unordered_map<std::uint64_t, std::shared_ptr<Connection>> connections_;
+    std::atomic<std::uint64_t> next_connection_id_{0};
+};
+
+}  // namespace bifrost::server

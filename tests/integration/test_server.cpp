@@ -1,0 +1,524 @@
+// bifrost-http's server end to end over loopback sockets: a Mock-transport gateway behind
+// `server::Server`, driven by a small Beast client.
+
+#include "bifrost_catch.hpp"
+#include "support.hpp"
+
+#include <bifrost/bifrost.hpp>
+#include <bifrost/server/server.hpp>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/json/parse.hpp>
+
+#include <atomic>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace json = boost::json;
+namespace mock = bifrost::transport::mock;
+namespace srv = bifrost::server;
+
+namespace {
+
+using Gateway = test::MockGateway<bifrost::queue::FromConfig>;
+using Server = srv::Server<Gateway>;
+using Response = http::response<http::string_body>;
+
+const std::string chat_body =
+    R"({"model":"mock/gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]})";
+
+std::string chat_for(std::string_view text) {
+    return R"({"model":"mock/gpt-4o-mini","messages":[{"role":"user","content":")" +
+           std::string(text) + R"("}]})";
+}
+
+/// A gateway with one provider, `mock`, and a server in front of it on an ephemeral port.
+/// Captures the server's log lines.
+struct Harness {
+    explicit Harness(srv::Options o = {}, bifrost::transport::MockScript script = mock::echo(),
+                     bool drop = false, std::size_t concurrency = 8, std::size_t buffer = 64)
+        : gw(test::options(), bifrost::queue::FromConfig{drop}) {
+        REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>(
+                            "mock", test::provider_config(concurrency, buffer), {std::move(script)})
+                          .has_value());
+        o.host = "127.0.0.1";
+        o.port = 0;
+        o.io_threads = 2;
+        o.drain_timeout = 5s;
+        o.models = {{"mock", {"gpt-4o-mini"}}};
+        o.logger = srv::Logger(srv::LogLevel::debug, [this](std::string_view line) {
+            std::lock_guard lock(log_mutex);
+            log.emplace_back(line);
+        });
+        server = std::make_unique<Server>(gw, std::move(o));
+        auto err = server->start();
+        REQUIRE_FALSE(err.has_value());
+    }
+
+    ~Harness() { server->stop(); }
+
+    [[nodiscard]] std::string log_text() {
+        std::lock_guard lock(log_mutex);
+        std::string all;
+        for (const auto& l : log)
+            all.append(l).push_back('\n');
+        return all;
+    }
+
+    [[nodiscard]] bifrost::ProviderStats mock_stats() const { return *gw.stats().provider("mock"); }
+
+    Gateway gw;
+    std::unique_ptr<Server> server;
+    std::mutex log_mutex;
+    std::vector<std::string> log;
+};
+
+/// A blocking HTTP/1.1 client on one connection.
+class Client {
+  public:
+    explicit Client(std::uint16_t port) : socket_(ioc_) {
+        socket_.connect({asio::ip::make_address("127.0.0.1"), port});
+    }
+
+    Response request(http::verb method, std::string target, std::string body = {},
+                     std::vector<std::pair<std::string, std::string>> headers = {}) {
+        send(method, std::move(target), std::move(body), std::move(headers));
+        return read();
+    }
+    Response post(std::string target, std::string body,
+                  std::vector<std::pair<std::string, std::string>> headers = {}) {
+        return request(http::verb::post, std::move(target), std::move(body), std::move(headers));
+    }
+    Response get(std::string target, std::vector<std::pair<std::string, std::string>> h = {}) {
+        return request(http::verb::get, std::move(target), {}, std::move(h));
+    }
+
+    void send(http::verb method, std::string target, std::string body = {},
+              std::vector<std::pair<std::string, std::string>> headers = {}) {
+        http::request<http::string_body> req(method, target, 11);
+        req.set(http::field::host, "127.0.0.1");
+        for (auto& [k, v] : headers)
+            req.set(k, v);
+        req.body() = std::move(body);
+        req.prepare_payload();
+        http::write(socket_, req);
+    }
+
+    /// Writes raw bytes (several requests at once, partial requests).
+    void send_raw(std::string_view bytes) { asio::write(socket_, asio::buffer(bytes)); }
+
+    Response read() {
+        Response res;
+        http::read(socket_, buffer_, res);
+        return res;
+    }
+
+    /// True when the server closed the connection (a read ends with EOF or a reset).
+    bool closed_by_server() {
+        beast::error_code ec;
+        char c;
+        socket_.read_some(asio::buffer(&c, 1), ec);
+        return ec == asio::error::eof || ec == asio::error::connection_reset;
+    }
+
+    void close() {
+        beast::error_code ec;
+        socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+        socket_.close(ec);
+    }
+
+  private:
+    asio::io_context ioc_;
+    asio::ip::tcp::socket socket_;
+    beast::flat_buffer buffer_;
+};
+
+json::object error_of(const Response& res) {
+    const auto doc = json::parse(res.body());
+    return doc.at("error").as_object();
+}
+
+std::string content_of(const Response& res) {
+    const auto doc = json::parse(res.body());
+    return std::string(doc.at("choices").at(0).at("message").at("content").as_string());
+}
+
+}  // namespace
+
+TEST_CASE("server: a chat request is answered in OpenAI's format", "[server]") {
+    Harness h;
+    Client c(h.server->port());
+    const Response res = c.post("/v1/chat/completions", chat_body);
+    REQUIRE(res.result_int() == 200);
+    CHECK(res[http::field::content_type] == "application/json");
+    CHECK(content_of(res) == "Echo: Hello");
+    const auto doc = json::parse(res.body());
+    CHECK(doc.at("object").as_string() == "chat.completion");
+    CHECK(doc.at("extra_fields").at("provider").as_string() == "mock");
+    CHECK(h.mock_stats().completed == 1);
+
+    // One structured line per request, with provider, model, status and timings.
+    const std::string log = h.log_text();
+    CHECK(log.find(R"("msg":"request")") != std::string::npos);
+    CHECK(log.find(R"("provider":"mock")") != std::string::npos);
+    CHECK(log.find(R"("model":"mock/gpt-4o-mini")") != std::string::npos);
+    CHECK(log.find(R"("status":200)") != std::string::npos);
+    CHECK(log.find(R"("overhead_ms":)") != std::string::npos);
+}
+
+TEST_CASE("server: the /openai drop-in prefixes serve the same routes", "[server]") {
+    Harness h;
+    Client c(h.server->port());
+    for (std::string target : {"/openai/v1/chat/completions", "/openai/chat/completions"}) {
+        const Response res = c.post(target, chat_body);
+        CHECK(res.result_int() == 200);
+        CHECK(content_of(res) == "Echo: Hello");
+    }
+    const Response models = c.get("/openai/v1/models");
+    REQUIRE(models.result_int() == 200);
+    const auto doc = json::parse(models.body());
+    CHECK(doc.at("object").as_string() == "list");
+    CHECK(doc.at("data").at(0).at("id").as_string() == "mock/gpt-4o-mini");
+    CHECK(doc.at("data").at(0).at("owned_by").as_string() == "mock");
+}
+
+TEST_CASE("server: bad requests get 400 saying what and where", "[server]") {
+    Harness h;
+    Client c(h.server->port());
+
+    SECTION("malformed JSON") {
+        const Response res = c.post("/v1/chat/completions", R"({"model": "mock/x",)");
+        REQUIRE(res.result_int() == 400);
+        const auto e = error_of(res);
+        CHECK(e.at("type").as_string() == "invalid_request_error");
+        CHECK(std::string(e.at("message").as_string()).find("malformed JSON") != std::string::npos);
+    }
+    SECTION("a field of the wrong type") {
+        const Response res =
+            c.post("/v1/chat/completions", R"({"model":"mock/x","messages":[{"role":7}]})");
+        REQUIRE(res.result_int() == 400);
+        const auto e = error_of(res);
+        CHECK(std::string(e.at("message").as_string()).find("messages[0].role") !=
+              std::string::npos);
+        CHECK(e.at("param").as_string() == "messages[0].role");
+    }
+    SECTION("a missing field") {
+        const Response res = c.post("/v1/chat/completions", R"({"model":"mock/x"})");
+        REQUIRE(res.result_int() == 400);
+        CHECK(std::string(error_of(res).at("message").as_string()).find("messages") !=
+              std::string::npos);
+    }
+    SECTION("streaming is refused with a clear message") {
+        const Response res = c.post(
+            "/v1/chat/completions",
+            R"({"model":"mock/x","stream":true,"messages":[{"role":"user","content":"x"}]})");
+        REQUIRE(res.result_int() == 400);
+        const auto e = error_of(res);
+        CHECK(e.at("param").as_string() == "stream");
+        CHECK(std::string(e.at("message").as_string()).find("not supported") != std::string::npos);
+    }
+    // The connection survives a 400.
+    CHECK(c.get("/health").result_int() == 200);
+    CHECK(h.mock_stats().submitted == 0);
+}
+
+TEST_CASE("server: an unknown provider is a 400 naming the configured ones", "[server]") {
+    Harness h;
+    Client c(h.server->port());
+    const Response res =
+        c.post("/v1/chat/completions",
+               R"({"model":"nope/gpt-4o","messages":[{"role":"user","content":"x"}]})");
+    REQUIRE(res.result_int() == 400);
+    const auto e = error_of(res);
+    CHECK(e.at("type").as_string() == "unknown_provider");
+    const std::string msg(e.at("message").as_string());
+    CHECK(msg.find("'nope'") != std::string::npos);
+    CHECK(msg.find("mock") != std::string::npos);
+}
+
+TEST_CASE("server: unknown routes are 404 and wrong methods 405", "[server]") {
+    Harness h;
+    Client c(h.server->port());
+    const Response missing = c.get("/v2/everything");
+    CHECK(missing.result_int() == 404);
+    CHECK(error_of(missing).at("code").as_string() == "unknown_url");
+    const Response wrong = c.get("/v1/chat/completions");
+    CHECK(wrong.result_int() == 405);
+    CHECK(wrong[http::field::allow] == "POST");
+    CHECK(c.post("/health", "").result_int() == 405);
+    CHECK(c.post("/v1/embeddings", "{}").result_int() == 501);
+}
+
+TEST_CASE("server: upstream errors keep the provider's status and message", "[server]") {
+    Harness h({}, mock::fixed(429, R"({"error":{"message":"Rate limit reached","type":"tokens",)"
+                                   R"("code":"rate_limit_exceeded"}})"));
+    Client c(h.server->port());
+    const Response res = c.post("/v1/chat/completions", chat_body);
+    REQUIRE(res.result_int() == 429);
+    const auto e = error_of(res);
+    CHECK(e.at("message").as_string() == "Rate limit reached");
+    CHECK(e.at("code").as_string() == "rate_limit_exceeded");
+}
+
+TEST_CASE("server: a deadline gives 504 and a full queue with dropping gives 503", "[server]") {
+    SECTION("deadline") {
+        srv::Options o;
+        o.request_timeout = 50ms;
+        Harness h(o, mock::hang());
+        Client c(h.server->port());
+        const Response res = c.post("/v1/chat/completions", chat_body);
+        REQUIRE(res.result_int() == 504);
+        CHECK(error_of(res).at("type").as_string() == "request_timed_out");
+    }
+    SECTION("queue full") {
+        auto valve = std::make_shared<bifrost::transport::Valve>();
+        Harness h({}, mock::held_by(valve), /*drop*/ true, /*concurrency*/ 1, /*buffer*/ 1);
+        Client a(h.server->port()), b(h.server->port()), c(h.server->port());
+        a.send(http::verb::post, "/v1/chat/completions", chat_body);
+        REQUIRE(test::eventually([&] { return h.mock_stats().in_flight == 1; }));
+        b.send(http::verb::post, "/v1/chat/completions", chat_body);
+        REQUIRE(test::eventually([&] { return h.mock_stats().queue_depth == 1; }));
+        const Response res = c.post("/v1/chat/completions", chat_body);
+        CHECK(res.result_int() == 503);
+        CHECK(error_of(res).at("type").as_string() == "request_dropped");
+        valve->open();
+        CHECK(a.read().result_int() == 200);
+        CHECK(b.read().result_int() == 200);
+    }
+}
+
+TEST_CASE("server: bodies over the limit get 413", "[server]") {
+    srv::Options o;
+    o.body_limit = 1024;
+    Harness h(o);
+    {
+        Client c(h.server->port());
+        const Response res = c.post("/v1/chat/completions", chat_for(std::string(4000, 'x')));
+        CHECK(res.result_int() == 413);
+        CHECK(error_of(res).at("code").as_string() == "request_too_large");
+        CHECK(c.closed_by_server());
+    }
+    {
+        // A chunked body has no length up front: the limit applies while it is read.
+        Client c(h.server->port());
+        c.send_raw(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "800\r\n" +
+            std::string(0x800, 'x') + "\r\n0\r\n\r\n");
+        CHECK(c.read().result_int() == 413);
+    }
+    Client ok(h.server->port());
+    CHECK(ok.post("/v1/chat/completions", chat_body).result_int() == 200);
+    CHECK(h.mock_stats().submitted == 1);
+}
+
+TEST_CASE("server: oversized headers get 431 and slow clients are cut off", "[server]") {
+    srv::Options o;
+    o.header_limit = 2048;
+    o.read_timeout = 200ms;
+    o.idle_timeout = 200ms;
+    Harness h(o);
+    {
+        Client c(h.server->port());
+        const Response res = c.get("/health", {{"x-padding", std::string(4096, 'p')}});
+        CHECK(res.result_int() == 431);
+    }
+    {
+        // Starts a request and never finishes it.
+        Client c(h.server->port());
+        c.send_raw("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{");
+        CHECK(c.closed_by_server());
+    }
+    {
+        // Connects and says nothing.
+        Client c(h.server->port());
+        CHECK(c.closed_by_server());
+    }
+    CHECK(h.mock_stats().submitted == 0);
+}
+
+TEST_CASE("server: virtual keys guard every route but /health", "[server]") {
+    srv::Options o;
+    o.virtual_keys = {{"team-a", bifrost::Secret("vk-team-a-secret"), true},
+                      {"retired", bifrost::Secret("vk-retired"), false}};
+    Harness h(o);
+    Client c(h.server->port());
+
+    const Response none = c.post("/v1/chat/completions", chat_body);
+    CHECK(none.result_int() == 401);
+    CHECK(error_of(none).at("code").as_string() == "invalid_api_key");
+    CHECK(c.post("/v1/chat/completions", chat_body, {{"authorization", "Bearer vk-wrong"}})
+              .result_int() == 401);
+    CHECK(c.post("/v1/chat/completions", chat_body, {{"authorization", "Bearer vk-retired"}})
+              .result_int() == 401);
+    CHECK(c.get("/metrics").result_int() == 401);
+    CHECK(h.mock_stats().submitted == 0);
+
+    CHECK(c.post("/v1/chat/completions", chat_body, {{"authorization", "Bearer vk-team-a-secret"}})
+              .result_int() == 200);
+    CHECK(
+        c.post("/v1/chat/completions", chat_body, {{"x-bf-vk", "vk-team-a-secret"}}).result_int() ==
+        200);
+    CHECK(c.get("/health").result_int() == 200);
+    const Response metrics = c.get("/metrics", {{"authorization", "Bearer vk-team-a-secret"}});
+    CHECK(metrics.result_int() == 200);
+
+    // Neither the token nor the provider's API key appears in logs, metrics or bodies.
+    const std::string log = h.log_text();
+    CHECK(log.find(R"("virtual_key":"team-a")") != std::string::npos);
+    for (std::string_view secret : {"vk-team-a-secret", "vk-wrong", "sk-test-key"}) {
+        CHECK(log.find(secret) == std::string::npos);
+        CHECK(metrics.body().find(secret) == std::string::npos);
+        CHECK(none.body().find(secret) == std::string::npos);
+    }
+}
+
+TEST_CASE("server: /metrics exposes request, latency and provider series", "[server]") {
+    Harness h;
+    Client c(h.server->port());
+    REQUIRE(c.post("/v1/chat/completions", chat_body).result_int() == 200);
+    REQUIRE(c.get("/nowhere").result_int() == 404);
+    const Response res = c.get("/metrics");
+    REQUIRE(res.result_int() == 200);
+    CHECK(res[http::field::content_type].starts_with("text/plain; version=0.0.4"));
+    const std::string& m = res.body();
+    for (std::string_view series : {
+             "# TYPE bifrost_http_requests_total counter",
+             R"(bifrost_http_requests_total{route="/v1/chat/completions",status="200"} 1)",
+             R"(bifrost_http_requests_total{route="unknown",status="404"} 1)",
+             "# TYPE bifrost_upstream_latency_seconds histogram",
+             R"(bifrost_upstream_latency_seconds_count{provider="mock"} 1)",
+             R"(bifrost_gateway_overhead_seconds_bucket{provider="mock",le="+Inf"} 1)",
+             R"(bifrost_http_request_duration_seconds_count{route="/v1/chat/completions"} 1)",
+             R"(bifrost_provider_queue_depth{provider="mock"} 0)",
+             R"(bifrost_provider_queue_capacity{provider="mock"} 64)",
+             R"(bifrost_provider_in_flight{provider="mock"} 0)",
+             R"(bifrost_provider_requests_total{provider="mock",outcome="completed"} 1)",
+             R"(bifrost_provider_circuit_state{provider="mock",state="closed"} 1)",
+             R"(bifrost_provider_circuit_state{provider="mock",state="open"} 0)",
+             "bifrost_pool_gets_total ",
+         }) {
+        INFO(series);
+        CHECK(m.find(series) != std::string::npos);
+    }
+    // Every sample line is `name{labels} value` or `name value`.
+    std::size_t pos = 0;
+    while (pos < m.size()) {
+        const std::size_t end = m.find('\n', pos);
+        REQUIRE(end != std::string::npos);
+        const std::string line = m.substr(pos, end - pos);
+        pos = end + 1;
+        if (line.starts_with("#")) continue;
+        INFO(line);
+        CHECK(line.starts_with("bifrost_"));
+        CHECK(line.find(' ') != std::string::npos);
+    }
+
+    const Response stats = c.get("/api/stats");
+    REQUIRE(stats.result_int() == 200);
+    const auto doc = json::parse(stats.body());
+    CHECK(doc.at("providers").at(0).at("name").as_string() == "mock");
+    CHECK(doc.at("providers").at(0).at("completed").as_int64() == 1);
+    CHECK(doc.at("server").at("requests").at("/v1/chat/completions").at("200").as_int64() == 1);
+}
+
+TEST_CASE("server: keep-alive serves several requests on one connection", "[server]") {
+    Harness h;
+    Client c(h.server->port());
+    for (int i = 0; i < 5; ++i) {
+        const Response res = c.post("/v1/chat/completions", chat_for("n" + std::to_string(i)));
+        REQUIRE(res.result_int() == 200);
+        CHECK(res.keep_alive());
+        CHECK(content_of(res) == "Echo: n" + std::to_string(i));
+    }
+    CHECK(h.server->metrics().connections_total.load() == 1);
+}
+
+TEST_CASE("server: pipelined requests are answered in order", "[server][concurrency]") {
+    // Each answer takes a different time, the first the longest.
+    auto script = [](bifrost::transport::MockCall& call) {
+        mock::echo()(call);
+        const auto& b = call.request.body;
+        call.latency = b.find("first") != std::string::npos    ? 30ms
+                       : b.find("second") != std::string::npos ? 10ms
+                                                               : 1ms;
+    };
+    Harness h({}, script);
+    Client c(h.server->port());
+    const auto raw = [](const std::string& body) {
+        return "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+               std::to_string(body.size()) + "\r\n\r\n" + body;
+    };
+    c.send_raw(raw(chat_for("first")) + raw(chat_for("second")) +
+               "GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + raw(chat_for("third")));
+    CHECK(content_of(c.read()) == "Echo: first");
+    CHECK(content_of(c.read()) == "Echo: second");
+    const Response health = c.read();
+    CHECK(health.result_int() == 200);
+    CHECK(health.body() == R"({"status":"ok"})");
+    CHECK(content_of(c.read()) == "Echo: third");
+    CHECK(h.mock_stats().cancelled == 0);
+}
+
+TEST_CASE("server: a client that disconnects cancels its upstream call", "[server][concurrency]") {
+    Harness h({}, mock::hang());
+    {
+        Client c(h.server->port());
+        c.send(http::verb::post, "/v1/chat/completions", chat_body);
+        REQUIRE(test::eventually([&] { return h.mock_stats().in_flight == 1; }));
+        c.close();
+    }
+    CHECK(test::eventually([&] { return h.mock_stats().cancelled == 1; }));
+    CHECK(test::eventually([&] { return h.mock_stats().in_flight == 0; }));
+    CHECK(test::eventually([&] { return h.server->metrics().client_disconnects.load() == 1; }));
+    CHECK(test::eventually([&] { return h.server->metrics().connections.load() == 0; }));
+    CHECK(test::eventually(
+        [&] { return h.log_text().find(R"("status":499)") != std::string::npos; }));
+}
+
+TEST_CASE("server: stop drains: in-flight requests finish, idle connections close",
+          "[server][concurrency]") {
+    auto valve = std::make_shared<bifrost::transport::Valve>();
+    Harness h({}, mock::held_by(valve));
+    Client busy(h.server->port());
+    Client idle(h.server->port());
+    REQUIRE(idle.get("/health").result_int() == 200);  // served and now idle
+    busy.send(http::verb::post, "/v1/chat/completions", chat_body);
+    REQUIRE(test::eventually([&] { return h.mock_stats().in_flight == 1; }));
+
+    auto stopped = std::async(std::launch::async, [&] { h.server->stop(); });
+    CHECK(idle.closed_by_server());
+    // No new connections once draining.
+    CHECK(test::eventually([&] {
+        try {
+            Client late(h.server->port());
+            return late.closed_by_server();
+        } catch (const std::exception&) {
+            return true;  // refused
+        }
+    }));
+    CHECK(stopped.wait_for(0s) == std::future_status::timeout);  // still draining
+    valve->open();
+    const Response res = busy.read();
+    CHECK(res.result_int() == 200);
+    CHECK(content_of(res) == "Echo: Hello");
+    CHECK_FALSE(res.keep_alive());
+    stopped.get();
+    CHECK(h.mock_stats().cancelled == 0);
+    CHECK(h.mock_stats().completed == 1);
+}
