@@ -561,11 +561,15 @@ class Gateway {
             return;
         }
         detail::ProviderQueue& q = *j->target;
-        j->deadline = attempt_deadline(q, overall);
-        // Workers enforce provider timeouts themselves; a tighter deadline of the caller's own
-        // gets a timer on the timekeeper.
+        const auto t = q.default_timeout();
+        const auto provider_deadline = t.count() > 0 ? Clock::now() + t : Clock::time_point::max();
+        j->deadline = std::min(overall, provider_deadline);
+        // A worker enforces the deadline of the jobs it runs. A timer on the timekeeper (a
+        // cross-thread wake-up or two, so not for every request) makes it prompt where a worker
+        // would see it late: a caller's deadline tighter than the provider's, or a backlog the
+        // request must wait behind.
         if (j->deadline != Clock::time_point::max() &&
-            (q.default_timeout().count() <= 0 || j->deadline < Clock::now() + q.default_timeout()))
+            (overall < provider_deadline || q.depth() > 0))
             arm_deadline(j);
         admit(j, false);
     }

@@ -2827,6 +2827,11 @@ namespace bifrost::detail {
 /// The part of a worker thread that other threads touch: its event loop and its parking flags.
 struct WorkerCore {
     asio::io_context ioc{1};
+    /// When the worker must next look at its jobs' deadlines (max: none to watch). The worker's
+    /// own clock, not an Asio timer: a timer would give the event loop a reactor, and every
+    /// poll of it a system call.
+    std::chrono::steady_clock::time_point next_deadline =
+        std::chrono::steady_clock::time_point::max();
     alignas(cache_line) std::atomic<bool> parked{false};
     std::atomic<bool> wake_pending{false};
     HandlerArena wake_arena;
@@ -3204,7 +3209,12 @@ class ProviderQueue {
     void park(WorkerCore& w) {
         w.parked.store(true, std::memory_order_relaxed);
         std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (!work_available() && !stopping_.load(std::memory_order_relaxed)) w.ioc.run_one();
+        if (!work_available() && !stopping_.load(std::memory_order_relaxed)) {
+            if (w.next_deadline == Clock::time_point::max())
+                w.ioc.run_one();
+            else
+                w.ioc.run_one_until(w.next_deadline);
+        }
         w.parked.store(false, std::memory_order_relaxed);
     }
 
@@ -3553,7 +3563,6 @@ class ProviderPool final : public ProviderQueue {
         for (std::size_t i = 0; i < n; ++i) {
             auto w = std::make_unique<Worker>();
             w->transport.emplace(w->ioc.get_executor(), cfg, topts);
-            w->deadline_timer.emplace(w->ioc);
             cores_.push_back(w.get());
             workers_.push_back(std::move(w));
         }
@@ -3586,10 +3595,8 @@ class ProviderPool final : public ProviderQueue {
         for (auto& w : workers_)
             if (w->thread.joinable()) w->thread.join();
         release_loop_objects();
-        for (auto& w : workers_) {
-            w->deadline_timer.reset();
+        for (auto& w : workers_)
             w->transport.reset();
-        }
         joined_ = true;
     }
 
@@ -3603,8 +3610,6 @@ class ProviderPool final : public ProviderQueue {
         std::size_t owned = 0;
         Job* ready_head = nullptr;  // retries whose backoff is over, FIFO
         Job* ready_tail = nullptr;
-        std::optional<asio::steady_timer> deadline_timer;
-        Clock::time_point armed_at = Clock::time_point::max();
         std::thread thread;
     };
 
@@ -3636,6 +3641,8 @@ class ProviderPool final : public ProviderQueue {
         for (;;) {
             bool progress = pump(w);
             progress |= w.ioc.poll() != 0;
+            if (w.next_deadline != Clock::time_point::max() && Clock::now() >= w.next_deadline)
+                progress |= expire_due(w);
             if (progress) continue;
             if (stopping_.load(std::memory_order_acquire) && depth() == 0 && w.owned == 0) break;
             if (spin(w)) continue;
@@ -3976,7 +3983,7 @@ class ProviderPool final : public ProviderQueue {
             w.owned_head = j;
         ++w.owned;
         owned_.fetch_add(1, std::memory_order_relaxed);
-        if (j->deadline < w.armed_at) arm_deadline_timer(w, j->deadline);
+        if (j->deadline < w.next_deadline) w.next_deadline = j->deadline;
     }
 
     void disown(Worker& w, Job* j) noexcept {
@@ -3993,32 +4000,22 @@ class ProviderPool final : public ProviderQueue {
         owned_.fetch_sub(1, std::memory_order_relaxed);
     }
 
-    void arm_deadline_timer(Worker& w, Clock::time_point at) {
-        w.armed_at = at;
-        w.deadline_timer->expires_at(at);
-        w.deadline_timer->async_wait([this, &w](boost::system::error_code ec) {
-            if (!ec) on_deadline_timer(w);
-        });
-    }
-
-    /// Aborts every owned job past its deadline; re-arms for the earliest one left.
-    void on_deadline_timer(Worker& w) {
-        w.armed_at = Clock::time_point::max();
+    /// Aborts every owned job past its deadline; notes the earliest one left. True if any.
+    bool expire_due(Worker& w) {
+        w.next_deadline = Clock::time_point::max();
         const auto now = Clock::now();
         std::vector<Job*> due;
-        Job* next_live = nullptr;
         for (Job* j = w.owned_head; j; j = j->next) {
             if (j->is_claimed()) continue;
             if (j->deadline > now) {
-                next_live = j;
+                w.next_deadline = j->deadline;
                 break;
             }
             due.push_back(j);
         }
         for (Job* j : due)
             abort(j, errors::timed_out(name_), AbortKind::timed_out);
-        if (next_live && next_live->deadline != Clock::time_point::max())
-            arm_deadline_timer(w, next_live->deadline);
+        return !due.empty();
     }
 
     void name_thread(std::size_t index) const {
@@ -4687,11 +4684,15 @@ class Gateway {
             return;
         }
         detail::ProviderQueue& q = *j->target;
-        j->deadline = attempt_deadline(q, overall);
-        // Workers enforce provider timeouts themselves; a tighter deadline of the caller's own
-        // gets a timer on the timekeeper.
+        const auto t = q.default_timeout();
+        const auto provider_deadline = t.count() > 0 ? Clock::now() + t : Clock::time_point::max();
+        j->deadline = std::min(overall, provider_deadline);
+        // A worker enforces the deadline of the jobs it runs. A timer on the timekeeper (a
+        // cross-thread wake-up or two, so not for every request) makes it prompt where a worker
+        // would see it late: a caller's deadline tighter than the provider's, or a backlog the
+        // request must wait behind.
         if (j->deadline != Clock::time_point::max() &&
-            (q.default_timeout().count() <= 0 || j->deadline < Clock::now() + q.default_timeout()))
+            (overall < provider_deadline || q.depth() > 0))
             arm_deadline(j);
         admit(j, false);
     }

@@ -57,7 +57,6 @@ class ProviderPool final : public ProviderQueue {
         for (std::size_t i = 0; i < n; ++i) {
             auto w = std::make_unique<Worker>();
             w->transport.emplace(w->ioc.get_executor(), cfg, topts);
-            w->deadline_timer.emplace(w->ioc);
             cores_.push_back(w.get());
             workers_.push_back(std::move(w));
         }
@@ -90,10 +89,8 @@ class ProviderPool final : public ProviderQueue {
         for (auto& w : workers_)
             if (w->thread.joinable()) w->thread.join();
         release_loop_objects();
-        for (auto& w : workers_) {
-            w->deadline_timer.reset();
+        for (auto& w : workers_)
             w->transport.reset();
-        }
         joined_ = true;
     }
 
@@ -107,8 +104,6 @@ class ProviderPool final : public ProviderQueue {
         std::size_t owned = 0;
         Job* ready_head = nullptr;  // retries whose backoff is over, FIFO
         Job* ready_tail = nullptr;
-        std::optional<asio::steady_timer> deadline_timer;
-        Clock::time_point armed_at = Clock::time_point::max();
         std::thread thread;
     };
 
@@ -140,6 +135,8 @@ class ProviderPool final : public ProviderQueue {
         for (;;) {
             bool progress = pump(w);
             progress |= w.ioc.poll() != 0;
+            if (w.next_deadline != Clock::time_point::max() && Clock::now() >= w.next_deadline)
+                progress |= expire_due(w);
             if (progress) continue;
             if (stopping_.load(std::memory_order_acquire) && depth() == 0 && w.owned == 0) break;
             if (spin(w)) continue;
@@ -480,7 +477,7 @@ class ProviderPool final : public ProviderQueue {
             w.owned_head = j;
         ++w.owned;
         owned_.fetch_add(1, std::memory_order_relaxed);
-        if (j->deadline < w.armed_at) arm_deadline_timer(w, j->deadline);
+        if (j->deadline < w.next_deadline) w.next_deadline = j->deadline;
     }
 
     void disown(Worker& w, Job* j) noexcept {
@@ -497,32 +494,22 @@ class ProviderPool final : public ProviderQueue {
         owned_.fetch_sub(1, std::memory_order_relaxed);
     }
 
-    void arm_deadline_timer(Worker& w, Clock::time_point at) {
-        w.armed_at = at;
-        w.deadline_timer->expires_at(at);
-        w.deadline_timer->async_wait([this, &w](boost::system::error_code ec) {
-            if (!ec) on_deadline_timer(w);
-        });
-    }
-
-    /// Aborts every owned job past its deadline; re-arms for the earliest one left.
-    void on_deadline_timer(Worker& w) {
-        w.armed_at = Clock::time_point::max();
+    /// Aborts every owned job past its deadline; notes the earliest one left. True if any.
+    bool expire_due(Worker& w) {
+        w.next_deadline = Clock::time_point::max();
         const auto now = Clock::now();
         std::vector<Job*> due;
-        Job* next_live = nullptr;
         for (Job* j = w.owned_head; j; j = j->next) {
             if (j->is_claimed()) continue;
             if (j->deadline > now) {
-                next_live = j;
+                w.next_deadline = j->deadline;
                 break;
             }
             due.push_back(j);
         }
         for (Job* j : due)
             abort(j, errors::timed_out(name_), AbortKind::timed_out);
-        if (next_live && next_live->deadline != Clock::time_point::max())
-            arm_deadline_timer(w, next_live->deadline);
+        return !due.empty();
     }
 
     void name_thread(std::size_t index) const {

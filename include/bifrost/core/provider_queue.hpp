@@ -40,6 +40,11 @@ namespace bifrost::detail {
 /// The part of a worker thread that other threads touch: its event loop and its parking flags.
 struct WorkerCore {
     asio::io_context ioc{1};
+    /// When the worker must next look at its jobs' deadlines (max: none to watch). The worker's
+    /// own clock, not an Asio timer: a timer would give the event loop a reactor, and every
+    /// poll of it a system call.
+    std::chrono::steady_clock::time_point next_deadline =
+        std::chrono::steady_clock::time_point::max();
     alignas(cache_line) std::atomic<bool> parked{false};
     std::atomic<bool> wake_pending{false};
     HandlerArena wake_arena;
@@ -417,7 +422,12 @@ class ProviderQueue {
     void park(WorkerCore& w) {
         w.parked.store(true, std::memory_order_relaxed);
         std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (!work_available() && !stopping_.load(std::memory_order_relaxed)) w.ioc.run_one();
+        if (!work_available() && !stopping_.load(std::memory_order_relaxed)) {
+            if (w.next_deadline == Clock::time_point::max())
+                w.ioc.run_one();
+            else
+                w.ioc.run_one_until(w.next_deadline);
+        }
         w.parked.store(false, std::memory_order_relaxed);
     }
 
