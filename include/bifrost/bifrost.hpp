@@ -4,7 +4,7 @@
 ///
 /// ```cpp
 /// #include <bifrost/bifrost.hpp>
-/// using MyGateway = bifrost::Gateway<bifrost::transport::Mock, bifrost::queue::Block,
+/// using MyGateway = bifrost::Gateway<bifrost::transport::Beast, bifrost::queue::Block,
 ///                                    bifrost::pool::Preallocated>;
 /// ```
 
@@ -28,5 +28,6 @@
 #include <bifrost/schema/error.hpp>
 #include <bifrost/schema/json.hpp>
 #include <bifrost/schema/outcome.hpp>
+#include <bifrost/transport/beast.hpp>
 #include <bifrost/transport/http.hpp>
 #include <bifrost/transport/mock.hpp>
