@@ -260,11 +260,13 @@ class MockUpstream {
                 beast::get_lowest_layer(stream).expires_after(b.idle_close);
             else
                 beast::get_lowest_layer(stream).expires_never();
-            http::request<http::string_body> req;
+            http::request_parser<http::string_body> parser;
+            parser.body_limit(std::uint64_t(256) << 20);  // large bodies are a test case
             boost::system::error_code ec;
-            co_await http::async_read(stream, buffer, req,
+            co_await http::async_read(stream, buffer, parser,
                                       asio::redirect_error(asio::use_awaitable, ec));
             if (ec) break;
+            const http::request<http::string_body> req = parser.release();
             beast::get_lowest_layer(stream).expires_never();
             requests_.fetch_add(1);
             record(req);

@@ -38,6 +38,7 @@ bifrost::ProviderConfig config_for(const std::string& base_url, std::size_t conc
 }
 
 std::string content(const Result& r) {
+    INFO((r.ok() ? std::string() : std::to_string(r.error().status) + " " + r.error().message));
     REQUIRE(r.ok());
     REQUIRE(!r->choices.empty());
     return r->choices[0].message.content;
@@ -106,6 +107,60 @@ TEST_CASE("beast: many concurrent requests each get their own answer over a boun
     CHECK(up.connections() <= 16);
     CHECK(up.max_open_connections() <= 16);
     CHECK(up.connections() < static_cast<std::size_t>(n));
+}
+
+TEST_CASE("beast: max_connections_per_host bounds the pool; the others wait their turn",
+          "[beast][concurrency]") {
+    test::MockUpstream up;
+    up.set({.latency = 2ms});
+    BeastGateway gw(test::options(32));
+    bifrost::transport::Beast::Options topts;
+    topts.max_connections_per_host = 2;
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("p", config_for(up.base_url(), 16),
+                                                              bifrost::providers::OpenAI{}, topts));
+    std::vector<std::future<Result>> futures;
+    for (int i = 0; i < 64; ++i)
+        futures.push_back(
+            gw.async_chat(test::request("p/m", "w" + std::to_string(i)), asio::use_future));
+    for (int i = 0; i < 64; ++i)
+        CHECK(content(futures[static_cast<std::size_t>(i)].get()) == "Echo: w" + std::to_string(i));
+    CHECK(up.max_open_connections() <= 2);
+    CHECK(up.connections() == 2);
+}
+
+TEST_CASE("beast: large request bodies and GET requests go through", "[beast]") {
+    test::MockUpstream up;
+    BeastGateway gw(test::options());
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("p", config_for(up.base_url())));
+    const std::string big(3u << 20, 'y');
+    CHECK(content(gw.chat(test::request("p/m", big))) == "Echo: " + big);
+
+    asio::io_context ioc;
+    bifrost::transport::Beast t(ioc.get_executor(), bifrost::ProviderConfig{}, {});
+    bifrost::HttpRequest req;
+    req.method = bifrost::HttpMethod::get;
+    req.url = up.base_url() + "/v1/models";
+    bifrost::HttpResponse res;
+    boost::system::error_code got = asio::error::would_block;
+    t.async_send(req, res, [&](boost::system::error_code ec) { got = ec; });
+    ioc.run();
+    CHECK_FALSE(got);
+    CHECK(res.status == 200);
+    CHECK(res.body.find(R"("id":"mock-model")") != std::string::npos);
+    CHECK(up.seen().back().method == "GET");
+    CHECK(up.seen().back().header("content-length").empty());
+}
+
+TEST_CASE("beast: a keyless provider sends no Authorization header", "[beast]") {
+    test::MockUpstream up;
+    BeastGateway gw(test::options());
+    auto cfg = config_for(up.base_url());
+    cfg.keys.clear();
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::Ollama>("ollama", cfg));
+    CHECK(content(gw.chat(test::request("ollama/llama3.2", "local"))) == "Echo: local");
+    REQUIRE(up.seen().size() == 1);
+    CHECK(up.seen()[0].header("authorization").empty());
+    CHECK(up.seen()[0].target == "/v1/chat/completions");
 }
 
 TEST_CASE("beast: a server closing connections causes no spurious error", "[beast]") {
@@ -316,7 +371,7 @@ TEST_CASE("beast: HTTPS verifies the upstream's certificate", "[beast][tls]") {
 }
 
 TEST_CASE("beast: proxy_config tunnels HTTPS with CONNECT and forwards HTTP", "[beast][proxy]") {
-    const std::string credentials = bifrost::transport::detail::base64("alice:s3cret");
+    const std::string credentials = bifrost::detail::base64("alice:s3cret");
     test::MockProxy proxy(credentials);
     BeastGateway gw(test::options());
     const auto with_proxy = [&](bifrost::ProviderConfig cfg, std::string password) {
@@ -362,7 +417,7 @@ TEST_CASE("beast: proxy_config tunnels HTTPS with CONNECT and forwards HTTP", "[
 }
 
 TEST_CASE("beast: URLs are split into host, port and target", "[beast]") {
-    using bifrost::transport::detail::parse_url;
+    using bifrost::detail::parse_url;
     auto u = parse_url("https://api.openai.com/v1/chat/completions?x=1#frag");
     REQUIRE(u);
     CHECK(u->tls);
@@ -379,7 +434,7 @@ TEST_CASE("beast: URLs are split into host, port and target", "[beast]") {
     CHECK_FALSE(parse_url("http://:80/"));
     CHECK_FALSE(parse_url("http://host:port/"));
     CHECK_FALSE(parse_url("http://user:pw@host/"));
-    CHECK(bifrost::transport::detail::base64("alice:s3cret") == "YWxpY2U6czNjcmV0");
-    CHECK(bifrost::transport::detail::base64("ab") == "YWI=");
-    CHECK(bifrost::transport::detail::base64("a") == "YQ==");
+    CHECK(bifrost::detail::base64("alice:s3cret") == "YWxpY2U6czNjcmV0");
+    CHECK(bifrost::detail::base64("ab") == "YWI=");
+    CHECK(bifrost::detail::base64("a") == "YQ==");
 }

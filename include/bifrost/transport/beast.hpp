@@ -74,18 +74,20 @@ enum class BeastErrc {
     unsupported_proxy,  ///< `proxy_config.type` is neither "http" nor empty
 };
 
-namespace detail {
+}  // namespace bifrost::transport
+
+namespace bifrost::detail {
 
 class BeastCategory final : public boost::system::error_category {
   public:
     const char* name() const noexcept override { return "bifrost.beast"; }
     std::string message(int ev) const override {
-        switch (static_cast<BeastErrc>(ev)) {
-            case BeastErrc::bad_url:
+        switch (static_cast<transport::BeastErrc>(ev)) {
+            case transport::BeastErrc::bad_url:
                 return "invalid upstream URL";
-            case BeastErrc::proxy_refused:
+            case transport::BeastErrc::proxy_refused:
                 return "the proxy refused to open a tunnel";
-            case BeastErrc::unsupported_proxy:
+            case transport::BeastErrc::unsupported_proxy:
                 return "unsupported proxy type (only \"http\" proxies are supported)";
         }
         return "unknown error";
@@ -181,7 +183,9 @@ inline bool is_ip_literal(std::string_view host) {
     return !ec;
 }
 
-}  // namespace detail
+}  // namespace bifrost::detail
+
+namespace bifrost::transport {
 
 inline boost::system::error_code make_error_code(BeastErrc e) noexcept {
     return {static_cast<int>(e), detail::beast_category()};
