@@ -106,9 +106,9 @@ TEST_CASE("sse: a leading byte order mark is ignored, even split", "[sse]") {
 
 TEST_CASE("sse: the events are the same whatever the chunk boundaries, one byte at a time included",
           "[sse]") {
-    const std::string text = std::string(openai_stream) +
-                             "event: e\r\nid: 42\r\ndata: multi\r\ndata: line\r\n\r\n"
-                             "data: cr\r\rdata: [DONE]\r\n\r\n";
+    std::string text(openai_stream);
+    text += "event: e\r\nid: 42\r\ndata: multi\r\ndata: line\r\n\r\n";
+    text += "data: cr\r\rdata: [DONE]\r\n\r\n";
     const auto whole = parse(text);
     REQUIRE(whole.size() == 6);
     CHECK(whole[3] == Seen{"e", "multi\nline", "42", std::nullopt, false});
