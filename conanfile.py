@@ -44,6 +44,7 @@ class BifrostConan(ConanFile):
 
     def requirements(self):
         self.requires("boost/[>=1.81 <2]", transitive_headers=True, transitive_libs=True)
+        self.requires("openssl/[>=3 <4]", transitive_headers=True, transitive_libs=True)
 
     def package_id(self):
         self.info.clear()
@@ -75,6 +76,6 @@ class BifrostConan(ConanFile):
         self.cpp_info.set_property("cmake_target_name", "bifrost::bifrost")
         self.cpp_info.bindirs = []
         self.cpp_info.libdirs = []
-        self.cpp_info.requires = ["boost::headers", "boost::json"]
+        self.cpp_info.requires = ["boost::headers", "boost::json", "openssl::ssl", "openssl::crypto"]
         if self.settings.os in ("Linux", "FreeBSD"):
             self.cpp_info.system_libs = ["pthread"]

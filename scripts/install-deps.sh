@@ -7,5 +7,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     cmake ninja-build g++ make ca-certificates python3 \
-    libboost1.81-dev libboost-json1.81-dev \
+    libboost1.81-dev libboost-json1.81-dev libssl-dev \
     catch2 libbenchmark-dev >/dev/null

@@ -4,7 +4,7 @@
 ///
 /// ```cpp
 /// #include <bifrost/bifrost.hpp>
-/// using MyGateway = bifrost::Gateway<bifrost::transport::Mock, bifrost::queue::Block,
+/// using MyGateway = bifrost::Gateway<bifrost::transport::Beast, bifrost::queue::Block,
 ///                                    bifrost::pool::Preallocated>;
 /// ```
 ///
@@ -25,11 +25,13 @@
 #include <bifrost/pool/heap.hpp>
 #include <bifrost/pool/preallocated.hpp>
 #include <bifrost/providers/openai.hpp>
+#include <bifrost/providers/openai_compatible.hpp>
 #include <bifrost/queue/policies.hpp>
 #include <bifrost/queue/ring.hpp>
 #include <bifrost/schema/chat.hpp>
 #include <bifrost/schema/error.hpp>
 #include <bifrost/schema/json.hpp>
 #include <bifrost/schema/outcome.hpp>
+#include <bifrost/transport/beast.hpp>
 #include <bifrost/transport/http.hpp>
 #include <bifrost/transport/mock.hpp>

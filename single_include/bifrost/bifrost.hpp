@@ -7,7 +7,7 @@
 ///
 /// ```cpp
 /// #include <bifrost/bifrost.hpp>
-/// using MyGateway = bifrost::Gateway<bifrost::transport::Mock, bifrost::queue::Block,
+/// using MyGateway = bifrost::Gateway<bifrost::transport::Beast, bifrost::queue::Block,
 ///                                    bifrost::pool::Preallocated>;
 /// ```
 ///
@@ -217,6 +217,10 @@ struct NetworkConfig {
     int max_retries = 0;
     std::chrono::milliseconds retry_backoff_initial{500};
     std::chrono::milliseconds retry_backoff_max{5000};
+    /// PEM text of extra CA certificates trusted for HTTPS upstreams (on top of the system's).
+    std::string ca_cert_pem;
+    /// Skips HTTPS certificate and host name verification. For tests and trusted networks only.
+    bool insecure_skip_verify = false;
 };
 
 /// `concurrency_and_buffer_size`.
@@ -7369,31 +7373,45 @@ inline std::string_view base_url(const ProviderConfig& cfg, std::string_view fal
     return b;
 }
 
+/// Fills an OpenAI-format chat-completions request: `base_url` (or `default_base_url`) +
+/// `path`, JSON body, a bearer key when one was selected, then `extra_headers` (which win over
+/// the headers set here). The one place a request's URL and extra headers are decided.
+inline void build_openai_chat(const BuildContext& ctx, HttpRequest& out,
+                              std::string_view default_base_url, std::string_view path) {
+    out.method = HttpMethod::post;
+    out.url.assign(base_url(ctx.config, default_base_url)).append(path);
+    out.headers.add("content-type", "application/json");
+    if (ctx.key != nullptr && !ctx.key->value.empty())
+        out.headers.add_joined("authorization", "Bearer ", ctx.key->value.reveal());
+    for (const auto& [name, value] : ctx.config.network_config.extra_headers)
+        out.headers.set(name, value);
+    write_chat_request(out.body, ctx.request, RequestWriteOptions{ctx.model, true});
+}
+
+/// Reads an OpenAI-format chat-completions response: the completion for 2xx, else the error.
+inline void parse_openai_chat(const HttpResponse& in, Outcome& out) {
+    if (in.status >= 200 && in.status < 300) {
+        parse_chat_response(in.body, out);
+    } else {
+        read_openai_error(in.status, in.body, {}, out.error);
+    }
+}
+
 }  // namespace detail
 
 /// OpenAI (and the base of every OpenAI-compatible provider).
 struct OpenAI {
+    static constexpr std::string_view name = "openai";
     static constexpr bool requires_key = true;
     static constexpr std::string_view default_base_url = "https://api.openai.com";
     static constexpr std::string_view chat_path = "/v1/chat/completions";
 
     void build_chat(const BuildContext& ctx, HttpRequest& out) const {
-        out.method = HttpMethod::post;
-        out.url.assign(detail::base_url(ctx.config, default_base_url)).append(chat_path);
-        out.headers.add("content-type", "application/json");
-        if (ctx.key != nullptr && !ctx.key->value.empty())
-            out.headers.add_joined("authorization", "Bearer ", ctx.key->value.reveal());
-        for (const auto& [name, value] : ctx.config.network_config.extra_headers)
-            out.headers.set(name, value);
-        write_chat_request(out.body, ctx.request, RequestWriteOptions{ctx.model, true});
+        detail::build_openai_chat(ctx, out, default_base_url, chat_path);
     }
 
     void parse_chat(const HttpResponse& in, Outcome& out) const {
-        if (in.status >= 200 && in.status < 300) {
-            parse_chat_response(in.body, out);
-        } else {
-            detail::read_openai_error(in.status, in.body, {}, out.error);
-        }
+        detail::parse_openai_chat(in, out);
     }
 };
 
@@ -7401,6 +7419,847 @@ static_assert(Provider<OpenAI>);
 
 }  // namespace bifrost::providers
 // ---- end bifrost/providers/openai.hpp ----
+// ---- begin bifrost/providers/openai_compatible.hpp ----
+/// \file
+/// The OpenAI-compatible providers: services that speak OpenAI's chat-completions API at their
+/// own URL. Each is a small type (`providers::Groq`, `providers::Ollama`, ...) with its public
+/// default base URL, its chat path and whether it needs a key; `network_config.base_url`
+/// overrides the default (self-hosted servers, regional endpoints, gateways in front).
+/// `with_provider_type(name, f)` maps a configuration name ("groq") to its type.
+///
+/// | name       | default base URL                      | path                  | key      |
+/// |------------|---------------------------------------|-----------------------|----------|
+/// | openai     | https://api.openai.com                | /v1/chat/completions  | Bearer   |
+/// | groq       | https://api.groq.com/openai           | /v1/chat/completions  | Bearer   |
+/// | mistral    | https://api.mistral.ai                | /v1/chat/completions  | Bearer   |
+/// | ollama     | http://localhost:11434                | /v1/chat/completions  | none     |
+/// | vllm       | http://localhost:8000                 | /v1/chat/completions  | none     |
+/// | sglang     | http://localhost:30000                | /v1/chat/completions  | none     |
+/// | openrouter | https://openrouter.ai/api             | /v1/chat/completions  | Bearer   |
+/// | xai        | https://api.x.ai                      | /v1/chat/completions  | Bearer   |
+/// | together   | https://api.together.xyz              | /v1/chat/completions  | Bearer   |
+/// | fireworks  | https://api.fireworks.ai/inference    | /v1/chat/completions  | Bearer   |
+/// | cerebras   | https://api.cerebras.ai               | /v1/chat/completions  | Bearer   |
+/// | perplexity | https://api.perplexity.ai             | /chat/completions     | Bearer   |
+/// | deepseek   | https://api.deepseek.com              | /chat/completions     | Bearer   |
+///
+/// Keyless providers (self-hosted servers) send no `Authorization` header; one their deployment
+/// needs can go in `network_config.extra_headers`.
+
+
+#include <array>
+#include <string_view>
+#include <utility>
+
+namespace bifrost::providers {
+
+/// Names a compatible service: `Traits` has `name`, `default_base_url`, `chat_path` and
+/// `requires_key`.
+template <class Traits>
+struct OpenAICompatible {
+    static constexpr std::string_view name = Traits::name;
+    static constexpr bool requires_key = Traits::requires_key;
+    static constexpr std::string_view default_base_url = Traits::default_base_url;
+    static constexpr std::string_view chat_path = Traits::chat_path;
+
+    void build_chat(const BuildContext& ctx, HttpRequest& out) const {
+        detail::build_openai_chat(ctx, out, default_base_url, chat_path);
+    }
+
+    void parse_chat(const HttpResponse& in, Outcome& out) const {
+        detail::parse_openai_chat(in, out);
+    }
+};
+
+namespace traits {
+
+#define BIFROST_OPENAI_COMPATIBLE(Type, Name, BaseUrl, Path, RequiresKey) \
+    struct Type {                                                         \
+        static constexpr std::string_view name = Name;                    \
+        static constexpr std::string_view default_base_url = BaseUrl;     \
+        static constexpr std::string_view chat_path = Path;               \
+        static constexpr bool requires_key = RequiresKey;                 \
+    }
+
+BIFROST_OPENAI_COMPATIBLE(Groq, "groq", "https://api.groq.com/openai", "/v1/chat/completions",
+                          true);
+BIFROST_OPENAI_COMPATIBLE(Mistral, "mistral", "https://api.mistral.ai", "/v1/chat/completions",
+                          true);
+BIFROST_OPENAI_COMPATIBLE(Ollama, "ollama", "http://localhost:11434", "/v1/chat/completions",
+                          false);
+BIFROST_OPENAI_COMPATIBLE(VLLM, "vllm", "http://localhost:8000", "/v1/chat/completions", false);
+BIFROST_OPENAI_COMPATIBLE(SGLang, "sglang", "http://localhost:30000", "/v1/chat/completions",
+                          false);
+BIFROST_OPENAI_COMPATIBLE(OpenRouter, "openrouter", "https://openrouter.ai/api",
+                          "/v1/chat/completions", true);
+BIFROST_OPENAI_COMPATIBLE(XAI, "xai", "https://api.x.ai", "/v1/chat/completions", true);
+BIFROST_OPENAI_COMPATIBLE(Together, "together", "https://api.together.xyz", "/v1/chat/completions",
+                          true);
+BIFROST_OPENAI_COMPATIBLE(Fireworks, "fireworks", "https://api.fireworks.ai/inference",
+                          "/v1/chat/completions", true);
+BIFROST_OPENAI_COMPATIBLE(Cerebras, "cerebras", "https://api.cerebras.ai", "/v1/chat/completions",
+                          true);
+BIFROST_OPENAI_COMPATIBLE(Perplexity, "perplexity", "https://api.perplexity.ai",
+                          "/chat/completions", true);
+BIFROST_OPENAI_COMPATIBLE(DeepSeek, "deepseek", "https://api.deepseek.com", "/chat/completions",
+                          true);
+
+#undef BIFROST_OPENAI_COMPATIBLE
+
+}  // namespace traits
+
+using Groq = OpenAICompatible<traits::Groq>;
+using Mistral = OpenAICompatible<traits::Mistral>;
+using Ollama = OpenAICompatible<traits::Ollama>;
+using VLLM = OpenAICompatible<traits::VLLM>;
+using SGLang = OpenAICompatible<traits::SGLang>;
+using OpenRouter = OpenAICompatible<traits::OpenRouter>;
+using XAI = OpenAICompatible<traits::XAI>;
+using Together = OpenAICompatible<traits::Together>;
+using Fireworks = OpenAICompatible<traits::Fireworks>;
+using Cerebras = OpenAICompatible<traits::Cerebras>;
+using Perplexity = OpenAICompatible<traits::Perplexity>;
+using DeepSeek = OpenAICompatible<traits::DeepSeek>;
+
+static_assert(Provider<Groq> && Provider<Mistral> && Provider<Ollama> && Provider<VLLM> &&
+              Provider<SGLang> && Provider<OpenRouter> && Provider<XAI> && Provider<Together> &&
+              Provider<Fireworks> && Provider<Cerebras> && Provider<Perplexity> &&
+              Provider<DeepSeek>);
+
+/// A list of provider types, searchable by name.
+template <class... Ps>
+struct ProviderList {
+    static constexpr std::array<std::string_view, sizeof...(Ps)> names{Ps::name...};
+
+    /// Calls `f(P{})` for the type whose `name` equals `name` and returns true; false when no
+    /// type has that name.
+    template <class F>
+    static bool visit(std::string_view name, F&& f) {
+        return ((Ps::name == name ? (f(Ps{}), true) : false) || ...);
+    }
+};
+
+/// Every OpenAI-format provider shipped, by name.
+using OpenAIFamily = ProviderList<OpenAI, Groq, Mistral, Ollama, VLLM, SGLang, OpenRouter, XAI,
+                                  Together, Fireworks, Cerebras, Perplexity, DeepSeek>;
+
+/// Calls `f(P{})` with the shipped provider type named `name` ("openai", "groq", "ollama", ...)
+/// and returns true, or returns false for an unknown name. For configuration loaders:
+/// `with_provider_type(name, [&](auto p) { gw.add_provider<decltype(p)>(name, cfg); })`.
+template <class F>
+bool with_provider_type(std::string_view name, F&& f) {
+    return OpenAIFamily::visit(name, std::forward<F>(f));
+}
+
+}  // namespace bifrost::providers
+// ---- end bifrost/providers/openai_compatible.hpp ----
+// ---- begin bifrost/transport/beast.hpp ----
+/// \file
+/// `transport::Beast`: real HTTP/1.1 and HTTPS to upstreams, on Boost.Beast and Asio with OpenSSL.
+///
+/// One object per worker thread (the `Transport` contract), so its connection pools need no
+/// locks. Per upstream host (scheme, host, port) it keeps a pool of keep-alive connections,
+/// bounded by `Options::max_connections_per_host`; a request finding every connection busy waits
+/// for one. A pooled connection the server has closed is noticed before reuse or, when the close
+/// races the request, by the request failing before any response byte: the request is then sent
+/// once more on a fresh connection, so the caller never sees the stale connection.
+///
+/// HTTPS verifies the server's certificate against the system's CA store plus
+/// `network_config.ca_cert_pem`, checks the host name, and sends SNI; `insecure_skip_verify`
+/// turns verification off. `proxy_config` (type "http") sends HTTPS through a CONNECT tunnel and
+/// plain HTTP in absolute form, with Basic credentials when a username is set.
+///
+/// `base_url` and `extra_headers` are applied by the providers when they build the request; the
+/// transport sends the request as built.
+
+
+#include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/span_body.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <cerrno>
+#endif
+
+namespace bifrost::transport {
+
+/// Failures the Beast transport reports besides network errors.
+enum class BeastErrc {
+    bad_url = 1,        ///< the request URL is not http(s)://host[:port][/path]
+    proxy_refused,      ///< the proxy answered the CONNECT with a non-2xx status
+    unsupported_proxy,  ///< `proxy_config.type` is neither "http" nor empty
+};
+
+}  // namespace bifrost::transport
+
+namespace bifrost::detail {
+
+class BeastCategory final : public boost::system::error_category {
+  public:
+    const char* name() const noexcept override { return "bifrost.beast"; }
+    std::string message(int ev) const override {
+        switch (static_cast<transport::BeastErrc>(ev)) {
+            case transport::BeastErrc::bad_url:
+                return "invalid upstream URL";
+            case transport::BeastErrc::proxy_refused:
+                return "the proxy refused to open a tunnel";
+            case transport::BeastErrc::unsupported_proxy:
+                return "unsupported proxy type (only \"http\" proxies are supported)";
+        }
+        return "unknown error";
+    }
+};
+
+inline const boost::system::error_category& beast_category() noexcept {
+    static const BeastCategory category;
+    return category;
+}
+
+/// The pieces of an absolute http(s) URL (views into it).
+struct UrlParts {
+    bool tls = false;
+    std::string_view host;       ///< without IPv6 brackets
+    std::string_view port;       ///< explicit or the scheme's default
+    std::string_view authority;  ///< host[:port] as written (the Host header)
+    std::string_view target;     ///< path and query, "/" when empty
+};
+
+inline std::optional<UrlParts> parse_url(std::string_view url) noexcept {
+    UrlParts u;
+    if (url.substr(0, 8) == "https://") {
+        u.tls = true;
+        url.remove_prefix(8);
+    } else if (url.substr(0, 7) == "http://") {
+        url.remove_prefix(7);
+    } else {
+        return std::nullopt;
+    }
+    const auto slash = url.find_first_of("/?#");
+    u.authority = url.substr(0, slash);
+    u.target = slash == std::string_view::npos ? std::string_view("/") : url.substr(slash);
+    if (!u.target.empty() && u.target.front() != '/') return std::nullopt;  // "?q" without path
+    if (const auto hash = u.target.find('#'); hash != std::string_view::npos)
+        u.target = u.target.substr(0, hash);
+    std::string_view hp = u.authority;
+    if (hp.find('@') != std::string_view::npos) return std::nullopt;  // no userinfo
+    if (!hp.empty() && hp.front() == '[') {
+        const auto close = hp.find(']');
+        if (close == std::string_view::npos) return std::nullopt;
+        u.host = hp.substr(1, close - 1);
+        hp.remove_prefix(close + 1);
+        if (!hp.empty() && hp.front() != ':') return std::nullopt;
+    } else {
+        const auto colon = hp.find(':');
+        u.host = hp.substr(0, colon);
+        hp = colon == std::string_view::npos ? std::string_view() : hp.substr(colon);
+    }
+    if (!hp.empty()) {
+        hp.remove_prefix(1);  // ':'
+        if (hp.empty() || hp.size() > 5 ||
+            !std::all_of(hp.begin(), hp.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            return std::nullopt;
+        u.port = hp;
+    } else {
+        u.port = u.tls ? "443" : "80";
+    }
+    if (u.host.empty()) return std::nullopt;
+    return u;
+}
+
+/// Standard base64 (for `Proxy-Authorization: Basic`).
+inline std::string base64(std::string_view in) {
+    static constexpr char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                           (static_cast<unsigned char>(in[i + 1]) << 8) |
+                           static_cast<unsigned char>(in[i + 2]);
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        out += alphabet[(v >> 6) & 63];
+        out += alphabet[v & 63];
+    }
+    if (i < in.size()) {
+        unsigned v = static_cast<unsigned char>(in[i]) << 16;
+        if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        out += i + 1 < in.size() ? alphabet[(v >> 6) & 63] : '=';
+        out += '=';
+    }
+    return out;
+}
+
+inline bool is_ip_literal(std::string_view host) {
+    boost::system::error_code ec;
+    (void)asio::ip::make_address(std::string(host), ec);
+    return !ec;
+}
+
+}  // namespace bifrost::detail
+
+namespace bifrost::transport {
+
+inline boost::system::error_code make_error_code(BeastErrc e) noexcept {
+    return {static_cast<int>(e), detail::beast_category()};
+}
+
+}  // namespace bifrost::transport
+
+template <>
+struct boost::system::is_error_code_enum<bifrost::transport::BeastErrc> : std::true_type {};
+
+namespace bifrost::transport {
+
+/// HTTP/1.1 and HTTPS client transport with per-host keep-alive pools (see the file comment).
+class Beast {
+  public:
+    struct Options {
+        /// Most connections (open, in use or being opened) to one host from this transport
+        /// object, i.e. per worker thread. Requests beyond it wait for a free connection.
+        std::size_t max_connections_per_host = 256;
+        /// Bound on opening a connection: TCP connect, proxy tunnel and TLS handshake together.
+        std::chrono::milliseconds connect_timeout{10'000};
+        /// Bound on writing a request and reading its response; 0: none (the gateway's
+        /// per-request deadline still applies and cancels the exchange).
+        std::chrono::milliseconds request_timeout{0};
+        /// A pooled connection idle for longer is closed instead of reused.
+        std::chrono::milliseconds idle_timeout{90'000};
+        /// Largest response body accepted.
+        std::size_t max_response_bytes = std::size_t(64) << 20;
+        std::string user_agent = "bifrost-cpp";
+    };
+
+    Beast(asio::io_context::executor_type ex, const ProviderConfig& config, const Options& options)
+        : ex_(ex), options_(options), ssl_(asio::ssl::context::tls_client) {
+        const NetworkConfig& net = config.network_config;
+        insecure_ = net.insecure_skip_verify;
+        if (options_.max_connections_per_host == 0) options_.max_connections_per_host = 1;
+        SSL_CTX_set_min_proto_version(ssl_.native_handle(), TLS1_2_VERSION);
+        if (insecure_) {
+            ssl_.set_verify_mode(asio::ssl::verify_none);
+        } else {
+            ssl_.set_default_verify_paths();
+            if (!net.ca_cert_pem.empty())
+                ssl_.add_certificate_authority(asio::buffer(net.ca_cert_pem));
+            ssl_.set_verify_mode(asio::ssl::verify_peer);
+        }
+        if (config.proxy_config && !config.proxy_config->url.empty()) {
+            const ProxyConfig& p = *config.proxy_config;
+            if (!p.type.empty() && !iequals(p.type, "http")) {
+                proxy_error_ = BeastErrc::unsupported_proxy;
+            } else {
+                proxy_url_ = p.url;
+                auto u = detail::parse_url(proxy_url_);
+                if (!u || u->tls) {
+                    proxy_error_ = BeastErrc::unsupported_proxy;
+                } else {
+                    proxy_ = u;
+                    if (!p.username.empty()) {
+                        std::string cred = p.username;
+                        cred.push_back(':');
+                        cred.append(p.password.reveal());
+                        proxy_auth_ = Secret("Basic " + detail::base64(cred));
+                    }
+                }
+            }
+        }
+    }
+
+    Beast(const Beast&) = delete;
+    Beast& operator=(const Beast&) = delete;
+
+    /// Closes every pooled connection. Precondition: no exchange is in flight.
+    ~Beast() = default;
+
+    /// Sends `request` and reads the answer into `response` (see `Transport`). The handler runs
+    /// on this transport's executor, exactly once; terminal (or partial, or total) cancellation
+    /// through its slot closes the connection and ends the exchange with `operation_aborted`.
+    template <class Handler>
+    void async_send(const HttpRequest& request, HttpResponse& response, Handler&& handler) {
+        using H = std::decay_t<Handler>;
+        response.clear();
+        const auto url = detail::parse_url(request.url);
+        if (!url || proxy_error_) {
+            boost::system::error_code ec =
+                proxy_error_ ? make_error_code(*proxy_error_) : make_error_code(BeastErrc::bad_url);
+            std::forward<Handler>(handler)(ec);
+            return;
+        }
+        HostPool& host = host_for(*url);
+        using Alloc = typename std::allocator_traits<
+            asio::associated_allocator_t<H>>::template rebind_alloc<Op<H>>;
+        Alloc alloc(asio::get_associated_allocator(handler));
+        Op<H>* op = std::allocator_traits<Alloc>::allocate(alloc, 1);
+        try {
+            std::allocator_traits<Alloc>::construct(alloc, op, *this, host, *url, request, response,
+                                                    H(std::forward<Handler>(handler)));
+        } catch (...) {
+            std::allocator_traits<Alloc>::deallocate(alloc, op, 1);
+            throw;
+        }
+        op->start();
+    }
+
+  private:
+    using Clock = std::chrono::steady_clock;
+    using tcp = asio::ip::tcp;
+    using Request = boost::beast::http::request<boost::beast::http::span_body<const char>>;
+    using ResponseParser = boost::beast::http::response_parser<boost::beast::http::string_body>;
+
+    /// One connection to a host (directly or through the proxy), plain or TLS.
+    struct Connection {
+        Connection(asio::io_context::executor_type ex, asio::ssl::context* ssl) : resolver(ex) {
+            if (ssl)
+                tls.emplace(ex, *ssl);
+            else
+                plain.emplace(ex);
+        }
+
+        boost::beast::tcp_stream& tcp_stream() { return tls ? tls->next_layer() : *plain; }
+
+        template <class F>
+        void with_stream(F&& f) {
+            if (tls)
+                f(*tls);
+            else
+                f(*plain);
+        }
+
+        void close() noexcept { tcp_stream().close(); }
+
+        std::optional<boost::beast::tcp_stream> plain;
+        std::optional<boost::beast::ssl_stream<boost::beast::tcp_stream>> tls;
+        tcp::resolver resolver;
+        boost::beast::flat_buffer buffer;
+        std::optional<Request> request;
+        std::optional<ResponseParser> parser;
+        std::optional<boost::beast::http::response_parser<boost::beast::http::empty_body>>
+            tunnel_parser;
+        std::string tunnel_request;
+        Clock::time_point idle_since{};
+    };
+
+    struct HostPool;
+
+    /// What the pool needs from a request waiting for a connection.
+    class Waiter {
+      public:
+        /// Reuse this pooled connection.
+        virtual void granted(std::unique_ptr<Connection> c) = 0;
+        /// A connection slot was freed for you: open a new connection.
+        virtual void open_granted() = 0;
+
+      protected:
+        ~Waiter() = default;
+    };
+
+    struct HostPool {
+        bool tls = false;
+        std::string host, port, authority;
+        std::vector<std::unique_ptr<Connection>> idle;  // most recently used last
+        std::size_t open = 0;                           // idle + in use + being opened
+        std::deque<Waiter*> waiters;
+    };
+
+    HostPool& host_for(const detail::UrlParts& u) {
+        for (auto& h : hosts_)
+            if (h->tls == u.tls && h->port == u.port && h->host == u.host) return *h;
+        auto h = std::make_unique<HostPool>();
+        h->tls = u.tls;
+        h->host.assign(u.host);
+        h->port.assign(u.port);
+        h->authority.assign(u.authority);
+        hosts_.push_back(std::move(h));
+        return *hosts_.back();
+    }
+
+    /// Whether a pooled connection still looks alive (not idle too long, not closed by the
+    /// server). A close racing this check is caught by the stale-connection retry.
+    bool usable(Connection& c) const {
+        if (Clock::now() - c.idle_since > options_.idle_timeout) return false;
+        if (c.buffer.size() != 0) return false;  // bytes nobody asked for
+#if defined(__unix__) || defined(__APPLE__)
+        char byte;
+        const auto n =
+            ::recv(c.tcp_stream().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0) return false;             // the server closed it
+        if (n > 0) return c.tls.has_value();  // TLS may carry records between requests
+        return errno == EAGAIN || errno == EWOULDBLOCK;
+#else
+        return true;
+#endif
+    }
+
+    /// Takes a finished exchange's connection back: to the first waiter, or to the idle list.
+    void give_back(HostPool& h, std::unique_ptr<Connection> c) {
+        if (!h.waiters.empty()) {
+            Waiter* w = h.waiters.front();
+            h.waiters.pop_front();
+            w->granted(std::move(c));
+            return;
+        }
+        c->idle_since = Clock::now();
+        h.idle.push_back(std::move(c));
+    }
+
+    /// Closes a connection and frees its slot, handing the slot to the first waiter.
+    void discard(HostPool& h, std::unique_ptr<Connection> c) {
+        if (c) c->close();
+        c.reset();
+        if (!h.waiters.empty()) {
+            Waiter* w = h.waiters.front();
+            h.waiters.pop_front();
+            w->open_granted();  // keeps the slot
+            return;
+        }
+        --h.open;
+    }
+
+    template <class Handler>
+    class Op;
+
+    asio::io_context::executor_type ex_;
+    Options options_;
+    asio::ssl::context ssl_;
+    bool insecure_ = false;
+    std::string proxy_url_;
+    std::optional<detail::UrlParts> proxy_;  // views into proxy_url_
+    std::optional<BeastErrc> proxy_error_;
+    Secret proxy_auth_;  // "Basic ..." or empty
+    std::vector<std::unique_ptr<HostPool>> hosts_;
+};
+
+/// One exchange: get a connection (pooled, new, or wait for one), write, read, give it back.
+template <class Handler>
+class Beast::Op final : public Beast::Waiter {
+  public:
+    Op(Beast& t, HostPool& host, const detail::UrlParts& url, const HttpRequest& req,
+       HttpResponse& res, Handler&& h)
+        : t_(t), host_(host), url_(url), req_(req), res_(res), handler_(std::move(h)) {}
+
+    void start() {
+        auto slot = asio::get_associated_cancellation_slot(handler_);
+        if (slot.is_connected()) slot.template emplace<CancelHandler>(this);
+        acquire(false);
+    }
+
+    void granted(std::unique_ptr<Connection> c) override {
+        conn_ = std::move(c);
+        reused_ = true;
+        send();
+    }
+
+    void open_granted() override { open_new(); }
+
+  private:
+    enum class Phase { waiting, resolving, connecting, tunnel, handshake, writing, reading };
+
+    struct CancelHandler {
+        Op* op;
+        void operator()(asio::cancellation_type type) {
+            if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
+                         asio::cancellation_type::total)) != asio::cancellation_type::none)
+                op->cancel();
+        }
+    };
+
+    using Allocator = asio::associated_allocator_t<Handler>;
+
+    template <class F>
+    auto wrap(F&& f) {
+        return asio::bind_allocator(asio::get_associated_allocator(handler_), std::forward<F>(f));
+    }
+
+    void acquire(bool fresh_only) {
+        if (!fresh_only) {
+            while (!host_.idle.empty()) {
+                std::unique_ptr<Connection> c = std::move(host_.idle.back());
+                host_.idle.pop_back();
+                if (t_.usable(*c)) {
+                    granted(std::move(c));
+                    return;
+                }
+                c->close();
+                --host_.open;
+            }
+        }
+        if (host_.open < t_.options_.max_connections_per_host) {
+            ++host_.open;
+            open_new();
+            return;
+        }
+        phase_ = Phase::waiting;
+        host_.waiters.push_back(this);
+    }
+
+    void open_new() {
+        conn_ = std::make_unique<Connection>(t_.ex_, host_.tls ? &t_.ssl_ : nullptr);
+        reused_ = false;
+        phase_ = Phase::resolving;
+        const bool via_proxy = t_.proxy_.has_value();
+        const std::string_view h = via_proxy ? t_.proxy_->host : std::string_view(host_.host);
+        const std::string_view p = via_proxy ? t_.proxy_->port : std::string_view(host_.port);
+        boost::system::error_code ec;
+        const auto address = asio::ip::make_address(h, ec);
+        if (!ec) {  // an IP address: no resolver round trip
+            unsigned short port = 0;
+            for (char c : p)
+                port = static_cast<unsigned short>(port * 10 + (c - '0'));
+            connect(tcp::endpoint(address, port));
+            return;
+        }
+        conn_->resolver.async_resolve(
+            h, p, wrap([this](boost::system::error_code e, tcp::resolver::results_type r) {
+                if (e || cancelled_) return fail(e);
+                phase_ = Phase::connecting;
+                auto& s = conn_->tcp_stream();
+                s.expires_after(t_.options_.connect_timeout);
+                s.async_connect(r, wrap([this](boost::system::error_code e2, const tcp::endpoint&) {
+                                    on_connected(e2);
+                                }));
+            }));
+    }
+
+    void connect(const tcp::endpoint& ep) {
+        phase_ = Phase::connecting;
+        auto& s = conn_->tcp_stream();
+        s.expires_after(t_.options_.connect_timeout);
+        s.async_connect(ep, wrap([this](boost::system::error_code ec) { on_connected(ec); }));
+    }
+
+    void on_connected(boost::system::error_code ec) {
+        if (ec || cancelled_) return fail(ec);
+        boost::system::error_code ignored;
+        conn_->tcp_stream().socket().set_option(tcp::no_delay(true), ignored);
+        if (t_.proxy_ && host_.tls) return open_tunnel();
+        if (host_.tls) return handshake();
+        send();
+    }
+
+    void open_tunnel() {
+        phase_ = Phase::tunnel;
+        std::string& r = conn_->tunnel_request;
+        r.assign("CONNECT ").append(host_.host).append(":").append(host_.port);
+        r.append(" HTTP/1.1\r\nHost: ").append(host_.host).append(":").append(host_.port);
+        r.append("\r\n");
+        if (!t_.proxy_auth_.empty())
+            r.append("Proxy-Authorization: ").append(t_.proxy_auth_.reveal()).append("\r\n");
+        r.append("\r\n");
+        asio::async_write(conn_->tcp_stream(), asio::buffer(r),
+                          wrap([this](boost::system::error_code ec, std::size_t) {
+                              if (ec || cancelled_) return fail(ec);
+                              auto& p = conn_->tunnel_parser.emplace();
+                              p.skip(true);  // a 2xx answer to CONNECT has no body
+                              boost::beast::http::async_read(
+                                  conn_->tcp_stream(), conn_->buffer, p,
+                                  wrap([this](boost::system::error_code e, std::size_t) {
+                                      if (e || cancelled_) return fail(e);
+                                      const unsigned status =
+                                          conn_->tunnel_parser->get().result_int();
+                                      conn_->tunnel_parser.reset();
+                                      if (status < 200 || status >= 300)
+                                          return fail(make_error_code(BeastErrc::proxy_refused));
+                                      handshake();
+                                  }));
+                          }));
+    }
+
+    void handshake() {
+        phase_ = Phase::handshake;
+        auto& s = *conn_->tls;
+        if (!detail::is_ip_literal(host_.host)) {
+            // SNI (not sent for IP addresses, as RFC 6066 says).
+            SSL_ctrl(s.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                     const_cast<char*>(host_.host.c_str()));
+        }
+        if (!t_.insecure_) s.set_verify_callback(asio::ssl::host_name_verification(host_.host));
+        s.async_handshake(asio::ssl::stream_base::client,
+                          wrap([this](boost::system::error_code ec) {
+                              if (ec || cancelled_) return fail(ec);
+                              send();
+                          }));
+    }
+
+    void send() {
+        namespace http = boost::beast::http;
+        phase_ = Phase::writing;
+        Request& m = conn_->request.emplace();
+        m.version(11);
+        m.method_string(to_string(req_.method));
+        const bool absolute = t_.proxy_ && !host_.tls;
+        m.target(absolute ? std::string_view(req_.url) : url_.target);
+        m.set(http::field::host, host_.authority);
+        m.set(http::field::user_agent, t_.options_.user_agent);
+        for (const auto& f : req_.headers)
+            m.insert(f.name, f.value);
+        if (absolute && !t_.proxy_auth_.empty())
+            m.set(http::field::proxy_authorization, t_.proxy_auth_.reveal());
+        m.body() =
+            typename http::span_body<const char>::value_type(req_.body.data(), req_.body.size());
+        m.prepare_payload();
+        m.keep_alive(true);
+        auto& s = conn_->tcp_stream();
+        if (t_.options_.request_timeout.count() > 0)
+            s.expires_after(t_.options_.request_timeout);
+        else
+            s.expires_never();
+        conn_->with_stream([&](auto& stream) {
+            http::async_write(stream, m, wrap([this](boost::system::error_code ec, std::size_t) {
+                                  if (ec || cancelled_) return failed_exchange(ec, false);
+                                  read();
+                              }));
+        });
+    }
+
+    void read() {
+        namespace http = boost::beast::http;
+        phase_ = Phase::reading;
+        ResponseParser& p = conn_->parser.emplace();
+        p.body_limit(t_.options_.max_response_bytes);
+        p.header_limit(64 * 1024);
+        p.get().body().swap(res_.body);  // read straight into the caller's buffer
+        conn_->with_stream([&](auto& stream) {
+            http::async_read(stream, conn_->buffer, p,
+                             wrap([this](boost::system::error_code ec, std::size_t) {
+                                 if (ec || cancelled_)
+                                     return failed_exchange(ec, conn_->parser->got_some());
+                                 done();
+                             }));
+        });
+    }
+
+    /// A write or read failed. On a reused connection, before any byte of the answer, and not
+    /// by timeout or cancellation, the server had closed it: try once more on a fresh one.
+    void failed_exchange(boost::system::error_code ec, bool got_response_bytes) {
+        if (conn_->parser) {
+            res_.body.swap(conn_->parser->get().body());
+            res_.body.clear();
+        }
+        if (reused_ && !retried_ && !cancelled_ && !got_response_bytes &&
+            ec != boost::beast::error::timeout && ec != asio::error::operation_aborted) {
+            retried_ = true;
+            std::unique_ptr<Connection> stale = std::move(conn_);
+            stale->close();
+            stale.reset();
+            --host_.open;
+            acquire(true);
+            return;
+        }
+        fail(ec);
+    }
+
+    void done() {
+        auto& msg = conn_->parser->get();
+        res_.status = static_cast<int>(msg.result_int());
+        for (const auto& f : msg)
+            res_.headers.add(f.name_string(), f.value());
+        res_.body.swap(msg.body());
+        const bool keep = msg.keep_alive() && !conn_->parser->need_eof();
+        conn_->parser.reset();
+        conn_->request.reset();
+        if (keep)
+            t_.give_back(host_, std::move(conn_));
+        else
+            t_.discard(host_, std::move(conn_));
+        complete({});
+    }
+
+    void fail(boost::system::error_code ec) {
+        if (cancelled_) ec = asio::error::operation_aborted;
+        if (conn_) {
+            conn_->parser.reset();
+            conn_->request.reset();
+            t_.discard(host_, std::move(conn_));
+        }
+        complete(ec);
+    }
+
+    void cancel() {
+        if (cancelled_) return;
+        cancelled_ = true;
+        switch (phase_) {
+            case Phase::waiting:
+                host_.waiters.erase(std::find(host_.waiters.begin(), host_.waiters.end(),
+                                              static_cast<Waiter*>(this)));
+                // Not inline: the canceller may be inside its own bookkeeping.
+                asio::post(t_.ex_, wrap([this] { complete(asio::error::operation_aborted); }));
+                break;
+            case Phase::resolving:
+                conn_->resolver.cancel();
+                break;
+            default:
+                conn_->close();  // the pending operation ends with an error
+                break;
+        }
+    }
+
+    void complete(boost::system::error_code ec) {
+        auto slot = asio::get_associated_cancellation_slot(handler_);
+        if (slot.is_connected()) slot.clear();
+        Handler h(std::move(handler_));
+        using Alloc = typename std::allocator_traits<Allocator>::template rebind_alloc<Op>;
+        Alloc alloc(asio::get_associated_allocator(h));
+        std::allocator_traits<Alloc>::destroy(alloc, this);
+        std::allocator_traits<Alloc>::deallocate(alloc, this, 1);
+        std::move(h)(ec);
+    }
+
+    Beast& t_;
+    HostPool& host_;
+    detail::UrlParts url_;
+    const HttpRequest& req_;
+    HttpResponse& res_;
+    Handler handler_;
+    std::unique_ptr<Connection> conn_;
+    Phase phase_ = Phase::waiting;
+    bool reused_ = false;
+    bool retried_ = false;
+    bool cancelled_ = false;
+};
+
+static_assert(Transport<Beast>);
+
+}  // namespace bifrost::transport
+// ---- end bifrost/transport/beast.hpp ----
 // ---- begin bifrost/transport/mock.hpp ----
 /// \file
 /// `transport::Mock`: an in-process upstream for tests, benchmarks and the out-of-the-box demo.

@@ -58,6 +58,10 @@ struct NetworkConfig {
     int max_retries = 0;
     std::chrono::milliseconds retry_backoff_initial{500};
     std::chrono::milliseconds retry_backoff_max{5000};
+    /// PEM text of extra CA certificates trusted for HTTPS upstreams (on top of the system's).
+    std::string ca_cert_pem;
+    /// Skips HTTPS certificate and host name verification. For tests and trusted networks only.
+    bool insecure_skip_verify = false;
 };
 
 /// `concurrency_and_buffer_size`.

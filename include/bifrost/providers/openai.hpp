@@ -75,31 +75,45 @@ inline std::string_view base_url(const ProviderConfig& cfg, std::string_view fal
     return b;
 }
 
+/// Fills an OpenAI-format chat-completions request: `base_url` (or `default_base_url`) +
+/// `path`, JSON body, a bearer key when one was selected, then `extra_headers` (which win over
+/// the headers set here). The one place a request's URL and extra headers are decided.
+inline void build_openai_chat(const BuildContext& ctx, HttpRequest& out,
+                              std::string_view default_base_url, std::string_view path) {
+    out.method = HttpMethod::post;
+    out.url.assign(base_url(ctx.config, default_base_url)).append(path);
+    out.headers.add("content-type", "application/json");
+    if (ctx.key != nullptr && !ctx.key->value.empty())
+        out.headers.add_joined("authorization", "Bearer ", ctx.key->value.reveal());
+    for (const auto& [name, value] : ctx.config.network_config.extra_headers)
+        out.headers.set(name, value);
+    write_chat_request(out.body, ctx.request, RequestWriteOptions{ctx.model, true});
+}
+
+/// Reads an OpenAI-format chat-completions response: the completion for 2xx, else the error.
+inline void parse_openai_chat(const HttpResponse& in, Outcome& out) {
+    if (in.status >= 200 && in.status < 300) {
+        parse_chat_response(in.body, out);
+    } else {
+        read_openai_error(in.status, in.body, {}, out.error);
+    }
+}
+
 }  // namespace detail
 
 /// OpenAI (and the base of every OpenAI-compatible provider).
 struct OpenAI {
+    static constexpr std::string_view name = "openai";
     static constexpr bool requires_key = true;
     static constexpr std::string_view default_base_url = "https://api.openai.com";
     static constexpr std::string_view chat_path = "/v1/chat/completions";
 
     void build_chat(const BuildContext& ctx, HttpRequest& out) const {
-        out.method = HttpMethod::post;
-        out.url.assign(detail::base_url(ctx.config, default_base_url)).append(chat_path);
-        out.headers.add("content-type", "application/json");
-        if (ctx.key != nullptr && !ctx.key->value.empty())
-            out.headers.add_joined("authorization", "Bearer ", ctx.key->value.reveal());
-        for (const auto& [name, value] : ctx.config.network_config.extra_headers)
-            out.headers.set(name, value);
-        write_chat_request(out.body, ctx.request, RequestWriteOptions{ctx.model, true});
+        detail::build_openai_chat(ctx, out, default_base_url, chat_path);
     }
 
     void parse_chat(const HttpResponse& in, Outcome& out) const {
-        if (in.status >= 200 && in.status < 300) {
-            parse_chat_response(in.body, out);
-        } else {
-            detail::read_openai_error(in.status, in.body, {}, out.error);
-        }
+        detail::parse_openai_chat(in, out);
     }
 };
 
