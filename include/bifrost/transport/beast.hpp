@@ -78,6 +78,12 @@ enum class BeastErrc {
 
 namespace bifrost::detail {
 
+// Boost's error_category has a protected non-virtual destructor by design (categories are
+// never deleted through a base pointer); GCC's -Wnon-virtual-dtor does not know that.
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+#endif
 class BeastCategory final : public boost::system::error_category {
   public:
     const char* name() const noexcept override { return "bifrost.beast"; }
@@ -93,6 +99,9 @@ class BeastCategory final : public boost::system::error_category {
         return "unknown error";
     }
 };
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
 
 inline const boost::system::error_category& beast_category() noexcept {
     static const BeastCategory category;
