@@ -29,6 +29,7 @@
 /// read from the file or the environment are never echoed.
 
 #include <bifrost/config/provider_config.hpp>
+#include <bifrost/schema/json.hpp>
 
 #include <boost/json/stream_parser.hpp>
 #include <boost/json/value.hpp>
@@ -128,25 +129,7 @@ struct Failure {
     std::string reason;
 };
 
-inline std::string_view kind(const json::value& v) noexcept {
-    switch (v.kind()) {
-        case json::kind::null:
-            return "null";
-        case json::kind::bool_:
-            return "a boolean";
-        case json::kind::int64:
-        case json::kind::uint64:
-        case json::kind::double_:
-            return "a number";
-        case json::kind::string:
-            return "a string";
-        case json::kind::array:
-            return "an array";
-        case json::kind::object:
-            return "an object";
-    }
-    return "a value";
-}
+using json_impl::kind_name;
 
 inline std::string join(std::string_view path, std::string_view key) {
     std::string p(path);
@@ -167,22 +150,22 @@ class Reader {
     }
 
     static const json::object& object(const json::value& v, const std::string& path) {
-        if (!v.is_object()) fail(path, "expected an object, got " + std::string(kind(v)));
+        if (!v.is_object()) fail(path, "expected an object, got " + std::string(kind_name(v)));
         return v.get_object();
     }
     static const json::array& array(const json::value& v, const std::string& path) {
-        if (!v.is_array()) fail(path, "expected an array, got " + std::string(kind(v)));
+        if (!v.is_array()) fail(path, "expected an array, got " + std::string(kind_name(v)));
         return v.get_array();
     }
     static bool boolean(const json::value& v, const std::string& path) {
-        if (!v.is_bool()) fail(path, "expected true or false, got " + std::string(kind(v)));
+        if (!v.is_bool()) fail(path, "expected true or false, got " + std::string(kind_name(v)));
         return v.get_bool();
     }
     static double number(const json::value& v, const std::string& path) {
         if (v.is_int64()) return static_cast<double>(v.get_int64());
         if (v.is_uint64()) return static_cast<double>(v.get_uint64());
         if (v.is_double()) return v.get_double();
-        fail(path, "expected a number, got " + std::string(kind(v)));
+        fail(path, "expected a number, got " + std::string(kind_name(v)));
     }
     /// An integer in [lo, hi]; a double with an integral value is accepted.
     static std::int64_t integer(const json::value& v, const std::string& path, std::int64_t lo,
@@ -196,14 +179,14 @@ class Reader {
                                                           v.get_double()))) {
             n = static_cast<std::int64_t>(v.get_double());
         } else {
-            fail(path, "expected an integer, got " + std::string(kind(v)));
+            fail(path, "expected an integer, got " + std::string(kind_name(v)));
         }
         if (n < lo || n > hi)
             fail(path, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
         return n;
     }
     static std::string plain_string(const json::value& v, const std::string& path) {
-        if (!v.is_string()) fail(path, "expected a string, got " + std::string(kind(v)));
+        if (!v.is_string()) fail(path, "expected a string, got " + std::string(kind_name(v)));
         return std::string(v.get_string());
     }
     /// A string that may be `"env.NAME"`.
