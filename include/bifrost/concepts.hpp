@@ -12,6 +12,7 @@
 #include <bifrost/queue/on_full.hpp>
 #include <bifrost/schema/chat.hpp>
 #include <bifrost/schema/outcome.hpp>
+#include <bifrost/schema/stream.hpp>
 #include <bifrost/transport/http.hpp>
 
 #include <boost/asio/cancellation_signal.hpp>
@@ -45,6 +46,13 @@ struct TransportHandlerArchetype {
     void operator()(boost::system::error_code);
 };
 
+/// The shape of the body sink the engine passes to `StreamingTransport::async_send_stream`:
+/// called with each piece of a 2xx response body as it arrives; returning false stops the
+/// exchange. Only for concept checks.
+struct BodySinkArchetype {
+    bool operator()(std::string_view);
+};
+
 /// A stand-in for the engine's pooled object in `PoolPolicy` checks.
 struct PoolObjectArchetype {
     void reset();
@@ -70,6 +78,23 @@ concept Transport = std::default_initializable<typename T::Options> &&
     t.async_send(req, res, std::move(h));
 };
 
+/// A transport that can also deliver a response body as it arrives (streaming completions).
+///
+/// `async_send_stream(req, res, on_body, handler)` behaves as `async_send` except for the body:
+/// once the response head is in, `res.status` and `res.headers` are set; for a 2xx status each
+/// piece of the (de-chunked) body is passed to `on_body(std::string_view)` as it arrives, on the
+/// executor's thread, and `res.body` stays empty; for any other status the body is collected into
+/// `res.body` (errors are parsed whole). `handler(ec)` runs once at the end: no error when the
+/// body ended, `operation_aborted` if `on_body` returned false or the call was cancelled, or
+/// the network error. A stream that stays silent longer than the transport's idle timeout fails
+/// with `timed_out`.
+template <class T>
+concept StreamingTransport = Transport<T> &&
+    requires(T& t, const HttpRequest& req, HttpResponse& res, detail::BodySinkArchetype sink,
+             detail::TransportHandlerArchetype h) {
+    t.async_send_stream(req, res, std::move(sink), std::move(h));
+};
+
 /// Maps the unified schema to one upstream API and back. Stateless in spirit: one instance per
 /// provider pool, called concurrently from its worker threads through const members.
 ///
@@ -84,6 +109,29 @@ concept Provider = std::copy_constructible<P> &&
     { P::requires_key } -> std::convertible_to<bool>;
     p.build_chat(ctx, out);
     p.parse_chat(in, outcome);
+};
+
+/// A provider that can stream chat completions.
+///
+/// `build_chat_stream` fills the upstream request for a streamed completion (as `build_chat`,
+/// plus whatever the API needs to stream, e.g. `"stream": true`). The upstream's 2xx body is fed
+/// to a `StreamDecoder` (one per stream, default-constructed or `reset()`): `feed(bytes)` takes
+/// the next piece of body, cut anywhere (false if the framing is broken beyond repair);
+/// `next(chunk, error)` returns the next decoded `StreamChunk` (`StreamStatus::chunk`), or says
+/// that more bytes are needed, that the stream is `done`, or that it failed (`error` written,
+/// keeping the upstream's status and message where it sent one); `finish()` says the body has
+/// ended, after which `next` drains what is left and then answers `done` or `error` (a stream
+/// cut before its end marker is an error). Non-2xx responses go to `parse_chat` whole.
+template <class P>
+concept StreamingProvider = Provider<P> &&
+    std::default_initializable<typename P::StreamDecoder> &&
+    requires(const P& p, const BuildContext& ctx, HttpRequest& out, typename P::StreamDecoder& d,
+             std::string_view bytes, StreamChunk& chunk, Error& error) {
+    p.build_chat_stream(ctx, out);
+    { d.feed(bytes) } -> std::same_as<bool>;
+    { d.next(chunk, error) } -> std::same_as<StreamStatus>;
+    d.finish();
+    d.reset();
 };
 
 /// Decides what a request does when its provider's queue is full (shipped ones in
