@@ -8,6 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+scripts/install-test-deps.sh
+export BIFROST_REQUIRE_TEST_TOOLS=1  # the promtool and OpenAI SDK checks must run, not skip
 
 jobs=${BIFROST_JOBS:-2}
 section() { printf '\n==== %s ====\n' "$*"; }

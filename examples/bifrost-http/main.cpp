@@ -14,7 +14,9 @@
 #include <bifrost/bifrost.hpp>
 #include <bifrost/config/config.hpp>
 #include <bifrost/server/server.hpp>
+#include <bifrost/transport/variant.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <csignal>
@@ -27,16 +29,22 @@
 
 namespace {
 
-using Gateway = bifrost::Gateway<bifrost::transport::Mock,      // upstreams: see below
+// Real providers go over HTTP(S) with transport::Beast; the built-in `mock` provider (a
+// simulated LLM) runs in process on transport::Mock. The provider's transport options pick one.
+using Transport = bifrost::transport::Variant<bifrost::transport::Beast, bifrost::transport::Mock>;
+using Gateway = bifrost::Gateway<Transport,
                                  bifrost::queue::FromConfig,    // client.drop_excess_requests
                                  bifrost::pool::Preallocated>;  // client.initial_pool_size
 
-// Providers this build serves. Each speaks OpenAI's API (`providers::OpenAI` with the configured
-// base_url); providers with their own APIs (anthropic, azure, bedrock, gemini, ...) are refused
-// by the config loader with the list below.
-const std::vector<std::string> served_providers = {"mock",   "openai",     "mistral",    "groq",
-                                                   "ollama", "openrouter", "cerebras",   "sgl",
-                                                   "vllm",   "parasail",   "perplexity", "xai"};
+// Providers this build serves: the OpenAI-format family (each at its default URL unless
+// network_config.base_url says otherwise) and the built-in `mock`.
+std::vector<std::string> served_providers() {
+    std::vector<std::string> names(bifrost::providers::OpenAIFamily::names.begin(),
+                                   bifrost::providers::OpenAIFamily::names.end());
+    names.emplace_back("sgl");
+    names.emplace_back("mock");
+    return names;
+}
 
 constexpr std::chrono::milliseconds mock_latency{5};
 
@@ -170,7 +178,7 @@ int main(int argc, char** argv) {
         cfg = default_config();
     } else {
         bifrost::ConfigOptions co;
-        co.providers = served_providers;
+        co.providers = served_providers();
         if (auto err = bifrost::load_config(flags.config, cfg, co)) {
             std::fprintf(stderr, "bifrost-http: bad config: %s\n", err->message().c_str());
             return 1;
@@ -195,21 +203,40 @@ int main(int argc, char** argv) {
     Gateway gw(options, bifrost::queue::FromConfig{drop});
 
     for (auto& [name, pc] : cfg.providers) {
-        // The mock needs no key; the OpenAI mapping wants one to send.
+        // Every provider through one provider type (OpenAI's format, each service's URL): the
+        // engine is compiled once, not once per service.
+        std::optional<bifrost::providers::OpenAIFormat> format;
+        if (name == "mock") format.emplace();
+        bifrost::providers::with_provider_type(
+            name, [&](auto p) { format = bifrost::providers::OpenAIFormat::of<decltype(p)>(); });
+        if (!format) {
+            std::fprintf(stderr, "bifrost-http: provider %s is not served by this build\n",
+                         name.c_str());
+            return 1;
+        }
+        // Keyless services (and the mock) get one empty key: nothing is sent.
         if (pc.keys.empty()) pc.keys.push_back({bifrost::Secret(), {}, 1.0, true, "none", {}});
-        // This build reaches upstreams through the in-process mock transport: a simulated LLM.
-        if (name != "mock")
-            logger
-                .line(bifrost::server::LogLevel::warn,
-                      "no HTTP upstream transport in this build: provider served by the "
-                      "in-process mock")
-                .field("provider", name);
-        if (auto err = gw.add_provider<bifrost::providers::OpenAI>(
-                name, pc, {bifrost::transport::mock::echo(mock_latency)})) {
+        Transport::Options transport;
+        if (name == "mock") {
+            transport =
+                bifrost::transport::Mock::Options{bifrost::transport::mock::echo(mock_latency)};
+        } else {
+            bifrost::transport::Beast::Options http;
+            // A worker's connections to one upstream host: enough for the provider's
+            // concurrency, split over its worker threads.
+            const auto& cb = pc.concurrency_and_buffer_size;
+            const std::size_t threads = std::max<std::size_t>(1, cb.worker_threads);
+            http.max_connections_per_host =
+                std::max<std::size_t>(1, (cb.concurrency + threads - 1) / threads);
+            transport = http;
+        }
+        const auto err = gw.add_provider(name, pc, *format, std::move(transport));
+        if (err) {
             std::fprintf(stderr, "bifrost-http: provider %s: %s\n", name.c_str(),
                          err->message.c_str());
             return 1;
         }
+        logger.line(bifrost::server::LogLevel::debug, "provider ready").field("provider", name);
     }
 
     bifrost::server::Options so;

@@ -1,18 +1,24 @@
 #!/usr/bin/env python3
 """Smoke test of the bifrost-http executable: start it on a free port with the embedded mock
 provider, send a chat request and a metrics scrape, stop it with SIGTERM (expecting exit status
-0); then check that a bad config exits non-zero naming the file, the JSON path and the reason.
+0); start it with a config whose providers point at a small upstream server in this script and
+check requests reach it over HTTP with the configured key (which never shows in the log), and
+that an upstream error keeps its status; then check that a bad config exits non-zero naming the
+file, the JSON path and the reason.
 
 usage: bifrost_http_smoke.py PATH/TO/bifrost-http
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def fail(msg):
@@ -41,6 +47,113 @@ def start(binary, *args):
     return proc, port, lines
 
 
+class Upstream(BaseHTTPRequestHandler):
+    """An OpenAI-format upstream: answers chat completions with the last user message reversed,
+    or 429 with OpenAI's error JSON for model "limited"; records what it was sent."""
+    protocol_version = "HTTP/1.1"
+    seen = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        Upstream.seen.append((self.path, self.headers.get("authorization"), body))
+        if body["model"] == "limited":
+            status, answer = 429, {"error": {"message": "slow down", "type": "rate_limit",
+                                             "code": "rate_limit_exceeded"}}
+        else:
+            text = body["messages"][-1]["content"][::-1]
+            status, answer = 200, {
+                "id": "up-1", "object": "chat.completion", "created": 1, "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": text}}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
+        data = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def post(url, payload):
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(),
+                                 headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def check_exposition(metrics):
+    """Validates the /metrics text with Prometheus' promtool when it is installed (required when
+    BIFROST_REQUIRE_TEST_TOOLS=1, as in CI)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("BIFROST_REQUIRE_TEST_TOOLS") == "1":
+            fail("promtool is not installed (scripts/install-test-deps.sh)")
+        print("promtool not installed: exposition check skipped")
+        return
+    check = subprocess.run([promtool, "check", "metrics"], input=metrics, capture_output=True,
+                           text=True, timeout=30)
+    # promtool exits 1 for format errors, 3 for lint findings (naming advice) only.
+    if check.returncode not in (0, 3) or "error" in check.stderr.lower():
+        fail(f"promtool rejects the exposition ({check.returncode}):\n{check.stdout}{check.stderr}")
+    if check.returncode == 3:
+        print("promtool lint advice:\n" + check.stdout + check.stderr)
+
+
+def stop(proc, log):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        fail("no exit within 30 s of SIGTERM")
+    if code != 0:
+        fail(f"exit status {code} after SIGTERM:\n" + "".join(log))
+
+
+def check_real_upstream(binary):
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{upstream.server_address[1]}"
+    secret = "sk-smoke-secret-1234567890"
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "config.json")
+        with open(path, "w") as f:
+            json.dump({"providers": {
+                "openai": {"keys": [{"value": "env.BIFROST_SMOKE_KEY", "models": [], "weight": 1}],
+                           "network_config": {"base_url": url}},
+                "sgl": {"network_config": {"base_url": url + "/"}}}}, f)
+        os.environ["BIFROST_SMOKE_KEY"] = secret
+        proc, port, log = start(binary, "-config", path, "-log-level", "debug")
+        base = f"http://127.0.0.1:{port}"
+        msgs = [{"role": "user", "content": "gateway"}]
+        status, answer = post(base + "/v1/chat/completions", {"model": "openai/gpt-4o",
+                                                               "messages": msgs})
+        if status != 200 or answer["choices"][0]["message"]["content"] != "yawetag":
+            fail(f"openai through the gateway: {status} {answer}")
+        if Upstream.seen[-1][:2] != ("/v1/chat/completions", "Bearer " + secret):
+            fail(f"the upstream saw {Upstream.seen[-1][:2]}")
+        if Upstream.seen[-1][2]["model"] != "gpt-4o":
+            fail(f"the upstream got model {Upstream.seen[-1][2]['model']!r}")
+        status, answer = post(base + "/v1/chat/completions", {"model": "sgl/local",
+                                                               "messages": msgs})
+        if status != 200 or Upstream.seen[-1][1] is not None:
+            fail(f"keyless sgl through the gateway: {status} {answer} {Upstream.seen[-1][:2]}")
+        status, answer = post(base + "/v1/chat/completions", {"model": "openai/limited",
+                                                               "messages": msgs})
+        if status != 429 or answer["error"]["message"] != "slow down":
+            fail(f"an upstream 429 became {status} {answer}")
+        stop(proc, log)
+        if any(secret in line for line in log):
+            fail("the provider key appears in the log")
+    upstream.shutdown()
+
+
 def main():
     binary = sys.argv[1]
 
@@ -57,14 +170,10 @@ def main():
         metrics = r.read().decode()
     if 'bifrost_http_requests_total{route="/v1/chat/completions",status="200"} 1' not in metrics:
         fail("metrics lack the chat request:\n" + metrics)
-    proc.send_signal(signal.SIGTERM)
-    try:
-        code = proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        fail("no exit within 30 s of SIGTERM")
-    if code != 0:
-        fail(f"exit status {code} after SIGTERM:\n" + "".join(log))
+    check_exposition(metrics)
+    stop(proc, log)
+
+    check_real_upstream(binary)
 
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "config.json")

@@ -106,10 +106,11 @@ struct ConfigError {
 
 /// Provider names Bifrost knows. `keyless_providers` need no keys.
 inline constexpr std::string_view known_providers[] = {
-    "openai",  "anthropic",  "azure", "bedrock",    "cohere",   "vertex",
-    "mistral", "ollama",     "groq",  "sgl",        "parasail", "cerebras",
-    "gemini",  "openrouter", "vllm",  "perplexity", "xai",      "mock"};
-inline constexpr std::string_view keyless_providers[] = {"ollama", "sgl", "vllm", "mock"};
+    "openai", "anthropic", "azure", "bedrock", "cohere", "vertex", "mistral", "ollama", "groq",
+    "sgl", "parasail", "cerebras", "gemini", "openrouter", "vllm", "perplexity", "xai", "mock",
+    // bifrost-cpp additions: more OpenAI-compatible services
+    "sglang", "together", "fireworks", "deepseek"};
+inline constexpr std::string_view keyless_providers[] = {"ollama", "sgl", "sglang", "vllm", "mock"};
 
 /// How `parse_config` / `load_config` read a file.
 struct ConfigOptions {

@@ -14,6 +14,7 @@
 /// | ollama     | http://localhost:11434                | /v1/chat/completions  | none     |
 /// | vllm       | http://localhost:8000                 | /v1/chat/completions  | none     |
 /// | sglang     | http://localhost:30000                | /v1/chat/completions  | none     |
+/// | parasail   | https://api.parasail.io               | /v1/chat/completions  | Bearer   |
 /// | openrouter | https://openrouter.ai/api             | /v1/chat/completions  | Bearer   |
 /// | xai        | https://api.x.ai                      | /v1/chat/completions  | Bearer   |
 /// | together   | https://api.together.xyz              | /v1/chat/completions  | Bearer   |
@@ -21,6 +22,8 @@
 /// | cerebras   | https://api.cerebras.ai               | /v1/chat/completions  | Bearer   |
 /// | perplexity | https://api.perplexity.ai             | /chat/completions     | Bearer   |
 /// | deepseek   | https://api.deepseek.com              | /chat/completions     | Bearer   |
+///
+/// Bifrost's configuration calls SGLang `sgl`; `with_provider_type` accepts both names.
 ///
 /// Keyless providers (self-hosted servers) send no `Authorization` header; one their deployment
 /// needs can go in `network_config.extra_headers`.
@@ -71,6 +74,8 @@ BIFROST_OPENAI_COMPATIBLE(Ollama, "ollama", "http://localhost:11434", "/v1/chat/
 BIFROST_OPENAI_COMPATIBLE(VLLM, "vllm", "http://localhost:8000", "/v1/chat/completions", false);
 BIFROST_OPENAI_COMPATIBLE(SGLang, "sglang", "http://localhost:30000", "/v1/chat/completions",
                           false);
+BIFROST_OPENAI_COMPATIBLE(Parasail, "parasail", "https://api.parasail.io", "/v1/chat/completions",
+                          true);
 BIFROST_OPENAI_COMPATIBLE(OpenRouter, "openrouter", "https://openrouter.ai/api",
                           "/v1/chat/completions", true);
 BIFROST_OPENAI_COMPATIBLE(XAI, "xai", "https://api.x.ai", "/v1/chat/completions", true);
@@ -94,6 +99,7 @@ using Mistral = OpenAICompatible<traits::Mistral>;
 using Ollama = OpenAICompatible<traits::Ollama>;
 using VLLM = OpenAICompatible<traits::VLLM>;
 using SGLang = OpenAICompatible<traits::SGLang>;
+using Parasail = OpenAICompatible<traits::Parasail>;
 using OpenRouter = OpenAICompatible<traits::OpenRouter>;
 using XAI = OpenAICompatible<traits::XAI>;
 using Together = OpenAICompatible<traits::Together>;
@@ -103,9 +109,35 @@ using Perplexity = OpenAICompatible<traits::Perplexity>;
 using DeepSeek = OpenAICompatible<traits::DeepSeek>;
 
 static_assert(Provider<Groq> && Provider<Mistral> && Provider<Ollama> && Provider<VLLM> &&
-              Provider<SGLang> && Provider<OpenRouter> && Provider<XAI> && Provider<Together> &&
-              Provider<Fireworks> && Provider<Cerebras> && Provider<Perplexity> &&
-              Provider<DeepSeek>);
+              Provider<SGLang> && Provider<Parasail> && Provider<OpenRouter> && Provider<XAI> &&
+              Provider<Together> && Provider<Fireworks> && Provider<Cerebras> &&
+              Provider<Perplexity> && Provider<DeepSeek>);
+
+/// Any OpenAI-format service, its default URL and chat path chosen at run time. Serving many
+/// services through this one type instantiates the engine once instead of once per service
+/// (what a configuration-driven server wants: build time and code size). It always sends the
+/// selected key when it is non-empty; a keyless service is given one empty key.
+struct OpenAIFormat {
+    static constexpr bool requires_key = true;
+    std::string_view default_base_url = OpenAI::default_base_url;
+    std::string_view chat_path = OpenAI::chat_path;
+
+    /// The settings of the shipped type `P` (e.g. `OpenAIFormat::of<Groq>()`).
+    template <class P>
+    static constexpr OpenAIFormat of() noexcept {
+        return {P::default_base_url, P::chat_path};
+    }
+
+    void build_chat(const BuildContext& ctx, HttpRequest& out) const {
+        detail::build_openai_chat(ctx, out, default_base_url, chat_path);
+    }
+
+    void parse_chat(const HttpResponse& in, Outcome& out) const {
+        detail::parse_openai_chat(in, out);
+    }
+};
+
+static_assert(Provider<OpenAIFormat>);
 
 /// A list of provider types, searchable by name.
 template <class... Ps>
@@ -121,14 +153,16 @@ struct ProviderList {
 };
 
 /// Every OpenAI-format provider shipped, by name.
-using OpenAIFamily = ProviderList<OpenAI, Groq, Mistral, Ollama, VLLM, SGLang, OpenRouter, XAI,
-                                  Together, Fireworks, Cerebras, Perplexity, DeepSeek>;
+using OpenAIFamily = ProviderList<OpenAI, Groq, Mistral, Ollama, VLLM, SGLang, Parasail, OpenRouter,
+                                  XAI, Together, Fireworks, Cerebras, Perplexity, DeepSeek>;
 
-/// Calls `f(P{})` with the shipped provider type named `name` ("openai", "groq", "ollama", ...)
-/// and returns true, or returns false for an unknown name. For configuration loaders:
-/// `with_provider_type(name, [&](auto p) { gw.add_provider<decltype(p)>(name, cfg); })`.
+/// Calls `f(P{})` with the shipped provider type named `name` ("openai", "groq", "ollama", ...;
+/// also Bifrost's "sgl" for SGLang) and returns true, or returns false for an unknown name. For
+/// configuration loaders: `with_provider_type(name, [&](auto p) {
+/// gw.add_provider<decltype(p)>(name, cfg); })`.
 template <class F>
 bool with_provider_type(std::string_view name, F&& f) {
+    if (name == "sgl") name = SGLang::name;
     return OpenAIFamily::visit(name, std::forward<F>(f));
 }
 
