@@ -47,6 +47,7 @@ TEST_CASE("providers: each compatible service has its default URL and auth conve
         {"ollama", "http://localhost:11434/v1/chat/completions", false},
         {"vllm", "http://localhost:8000/v1/chat/completions", false},
         {"sglang", "http://localhost:30000/v1/chat/completions", false},
+        {"parasail", "https://api.parasail.io/v1/chat/completions", true},
         {"openrouter", "https://openrouter.ai/api/v1/chat/completions", true},
         {"xai", "https://api.x.ai/v1/chat/completions", true},
         {"together", "https://api.together.xyz/v1/chat/completions", true},
