@@ -16,6 +16,14 @@
 
 namespace test {
 
+/// A one-message user request for `model`.
+inline bifrost::ChatRequest user_request(std::string model, std::string text) {
+    bifrost::ChatRequest r;
+    r.model = std::move(model);
+    r.messages.push_back({bifrost::Role::user, std::move(text), {}, {}, {}, {}, {}});
+    return r;
+}
+
 /// A key with `value` and, when given, one key-config object (`name` -> JSON text).
 inline bifrost::Key key(std::string value, std::string_view settings_name = {},
                         std::string_view settings_json = {}) {
