@@ -24,8 +24,8 @@
 #include <bifrost/gateway.hpp>
 #include <bifrost/pool/heap.hpp>
 #include <bifrost/pool/preallocated.hpp>
-#include <bifrost/providers/openai.hpp>
 #include <bifrost/providers/native.hpp>
+#include <bifrost/providers/openai.hpp>
 #include <bifrost/providers/openai_compatible.hpp>
 #include <bifrost/queue/policies.hpp>
 #include <bifrost/queue/ring.hpp>
