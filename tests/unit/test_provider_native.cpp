@@ -120,3 +120,24 @@ TEST_CASE("native providers: upstream errors never echo the key", "[providers][n
     CHECK(out.error.status == 401);
     CHECK(out.error.message.find("unauthorized") != std::string::npos);
 }
+
+TEST_CASE("native providers: a reused outcome keeps nothing of the previous response",
+          "[providers][native]") {
+    bifrost::HttpResponse res;
+    res.status = 200;
+    res.body =
+        R"({"id":"m1","model":"c","content":[{"type":"tool_use","id":"t","name":"f","input":{}}],
+                   "stop_reason":"tool_use","usage":{"input_tokens":1,"output_tokens":2}})";
+    bifrost::Outcome out;
+    bifrost::providers::Anthropic{}.parse_chat(res, out);
+    REQUIRE(out.ok());
+    REQUIRE(out.response.choices.at(0).message.tool_calls.size() == 1);
+    res.body =
+        R"({"id":"m2","model":"c","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn"})";
+    bifrost::providers::Anthropic{}.parse_chat(res, out);
+    REQUIRE(out.ok());
+    CHECK(out.response.id == "m2");
+    CHECK(out.response.choices.at(0).message.content == "hi");
+    CHECK(out.response.choices.at(0).message.tool_calls.empty());
+    CHECK_FALSE(out.response.usage);
+}

@@ -217,7 +217,7 @@ inline void parse(const HttpResponse& in, Outcome& out) {
     r.id.assign(string_member(o, "id"));
     r.model.assign(string_member(o, "model"));
     r.created = unix_now();
-    Choice& c = out.reuse_choices(1).front();
+    Choice& c = fresh_choices(out, 1).front();
     c.index = 0;
     c.message.role = Role::assistant;
     for (const auto& b : *content) {

@@ -292,7 +292,7 @@ inline void parse(const HttpResponse& in, Outcome& out) {
     auto& r = out.response;
     r.id.assign(in.headers.get("x-amzn-requestid"));
     r.created = unix_now();
-    Choice& c = out.reuse_choices(1).front();
+    Choice& c = fresh_choices(out, 1).front();
     c.index = 0;
     c.message.role = Role::assistant;
     for (const auto& bv : *content) {

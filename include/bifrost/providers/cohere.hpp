@@ -180,7 +180,7 @@ inline void parse(const HttpResponse& in, Outcome& out) {
     auto& r = out.response;
     r.id.assign(string_member(o, "id"));
     r.created = unix_now();
-    Choice& c = out.reuse_choices(1).front();
+    Choice& c = fresh_choices(out, 1).front();
     c.index = 0;
     c.message.role = Role::assistant;
     if (const auto* content = array_member(msg, "content")) {

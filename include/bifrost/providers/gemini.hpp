@@ -279,7 +279,7 @@ inline void parse(const HttpResponse& in, Outcome& out) {
     const auto* candidates = array_member(o, "candidates");
     if (candidates == nullptr || candidates->empty()) {
         // The prompt itself was blocked: no candidate, only promptFeedback.
-        Choice& c = out.reuse_choices(1).front();
+        Choice& c = fresh_choices(out, 1).front();
         c.index = 0;
         c.message.role = Role::assistant;
         c.finish_reason.assign(
@@ -287,7 +287,7 @@ inline void parse(const HttpResponse& in, Outcome& out) {
                 ? "stop"
                 : "content_filter");
     } else {
-        auto& choices = out.reuse_choices(candidates->size());
+        auto& choices = fresh_choices(out, candidates->size());
         std::size_t counter = 0;
         for (std::size_t i = 0; i < candidates->size(); ++i) {
             const auto* cand = (*candidates)[i].if_object();

@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace bifrost::providers::detail {
 
@@ -144,6 +145,28 @@ inline bool parse_body(std::string_view body, json::value& out, Error& err, std:
     err.assign(502, error_type::bad_response,
                std::string("upstream response: ").append(what).append(" is not valid JSON"));
     return false;
+}
+
+/// Makes `out.response.choices` hold `n` choices with empty assistant messages (reusing
+/// recycled ones) and drops a previous usage, so a reused outcome keeps nothing stale.
+inline std::vector<Choice>& fresh_choices(Outcome& out, std::size_t n) {
+    out.response.usage.reset();
+    out.response.extra.clear();
+    auto& choices = out.reuse_choices(n);
+    for (std::size_t i = 0; i < choices.size(); ++i) {
+        Choice& c = choices[i];
+        c.index = static_cast<std::int64_t>(i);
+        c.finish_reason.clear();
+        c.logprobs = nullptr;
+        c.message.role = Role::assistant;
+        c.message.content.clear();
+        c.message.parts.clear();
+        c.message.name.clear();
+        c.message.tool_calls.clear();
+        c.message.tool_call_id.clear();
+        c.message.extra.clear();
+    }
+    return choices;
 }
 
 /// Sets `usage` from prompt/completion counts (total computed when `total` is negative).
