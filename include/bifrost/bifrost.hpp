@@ -24,6 +24,7 @@
 #include <bifrost/gateway.hpp>
 #include <bifrost/pool/heap.hpp>
 #include <bifrost/pool/preallocated.hpp>
+#include <bifrost/providers/native.hpp>
 #include <bifrost/providers/openai.hpp>
 #include <bifrost/providers/openai_compatible.hpp>
 #include <bifrost/queue/policies.hpp>
