@@ -58,13 +58,15 @@ constexpr std::string_view to_string(Route r) noexcept {
     return "unknown";
 }
 
-/// A Prometheus-style histogram with fixed bucket edges (seconds, from 100 us to 2 min).
+/// A Prometheus-style histogram with fixed bucket edges (seconds, from 1 us to 5 min: the
+/// gateway's own overhead is microseconds, upstream calls are up to minutes).
 /// Thread safety: `record` is wait-free and may run on any thread.
 class DurationHistogram {
   public:
-    static constexpr std::array<double, 20> edges = {
-        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,  0.1,
-        0.25,   0.5,     1.0,    2.5,   5.0,    10.0,  30.0, 60.0,  120.0, 300.0};
+    static constexpr std::array<double, 26> edges = {
+        0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+        0.001,    0.0025,    0.005,    0.01,    0.025,    0.05,    0.1,    0.25,    0.5,
+        1.0,      2.5,       5.0,      10.0,    30.0,     60.0,    120.0,  300.0};
 
     void record(std::chrono::nanoseconds d) noexcept {
         const double s = static_cast<double>(d.count()) / 1e9;
