@@ -50,6 +50,28 @@ struct OpenAICompatible {
     void parse_chat(const HttpResponse& in, Outcome& out) const {
         detail::parse_openai_chat(in, out);
     }
+
+    /// Embeddings, text completions and model listing at the sibling paths of `chat_path`
+    /// (`/v1/embeddings`, `/v1/completions`, `/v1/models`), as `OpenAI` does.
+    void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out) const {
+        detail::build_openai_embedding(ctx, out, default_base_url, chat_path);
+    }
+    void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) const {
+        OpenAI{}.parse_embedding(in, out);
+    }
+    void build_text_completion(const RequestContext<TextCompletionRequest>& ctx,
+                               HttpRequest& out) const {
+        detail::build_openai_text_completion(ctx, out, default_base_url, chat_path);
+    }
+    void parse_text_completion(const HttpResponse& in, TextCompletionOutcome& out) const {
+        OpenAI{}.parse_text_completion(in, out);
+    }
+    void build_list_models(const RequestContext<ListModelsRequest>& ctx, HttpRequest& out) const {
+        detail::build_openai_list_models(ctx, out, default_base_url, chat_path);
+    }
+    void parse_list_models(const HttpResponse& in, ModelListOutcome& out) const {
+        OpenAI{}.parse_list_models(in, out);
+    }
 };
 
 namespace traits {
@@ -106,6 +128,8 @@ static_assert(Provider<Groq> && Provider<Mistral> && Provider<Ollama> && Provide
               Provider<SGLang> && Provider<OpenRouter> && Provider<XAI> && Provider<Together> &&
               Provider<Fireworks> && Provider<Cerebras> && Provider<Perplexity> &&
               Provider<DeepSeek>);
+static_assert(EmbeddingProvider<Groq> && TextCompletionProvider<Ollama> &&
+              ModelListingProvider<Perplexity>);
 
 /// A list of provider types, searchable by name.
 template <class... Ps>
