@@ -324,7 +324,7 @@ class Gateway {
             Initiation{this, opts}, token, std::move(primary), std::move(origin));
     }
 
-    // ---- embeddings, text completions, model listing ---------------------------------------------
+    // ---- embeddings, text completions, model listing ------------------------------------------
 
     /// Creates embeddings and blocks until the outcome is final. The request takes the chat path:
     /// its provider's queue and workers, key selection, retries, deadline, circuit breaker and
@@ -357,8 +357,7 @@ class Gateway {
     /// A legacy text completion, asynchronously; completes with `void(TextCompletionResult)`.
     template <class CompletionToken>
     auto async_text_complete(const TextCompletionRequest& request, CompletionToken&& token) {
-        return async_text_complete(request, RequestOptions{},
-                                   std::forward<CompletionToken>(token));
+        return async_text_complete(request, RequestOptions{}, std::forward<CompletionToken>(token));
     }
 
     template <class CompletionToken>
@@ -386,8 +385,7 @@ class Gateway {
         detail::ProviderQueue* q = find(provider);
         if (q == nullptr) {
             Error e = errors::invalid_request(
-                "unknown provider '" + std::string(provider) + "'" + configured_list(),
-                "provider");
+                "unknown provider '" + std::string(provider) + "'" + configured_list(), "provider");
             e.type.assign(error_type::unknown_provider);
             reject(j, std::move(e));
             return make_other<ModelListResult>(j);
@@ -516,8 +514,7 @@ class Gateway {
     /// A fallback attempt for a request of another kind (as above).
     template <class Req>
     requires(std::is_same_v<Req, EmbeddingRequest> || std::is_same_v<Req, TextCompletionRequest>)
-        detail::Job* make_fallback(
-        const Req& original, const detail::Job* primary, std::size_t k) {
+        detail::Job* make_fallback(const Req& original, const detail::Job* primary, std::size_t k) {
         detail::Job* f = acquire_job();
         detail::load(f, original);
         Req& req = detail::op_request<Req>(f->ops());

@@ -149,8 +149,8 @@ TEST_CASE("operations: a text completion is answered at the provider's completio
     MockGateway<> gw(test::options());
     REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("openai", test::provider_config(),
                                                               {rec.script()}));
-    REQUIRE_FALSE(gw.add_provider<bifrost::providers::Perplexity>(
-        "pplx", test::provider_config(), {rec.script()}));
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::Perplexity>("pplx", test::provider_config(),
+                                                                  {rec.script()}));
 
     auto req = completion("openai/gpt-3.5-turbo-instruct", "Once upon");
     req.max_tokens = 16;
@@ -202,7 +202,8 @@ TEST_CASE("operations: a malformed upstream answer is a 502 naming the field", "
     MockGateway<> gw(test::options());
     REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>(
         "openai", test::provider_config(),
-        {mock::fixed(200, R"({"object":"list","data":[{"embedding":"x"},{"embedding":[1,"a"]}]})")}));
+        {mock::fixed(200,
+                     R"({"object":"list","data":[{"embedding":"x"},{"embedding":[1,"a"]}]})")}));
     const EmbeddingResult r = gw.embed(embedding("openai/e"));
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().status == 502);
@@ -217,8 +218,8 @@ TEST_CASE("operations: retryable failures are retried", "[operations]") {
     cfg.network_config.max_retries = 2;
     cfg.network_config.retry_backoff_initial = 1ms;
     cfg.network_config.retry_backoff_max = 2ms;
-    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("openai", cfg,
-                                                              {failing_first(2, 503)}));
+    REQUIRE_FALSE(
+        gw.add_provider<bifrost::providers::OpenAI>("openai", cfg, {failing_first(2, 503)}));
     const EmbeddingResult r = gw.embed(embedding("openai/e"));
     INFO(r.error().message);
     REQUIRE(r.ok());
@@ -267,8 +268,8 @@ TEST_CASE("operations: fallbacks serve when the primary fails", "[operations]") 
 
 TEST_CASE("operations: the deadline gives 504 and cancels the upstream call", "[operations]") {
     MockGateway<> gw(test::options());
-    REQUIRE_FALSE(
-        gw.add_provider<bifrost::providers::OpenAI>("openai", test::provider_config(), {mock::hang()}));
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("openai", test::provider_config(),
+                                                              {mock::hang()}));
     bifrost::RequestOptions opts;
     opts.timeout = 30ms;
     const EmbeddingResult r = gw.embed(embedding("openai/e"), opts);
@@ -285,14 +286,13 @@ TEST_CASE("operations: the deadline gives 504 and cancels the upstream call", "[
 
 TEST_CASE("operations: cancelling async_embed answers 499", "[operations]") {
     MockGateway<> gw(test::options());
-    REQUIRE_FALSE(
-        gw.add_provider<bifrost::providers::OpenAI>("openai", test::provider_config(), {mock::hang()}));
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("openai", test::provider_config(),
+                                                              {mock::hang()}));
     asio::cancellation_signal cancel;
     std::promise<EmbeddingResult> done;
     gw.async_embed(embedding("openai/e"),
-                   asio::bind_cancellation_slot(cancel.slot(), [&](EmbeddingResult r) {
-                       done.set_value(std::move(r));
-                   }));
+                   asio::bind_cancellation_slot(
+                       cancel.slot(), [&](EmbeddingResult r) { done.set_value(std::move(r)); }));
     REQUIRE(test::eventually([&] { return gw.stats().provider("openai")->in_flight == 1; }));
     cancel.emit(asio::cancellation_type::terminal);
     const EmbeddingResult r = done.get_future().get();
@@ -329,8 +329,7 @@ TEST_CASE("operations: a provider without the capability answers 400 unsupported
     CHECK(f->extra_fields.provider == "openai");
 }
 
-TEST_CASE("operations: list_models asks the upstream or answers from the config",
-          "[operations]") {
+TEST_CASE("operations: list_models asks the upstream or answers from the config", "[operations]") {
     Recorder rec;
     MockGateway<> gw(test::options());
     auto cfg = test::provider_config();
@@ -374,7 +373,8 @@ TEST_CASE("operations: list_models keeps the upstream's error", "[operations]") 
     MockGateway<> gw(test::options());
     REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>(
         "openai", test::provider_config(),
-        {mock::fixed(401, R"({"error":{"message":"Incorrect API key","type":"invalid_request_error"}})")}));
+        {mock::fixed(
+            401, R"({"error":{"message":"Incorrect API key","type":"invalid_request_error"}})")}));
     const bifrost::ModelListResult r = gw.list_models("openai");
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().status == 401);
@@ -394,7 +394,8 @@ TEST_CASE("operations: pooled jobs serve chat and other kinds in turn", "[operat
             CHECK(e->data.size() == static_cast<std::size_t>(3 - i));
         }
         {
-            const bifrost::Result c = gw.chat(test::request("openai/m", "round " + std::to_string(i)));
+            const bifrost::Result c =
+                gw.chat(test::request("openai/m", "round " + std::to_string(i)));
             REQUIRE(c.ok());
             CHECK(c->choices.at(0).message.content == "Echo: round " + std::to_string(i));
         }

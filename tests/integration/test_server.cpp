@@ -529,7 +529,8 @@ TEST_CASE("server: stop drains: in-flight requests finish, idle connections clos
     CHECK(h.mock_stats().completed == 1);
 }
 
-// ---- embeddings and legacy text completions ------------------------------------------------------
+// ---- embeddings and legacy text completions
+// ------------------------------------------------------
 
 namespace {
 
@@ -587,8 +588,8 @@ TEST_CASE("server: legacy text completions are answered in OpenAI's format",
     const Response bad = c.post("/v1/completions", chat_body);
     CHECK(bad.result_int() == 400);
     CHECK(error_of(bad).at("message").as_string() == "prompt: required field is missing");
-    const Response stream = c.post(
-        "/v1/completions", R"({"model":"mock/x","prompt":"p","stream":true})");
+    const Response stream =
+        c.post("/v1/completions", R"({"model":"mock/x","prompt":"p","stream":true})");
     CHECK(stream.result_int() == 400);
     CHECK(error_of(stream).at("param").as_string() == "stream");
 }
@@ -604,7 +605,8 @@ TEST_CASE("server: embeddings and completions map errors as chat does", "[server
         CHECK(e.at("param").as_string() == "input");
         const Response tok = c.post("/v1/embeddings", R"({"model":"mock/e","input":[1,"x"]})");
         REQUIRE(tok.result_int() == 400);
-        CHECK(error_of(tok).at("message").as_string() == "input[1]: expected an integer, got a string");
+        CHECK(error_of(tok).at("message").as_string() ==
+              "input[1]: expected an integer, got a string");
     }
     SECTION("unknown provider") {
         Harness h;
@@ -614,8 +616,9 @@ TEST_CASE("server: embeddings and completions map errors as chat does", "[server
         CHECK(error_of(res).at("type").as_string() == "unknown_provider");
     }
     SECTION("upstream error keeps status and message") {
-        Harness h({}, mock::fixed(429, R"({"error":{"message":"Rate limit reached","type":"tokens",)"
-                                       R"("code":"rate_limit_exceeded"}})"));
+        Harness h({},
+                  mock::fixed(429, R"({"error":{"message":"Rate limit reached","type":"tokens",)"
+                                   R"("code":"rate_limit_exceeded"}})"));
         Client c(h.server->port());
         for (std::string target : {"/v1/embeddings", "/v1/completions"}) {
             const Response res =
@@ -663,5 +666,6 @@ TEST_CASE("server: a client that disconnects cancels its embeddings call",
         c.close();
     }
     REQUIRE(test::eventually([&] { return h.mock_stats().cancelled == 1; }));
-    CHECK(test::eventually([&] { return h.log_text().find(R"("status":499)") != std::string::npos; }));
+    CHECK(test::eventually(
+        [&] { return h.log_text().find(R"("status":499)") != std::string::npos; }));
 }

@@ -164,10 +164,11 @@ TEST_CASE("schema operations: embeddings responses parse and re-write") {
 
     std::string out;
     bifrost::write_embedding_response(out, r);
-    CHECK(out ==
-          R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.0023064255,-0.009327292,1]},)"
-          R"({"object":"embedding","index":1,"embedding":"AAAAPw==","extra":true}],)"
-          R"("model":"text-embedding-3-small","usage":{"prompt_tokens":8,"total_tokens":8}})");
+    CHECK(
+        out ==
+        R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.0023064255,-0.009327292,1]},)"
+        R"({"object":"embedding","index":1,"embedding":"AAAAPw==","extra":true}],)"
+        R"("model":"text-embedding-3-small","usage":{"prompt_tokens":8,"total_tokens":8}})");
     EmbeddingOutcome again;
     REQUIRE(bifrost::parse_embedding_response(out, again));
     CHECK(again.response == r);
@@ -190,8 +191,8 @@ TEST_CASE("schema operations: malformed embeddings responses are 502s naming the
           "upstream response: usage.total_tokens: expected an integer, got a string");
     // Lenient: object, model, index and usage may be missing.
     EmbeddingOutcome o;
-    REQUIRE(bifrost::parse_embedding_response(R"({"data":[{"embedding":[1]},{"embedding":[2]}]})",
-                                              o));
+    REQUIRE(
+        bifrost::parse_embedding_response(R"({"data":[{"embedding":[1]},{"embedding":[2]}]})", o));
     CHECK(o.response.object == "list");
     CHECK(o.response.data[1].index == 1);
     CHECK_FALSE(o.response.usage);
@@ -238,8 +239,8 @@ TEST_CASE("schema operations: text completion requests round-trip") {
     CHECK_FALSE(doc.contains("provider"));
 
     // "stop" may be a single string.
-    REQUIRE(bifrost::parse_text_completion_request(R"({"model":"m","prompt":"p","stop":"x"})",
-                                                   back, e));
+    REQUIRE(bifrost::parse_text_completion_request(R"({"model":"m","prompt":"p","stop":"x"})", back,
+                                                   e));
     CHECK(back.stop == std::vector<std::string>{"x"});
     CHECK(back.prompt == TextInput::text("p"));
 }
@@ -291,7 +292,8 @@ TEST_CASE("schema operations: text completion responses parse and re-write") {
 
     TextCompletionOutcome bad;
     REQUIRE_FALSE(bifrost::parse_text_completion_response(R"({"choices":[{"text":5}]})", bad));
-    CHECK(bad.error.message == "upstream response: choices[0].text: expected a string, got a number");
+    CHECK(bad.error.message ==
+          "upstream response: choices[0].text: expected a string, got a number");
 }
 
 TEST_CASE("schema operations: model lists parse and re-write") {

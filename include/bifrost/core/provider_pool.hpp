@@ -263,10 +263,10 @@ class ProviderPool final : public ProviderQueue {
         switch (j->op) {
             case Operation::embedding:
                 if constexpr (EmbeddingProvider<P>) {
-                    provider_.build_embedding(RequestContext<EmbeddingRequest>{d.embedding_request,
-                                                                               j->model_id, key,
-                                                                               config},
-                                              j->http_request);
+                    provider_.build_embedding(
+                        RequestContext<EmbeddingRequest>{d.embedding_request, j->model_id, key,
+                                                         config},
+                        j->http_request);
                     return true;
                 }
                 break;

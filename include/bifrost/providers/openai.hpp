@@ -130,8 +130,8 @@ inline void build_openai_text_completion(const RequestContext<TextCompletionRequ
 }
 
 /// Fills an OpenAI-format `GET .../models` request.
-inline void build_openai_list_models(const RequestContext<ListModelsRequest>& ctx,
-                                     HttpRequest& out, std::string_view default_base_url,
+inline void build_openai_list_models(const RequestContext<ListModelsRequest>& ctx, HttpRequest& out,
+                                     std::string_view default_base_url,
                                      std::string_view chat_path) {
     build_openai_head(ctx.config, ctx.key, out, HttpMethod::get, default_base_url,
                       sibling_path(chat_path, "/models"));

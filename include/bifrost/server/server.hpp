@@ -680,8 +680,8 @@ class Server {
     /// The HTTP answer to a request of another kind, as `chat` makes it: 499 when the client
     /// went away first, the error, or the response written by `write`.
     template <class R, class Write>
-    Response answer(Connection& c, unsigned v, Exchange& ex, std::variant<R, std::monostate> outcome,
-                    Write write) {
+    Response answer(Connection& c, unsigned v, Exchange& ex,
+                    std::variant<R, std::monostate> outcome, Write write) {
         if (outcome.index() == 1) {
             c.client_gone = true;
             return error_response(v, errors::cancelled(""));

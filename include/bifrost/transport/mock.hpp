@@ -26,8 +26,8 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <functional>
 #include <memory>
@@ -223,8 +223,9 @@ inline void write_embeddings(std::string& out, const boost::json::value& body) {
             h ^= h >> 33;
             x = static_cast<float>(static_cast<double>(h % 2001) / 1000.0 - 1.0);
         }
-        w.begin_object().field("object", "embedding").field_int("index",
-                                                                static_cast<std::int64_t>(i));
+        w.begin_object()
+            .field("object", "embedding")
+            .field_int("index", static_cast<std::int64_t>(i));
         w.key("embedding");
         if (base64) {
             static constexpr char table[] =
@@ -265,8 +266,7 @@ inline void write_text_completion(std::string& out, const boost::json::value& bo
         if (const auto* p = o->if_contains("prompt")) {
             if (p->is_string()) {
                 prompt = p->get_string();
-            } else if (p->is_array() && !p->get_array().empty() &&
-                       p->get_array()[0].is_string()) {
+            } else if (p->is_array() && !p->get_array().empty() && p->get_array()[0].is_string()) {
                 prompt = p->get_array()[0].get_string();
             }
         }
