@@ -450,7 +450,22 @@ struct EmbeddingGuard {
     }
 };
 
+/// Only an embeddings post-hook: still a plugin.
+struct EmbeddingOnly {
+    void post_hook(Context&, EmbeddingOutcome&) {}
+};
+static_assert(bifrost::Plugin<EmbeddingOnly> && bifrost::Plugin<ChatTracer> &&
+              !bifrost::HasPreHookFor<ChatTracer, EmbeddingRequest> &&
+              bifrost::HasPreHookFor<EmbeddingGuard, EmbeddingRequest>);
+
 }  // namespace
+
+TEST_CASE("operations: an embeddings-only plugin leaves chat alone", "[operations][plugins]") {
+    MockGateway<bifrost::queue::Block, EmbeddingOnly> gw(test::options());
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("openai", test::provider_config()));
+    CHECK(gw.chat(test::request("openai/m", "x")).ok());
+    CHECK(gw.embed(embedding("openai/e")).ok());
+}
 
 TEST_CASE("operations: plugins run the hooks written for the request's kind",
           "[operations][plugins]") {
