@@ -5,7 +5,9 @@
 // listen on 127.0.0.1 on a free port, and count what they see.
 //
 // POST /v1/chat/completions answers "Echo: <last user message>" (or, with "stream": true, an SSE
-// stream of chunks then `data: [DONE]`); GET /v1/models lists one model. `Behaviour` sets the
+// stream of chunks then `data: [DONE]`); POST /v1/embeddings and /v1/completions answer in
+// OpenAI's shapes (`mock::write_embeddings`, `mock::write_text_completion`); GET /v1/models lists
+// one model. `Behaviour` sets the
 // latency, an error status and body, closing after each response, dropping a connection midway,
 // byte-by-byte writes, closing idle connections, and more; it can change while running.
 
@@ -370,7 +372,10 @@ class MockUpstream {
                 keep));
             return keep;
         }
-        if (req.method() != http::verb::post || req.target() != "/v1/chat/completions") {
+        const bool embeddings = req.target() == "/v1/embeddings";
+        const bool completions = req.target() == "/v1/completions";
+        if (req.method() != http::verb::post ||
+            (req.target() != "/v1/chat/completions" && !embeddings && !completions)) {
             segments.push_back(whole(
                 404, R"({"error":{"message":"no such route","type":"invalid_request_error"}})",
                 keep));
@@ -394,6 +399,15 @@ class MockUpstream {
             if (const auto* m = o->if_contains("model"); m && m->is_string())
                 model = m->get_string();
             if (const auto* s = o->if_contains("stream"); s && s->is_bool()) stream = s->get_bool();
+        }
+        if (embeddings || completions) {
+            std::string out;
+            if (embeddings)
+                bifrost::transport::mock::write_embeddings(out, body);
+            else
+                bifrost::transport::mock::write_text_completion(out, body, seq_.fetch_add(1));
+            segments.push_back(whole(200, out, keep));
+            return keep;
         }
         std::string text(bifrost::transport::mock::last_user_text(body));
         text.append(b.pad_bytes, 'x');

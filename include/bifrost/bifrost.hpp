@@ -19,6 +19,7 @@
 #include <bifrost/core/context.hpp>
 #include <bifrost/core/histogram.hpp>
 #include <bifrost/core/key_selector.hpp>
+#include <bifrost/core/operation_result.hpp>
 #include <bifrost/core/result.hpp>
 #include <bifrost/core/stats.hpp>
 #include <bifrost/gateway.hpp>
@@ -30,8 +31,14 @@
 #include <bifrost/queue/policies.hpp>
 #include <bifrost/queue/ring.hpp>
 #include <bifrost/schema/chat.hpp>
+#include <bifrost/schema/completion.hpp>
+#include <bifrost/schema/embedding.hpp>
 #include <bifrost/schema/error.hpp>
+#include <bifrost/schema/input.hpp>
 #include <bifrost/schema/json.hpp>
+#include <bifrost/schema/models.hpp>
+#include <bifrost/schema/operation_outcome.hpp>
+#include <bifrost/schema/operations_json.hpp>
 #include <bifrost/schema/outcome.hpp>
 #include <bifrost/transport/beast.hpp>
 #include <bifrost/transport/http.hpp>

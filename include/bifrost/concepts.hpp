@@ -11,6 +11,10 @@
 #include <bifrost/pool/stats.hpp>
 #include <bifrost/queue/on_full.hpp>
 #include <bifrost/schema/chat.hpp>
+#include <bifrost/schema/completion.hpp>
+#include <bifrost/schema/embedding.hpp>
+#include <bifrost/schema/models.hpp>
+#include <bifrost/schema/operation_outcome.hpp>
 #include <bifrost/schema/outcome.hpp>
 #include <bifrost/schema/stream.hpp>
 #include <bifrost/transport/http.hpp>
@@ -29,6 +33,17 @@ namespace bifrost {
 struct BuildContext {
     const ChatRequest& request;    ///< the request after pre-hooks
     std::string_view model;        ///< the provider-local model id ("gpt-4o" of "openai/gpt-4o")
+    const Key* key;                ///< the selected key; nullptr for keyless providers
+    const ProviderConfig& config;  ///< the provider instance's configuration
+};
+
+/// What a provider needs to build one upstream request of a kind other than chat
+/// (`RequestContext<EmbeddingRequest>`, `RequestContext<TextCompletionRequest>`,
+/// `RequestContext<ListModelsRequest>`): the same facts as `BuildContext`.
+template <class Request>
+struct RequestContext {
+    const Request& request;        ///< the request after pre-hooks
+    std::string_view model;        ///< the provider-local model id (empty for model listing)
     const Key* key;                ///< the selected key; nullptr for keyless providers
     const ProviderConfig& config;  ///< the provider instance's configuration
 };
@@ -111,6 +126,39 @@ concept Provider = std::copy_constructible<P> &&
     p.parse_chat(in, outcome);
 };
 
+/// A provider that can create embeddings (OpenAI's `/v1/embeddings`): `build_embedding` fills the
+/// upstream request, `parse_embedding` reads the answer (any status) into `outcome.response` or
+/// `outcome.error`, as `build_chat` / `parse_chat` do. Optional: the gateway answers embedding
+/// requests for a provider without these members with 400 `unsupported_operation`.
+template <class P>
+concept EmbeddingProvider = Provider<P> &&
+    requires(const P& p, const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out,
+             const HttpResponse& in, EmbeddingOutcome& outcome) {
+    p.build_embedding(ctx, out);
+    p.parse_embedding(in, outcome);
+};
+
+/// A provider that serves legacy text completions (OpenAI's `/v1/completions`), as
+/// `EmbeddingProvider` with `build_text_completion` / `parse_text_completion`.
+template <class P>
+concept TextCompletionProvider = Provider<P> &&
+    requires(const P& p, const RequestContext<TextCompletionRequest>& ctx, HttpRequest& out,
+             const HttpResponse& in, TextCompletionOutcome& outcome) {
+    p.build_text_completion(ctx, out);
+    p.parse_text_completion(in, outcome);
+};
+
+/// A provider that can list its upstream's models (OpenAI's `GET /v1/models`), as
+/// `EmbeddingProvider` with `build_list_models` / `parse_list_models`. Without it,
+/// `Gateway::list_models` answers from the configured keys' `models`.
+template <class P>
+concept ModelListingProvider = Provider<P> &&
+    requires(const P& p, const RequestContext<ListModelsRequest>& ctx, HttpRequest& out,
+             const HttpResponse& in, ModelListOutcome& outcome) {
+    p.build_list_models(ctx, out);
+    p.parse_list_models(in, outcome);
+};
+
 /// A provider that can stream chat completions.
 ///
 /// `build_chat_stream` fills the upstream request for a streamed completion (as `build_chat`,
@@ -162,6 +210,14 @@ concept PoolPolicy = requires(typename P::template pool<detail::PoolObjectArchet
 /// receives the result; it may change the response or the error. Hooks run concurrently for
 /// different requests, so plugin state must be thread-safe. An exception from a hook becomes a
 /// 500 `plugin_error` for that request.
+///
+/// Other kinds of request run the hooks written for them and skip the others: a plugin with
+/// `pre_hook(Context&, EmbeddingRequest&)` / `post_hook(Context&, EmbeddingOutcome&)` (or the
+/// `TextCompletionRequest` / `TextCompletionOutcome` pair) sees embeddings (text completions); a
+/// chat-only plugin is skipped for them (and counts as having run). A pre-hook of another kind may
+/// rewrite the request or fail it (`ctx.fail`); `ctx.respond` answers chat requests only. A
+/// generic hook (`pre_hook(Context&, auto&)`) is called for every kind, so it must compile for
+/// each. Model listing runs no hooks.
 template <class P>
 concept HasPreHook = requires(P& p, Context& ctx, ChatRequest& req) {
     p.pre_hook(ctx, req);
@@ -172,7 +228,21 @@ concept HasPostHook = requires(P& p, Context& ctx, Outcome& out) {
     p.post_hook(ctx, out);
 };
 
+/// A plugin with a pre-hook for requests of type `Request` (`EmbeddingRequest`, ...).
+template <class P, class Request>
+concept HasPreHookFor = requires(P& p, Context& ctx, Request& req) {
+    p.pre_hook(ctx, req);
+};
+
+/// A plugin with a post-hook for outcomes of type `O` (`EmbeddingOutcome`, ...).
+template <class P, class O>
+concept HasPostHookFor = requires(P& p, Context& ctx, O& out) {
+    p.post_hook(ctx, out);
+};
+
 template <class P>
-concept Plugin = HasPreHook<P> || HasPostHook<P>;
+concept Plugin = HasPreHook<P> || HasPostHook<P> || HasPreHookFor<P, EmbeddingRequest> ||
+    HasPostHookFor<P, EmbeddingOutcome> || HasPreHookFor<P, TextCompletionRequest> ||
+    HasPostHookFor<P, TextCompletionOutcome>;
 
 }  // namespace bifrost

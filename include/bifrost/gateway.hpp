@@ -1,7 +1,8 @@
 #pragma once
 /// \file
 /// `Gateway<Transport, QueuePolicy, PoolPolicy, Plugins...>`: the unified entry point. Callers
-/// on any number of threads send chat requests; each request runs the plugins' pre-hooks, is
+/// on any number of threads send chat requests (and embeddings, legacy text completions and
+/// model listings, which take the same path); each request runs the plugins' pre-hooks, is
 /// routed by its `"provider/model"` name to that provider's own bounded lock-free queue, is
 /// served by that provider's own worker threads (with retries), comes back through the
 /// post-hooks, and, when it failed, is tried again on each of its fallbacks in turn. Everything
@@ -11,6 +12,7 @@
 #include <bifrost/config/provider_config.hpp>
 #include <bifrost/core/context.hpp>
 #include <bifrost/core/job.hpp>
+#include <bifrost/core/operation_result.hpp>
 #include <bifrost/core/provider_pool.hpp>
 #include <bifrost/core/provider_queue.hpp>
 #include <bifrost/core/result.hpp>
@@ -19,8 +21,13 @@
 #include <bifrost/detail/common.hpp>
 #include <bifrost/queue/policies.hpp>
 #include <bifrost/schema/chat.hpp>
+#include <bifrost/schema/completion.hpp>
+#include <bifrost/schema/embedding.hpp>
 #include <bifrost/schema/error.hpp>
+#include <bifrost/schema/models.hpp>
+#include <bifrost/schema/operation_outcome.hpp>
 
+#include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -30,6 +37,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/system_executor.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -73,7 +81,74 @@ struct GatewayAccess {
     }
     static void set_provider(Job* j, std::string_view p) noexcept { j->ctx.provider_ = p; }
     static void mark_short_circuit(Job* j) noexcept { j->ctx.short_circuit_ = true; }
+    /// Moves the job of a finished request from its `Result` into the handle of its kind.
+    template <class R>
+    static R convert(Result&& r) noexcept {
+        return R(std::exchange(r.job_, nullptr));
+    }
 };
+
+/// Wraps the handler of a request of another kind so that the chat machinery can complete it
+/// with a `Result`: converts that to the kind's handle `R`. Keeps the handler's associated
+/// executor, allocator and cancellation slot.
+template <class Handler, class R>
+struct ResultAdapter {
+    Handler handler;
+
+    using executor_type = asio::associated_executor_t<Handler>;
+    executor_type get_executor() const noexcept { return asio::get_associated_executor(handler); }
+    using allocator_type = asio::associated_allocator_t<Handler>;
+    allocator_type get_allocator() const noexcept {
+        return asio::get_associated_allocator(handler);
+    }
+    using cancellation_slot_type = asio::associated_cancellation_slot_t<Handler>;
+    cancellation_slot_type get_cancellation_slot() const noexcept {
+        return asio::get_associated_cancellation_slot(handler);
+    }
+
+    void operator()(Result r) { std::move(handler)(GatewayAccess::convert<R>(std::move(r))); }
+};
+
+/// The request of kind `Req` stored in a job's `op_data`.
+template <class Req>
+Req& op_request(OperationData& d) noexcept {
+    if constexpr (std::is_same_v<Req, EmbeddingRequest>)
+        return d.embedding_request;
+    else
+        return d.completion_request;
+}
+
+template <class Req>
+constexpr Operation operation_of() noexcept {
+    return std::is_same_v<Req, EmbeddingRequest> ? Operation::embedding
+                                                 : Operation::text_completion;
+}
+
+/// Copies the routing fields of the job's request of another kind into `request`, where routing
+/// and the queue policy read them.
+inline void sync_routing(Job* j) {
+    const auto copy = [&](const auto& req) {
+        j->request.model = req.model;
+        j->request.provider = req.provider;
+    };
+    if (j->op == Operation::embedding)
+        copy(j->ops().embedding_request);
+    else if (j->op == Operation::text_completion)
+        copy(j->ops().completion_request);
+}
+
+/// Loads a request of another kind into a fresh job.
+template <class Req>
+void load(Job* j, const Req& req) {
+    j->op = operation_of<Req>();
+    OperationData& d = j->ops();
+    op_request<Req>(d) = req;
+    d.template outcome<std::conditional_t<std::is_same_v<Req, EmbeddingRequest>, EmbeddingResponse,
+                                          TextCompletionResponse>>()
+        .recycle();
+    j->request.messages.clear();
+    sync_routing(j);
+}
 
 /// Owns one reference to a job until released (async initiation arguments).
 class JobRef {
@@ -110,7 +185,8 @@ constexpr std::string_view plugin_name() {
 /// - `PoolT`: where per-request objects come from (`pool::Preallocated`, `pool::Heap`).
 /// - `Plugins...`: pre-hooks run in this order, post-hooks in reverse.
 ///
-/// Thread safety: `chat`, `async_chat`, `stats` and `update_provider` may be called from any
+/// Thread safety: `chat`, `async_chat`, `embed`, `async_embed`, `text_complete`,
+/// `async_text_complete`, `list_models`, `stats` and `update_provider` may be called from any
 /// number of threads at once. `add_provider` may run concurrently with requests (a request for
 /// a provider not yet added fails with 400). `shutdown` may be called from any thread; the
 /// destructor calls it.
@@ -248,6 +324,97 @@ class Gateway {
             Initiation{this, opts}, token, std::move(primary), std::move(origin));
     }
 
+    // ---- embeddings, text completions, model listing ------------------------------------------
+
+    /// Creates embeddings and blocks until the outcome is final. The request takes the chat path:
+    /// its provider's queue and workers, key selection, retries, deadline, circuit breaker and
+    /// fallbacks, plus the plugins' embedding hooks. A provider type without the capability
+    /// (`EmbeddingProvider`) answers 400 `unsupported_operation`.
+    EmbeddingResult embed(const EmbeddingRequest& request, const RequestOptions& opts = {}) {
+        return run_sync_other<EmbeddingResult>(request, opts);
+    }
+
+    /// Creates embeddings asynchronously; completes with `void(EmbeddingResult)`. Completion
+    /// tokens, executors and cancellation work as for `async_chat`.
+    template <class CompletionToken>
+    auto async_embed(const EmbeddingRequest& request, CompletionToken&& token) {
+        return async_embed(request, RequestOptions{}, std::forward<CompletionToken>(token));
+    }
+
+    template <class CompletionToken>
+    auto async_embed(const EmbeddingRequest& request, const RequestOptions& opts,
+                     CompletionToken&& token) {
+        return async_other<EmbeddingResult>(request, opts, std::forward<CompletionToken>(token));
+    }
+
+    /// A legacy text completion (OpenAI's `/v1/completions`), blocking; as `embed`
+    /// (`TextCompletionProvider`).
+    TextCompletionResult text_complete(const TextCompletionRequest& request,
+                                       const RequestOptions& opts = {}) {
+        return run_sync_other<TextCompletionResult>(request, opts);
+    }
+
+    /// A legacy text completion, asynchronously; completes with `void(TextCompletionResult)`.
+    template <class CompletionToken>
+    auto async_text_complete(const TextCompletionRequest& request, CompletionToken&& token) {
+        return async_text_complete(request, RequestOptions{}, std::forward<CompletionToken>(token));
+    }
+
+    template <class CompletionToken>
+    auto async_text_complete(const TextCompletionRequest& request, const RequestOptions& opts,
+                             CompletionToken&& token) {
+        return async_other<TextCompletionResult>(request, opts,
+                                                 std::forward<CompletionToken>(token));
+    }
+
+    /// The models of provider `provider`, blocking. A `ModelListingProvider` is asked upstream
+    /// (OpenAI's `GET /v1/models`) through its queue and workers, with retries, deadline and
+    /// circuit breaker (no fallbacks, no plugin hooks; any enabled key is used). Other providers
+    /// are answered at once from the configured keys' `models` (empty when every key serves all
+    /// models). Ids are the provider's own; `extra_fields.provider` names the provider.
+    ModelListResult list_models(std::string_view provider, const RequestOptions& opts = {}) {
+        detail::Job* j = acquire_job();
+        j->op = Operation::list_models;
+        detail::OperationData& d = j->ops();
+        d.models.recycle();
+        d.list_request.provider.assign(provider);
+        j->request.messages.clear();
+        j->request.model.clear();
+        j->request.provider.assign(provider);
+        detail::GatewayAccess::begin(j, next_id(), Clock::now(), opts.user_data, 0);
+        detail::ProviderQueue* q = find(provider);
+        if (q == nullptr) {
+            Error e = errors::invalid_request(
+                "unknown provider '" + std::string(provider) + "'" + configured_list(), "provider");
+            e.type.assign(error_type::unknown_provider);
+            reject(j, std::move(e));
+            return make_other<ModelListResult>(j);
+        }
+        j->target = q;
+        j->model_id = {};
+        detail::GatewayAccess::set_provider(j, q->name());
+        if (!q->supports(Operation::list_models)) {
+            ModelList& list = d.models.response;
+            for (const Key& k : q->settings().config.keys) {
+                if (!k.enabled) continue;
+                for (const std::string& m : k.models) {
+                    const bool seen = std::any_of(list.data.begin(), list.data.end(),
+                                                  [&](const ModelInfo& i) { return i.id == m; });
+                    if (seen) continue;
+                    ModelInfo info;
+                    info.id = m;
+                    info.owned_by.assign(q->name());
+                    list.data.push_back(std::move(info));
+                }
+            }
+            list.extra_fields.provider.assign(q->name());
+            return make_other<ModelListResult>(j);
+        }
+        j->deadline = attempt_deadline(*q, overall_deadline(opts));
+        if (admit(j, true)) wait_sync(j);
+        return make_other<ModelListResult>(j);
+    }
+
     /// A snapshot of every provider's figures and the pool's.
     [[nodiscard]] GatewayStats stats() const {
         GatewayStats s;
@@ -344,6 +511,84 @@ class Gateway {
         return f;
     }
 
+    /// A fallback attempt for a request of another kind (as above).
+    template <class Req>
+    requires(std::is_same_v<Req, EmbeddingRequest> || std::is_same_v<Req, TextCompletionRequest>)
+        detail::Job* make_fallback(const Req& original, const detail::Job* primary, std::size_t k) {
+        detail::Job* f = acquire_job();
+        detail::load(f, original);
+        Req& req = detail::op_request<Req>(f->ops());
+        req.model = original.fallbacks[k];
+        req.provider.clear();
+        detail::sync_routing(f);
+        detail::GatewayAccess::begin(f, primary->ctx.request_id(), primary->ctx.start_time(),
+                                     primary->ctx.user_data(), static_cast<int>(k + 1));
+        fallback_attempts_.fetch_add(1, std::memory_order_relaxed);
+        return f;
+    }
+
+    /// The k-th fallback attempt of the request held by `origin` (any kind).
+    detail::Job* make_fallback(detail::Job* origin, const detail::Job* primary, std::size_t k) {
+        switch (origin->op) {
+            case Operation::embedding:
+                return make_fallback(origin->ops().embedding_request, primary, k);
+            case Operation::text_completion:
+                return make_fallback(origin->ops().completion_request, primary, k);
+            case Operation::chat:
+            case Operation::list_models:
+                break;
+        }
+        return make_fallback(origin->request, primary, k);
+    }
+
+    /// How many fallbacks the request held by `origin` lists.
+    static std::size_t fallback_count(detail::Job* origin) {
+        switch (origin->op) {
+            case Operation::embedding:
+                return origin->ops().embedding_request.fallbacks.size();
+            case Operation::text_completion:
+                return origin->ops().completion_request.fallbacks.size();
+            case Operation::chat:
+            case Operation::list_models:
+                break;
+        }
+        return origin->request.fallbacks.size();
+    }
+
+    template <class R>
+    static R make_other(detail::Job* j) noexcept {
+        return detail::GatewayAccess::convert<R>(detail::GatewayAccess::make_result(j));
+    }
+
+    template <class R, class Req>
+    R run_sync_other(const Req& request, const RequestOptions& opts) {
+        detail::Job* j = acquire_job();
+        detail::load(j, request);
+        return detail::GatewayAccess::convert<R>(run_sync(j, request, opts));
+    }
+
+    template <class R>
+    struct OtherInitiation {
+        Gateway* self;
+        RequestOptions opts;
+        template <class Handler>
+        void operator()(Handler&& handler, detail::JobRef primary, detail::JobRef origin) const {
+            self->start_async(
+                detail::ResultAdapter<std::decay_t<Handler>, R>{std::forward<Handler>(handler)},
+                primary.release(), origin.release(), opts);
+        }
+    };
+
+    template <class R, class Req, class CompletionToken>
+    auto async_other(const Req& request, const RequestOptions& opts, CompletionToken&& token) {
+        detail::JobRef primary(acquire_job());
+        detail::load(primary.get(), request);
+        detail::JobRef origin(request.fallbacks.empty() ? nullptr : acquire_job());
+        if (origin.get()) detail::load(origin.get(), request);
+        return asio::async_initiate<CompletionToken, void(R)>(
+            OtherInitiation<R>{this, opts}, token, std::move(primary), std::move(origin));
+    }
+
     /// Whether a failed attempt may be followed by a fallback: not after the caller cancelled,
     /// and not once the gateway is shutting down (providers close one after another, so a
     /// fallback could otherwise still slip into one that has not closed yet).
@@ -355,7 +600,8 @@ class Gateway {
 
     // ---- the synchronous path -----------------------------------------------------------------
 
-    Result run_sync(detail::Job* primary, const ChatRequest& original, const RequestOptions& opts) {
+    template <class Req>
+    Result run_sync(detail::Job* primary, const Req& original, const RequestOptions& opts) {
         const auto overall = overall_deadline(opts);
         detail::GatewayAccess::begin(primary, next_id(), Clock::now(), opts.user_data, 0);
         attempt_sync(primary, overall);
@@ -600,9 +846,9 @@ class Gateway {
         run_post_hooks(j, r.ran);
         detail::Job* primary = r.primary;
         if (!j->outcome.ok() && r.origin != nullptr && may_fall_back(j, primary) &&
-            r.next_fallback < r.origin->request.fallbacks.size() && Clock::now() < r.overall) {
+            r.next_fallback < fallback_count(r.origin) && Clock::now() < r.overall) {
             if (j != primary) j->release();
-            detail::Job* f = make_fallback(r.origin->request, primary, r.next_fallback++);
+            detail::Job* f = make_fallback(r.origin, primary, r.next_fallback++);
             attempt_async(f, std::move(r));
             return;
         }
@@ -650,6 +896,8 @@ class Gateway {
             e.type.assign(error_type::unknown_provider);
             return reject(j, std::move(e));
         }
+        if (j->op != Operation::chat && !q->supports(j->op))
+            return reject(j, errors::unsupported_operation(q->name(), to_string(j->op)));
         j->target = q;
         j->model_id = model;
         detail::GatewayAccess::set_provider(j, q->name());
@@ -702,7 +950,12 @@ class Gateway {
     void pre_hook_one(detail::Job* j, std::size_t& ran, bool& stop) {
         if (stop) return;
         using P = std::tuple_element_t<I, std::tuple<Plugins...>>;
-        if constexpr (HasPreHook<P>) {
+        if (j->op != Operation::chat) {
+            if (!other_pre_hook<P, I>(j)) {
+                stop = true;
+                return;
+            }
+        } else if constexpr (HasPreHook<P>) {
             try {
                 std::get<I>(plugins_).pre_hook(j->ctx, j->request);
             } catch (const std::exception& e) {
@@ -727,9 +980,67 @@ class Gateway {
         (std::make_index_sequence<plugin_count>{});
     }
 
+    /// The pre-hook of plugin `I` for a request of another kind, if it has one for that kind.
+    /// False when it threw (the request then fails with 500 `plugin_error`).
+    template <class P, std::size_t I>
+    bool other_pre_hook(detail::Job* j) {
+        bool ok = true;
+        const auto call = [&](auto& req) {
+            using Req = std::decay_t<decltype(req)>;
+            if constexpr (HasPreHookFor<P, Req>) {
+                try {
+                    std::get<I>(plugins_).pre_hook(j->ctx, req);
+                } catch (const std::exception& e) {
+                    plugin_failed<P>(j, "pre", e.what());
+                    ok = false;
+                } catch (...) {
+                    plugin_failed<P>(j, "pre", "unknown exception");
+                    ok = false;
+                }
+                detail::sync_routing(j);  // the hook may have changed the model
+            }
+        };
+        if (j->op == Operation::embedding)
+            call(j->ops().embedding_request);
+        else if (j->op == Operation::text_completion)
+            call(j->ops().completion_request);
+        return ok;
+    }
+
+    /// The post-hook of plugin `I` for a request of another kind, if it has one for that kind.
+    /// The hook sees the attempt's error in the outcome it receives, and what it leaves there is
+    /// the attempt's error.
+    template <class P, std::size_t I>
+    void other_post_hook(detail::Job* j) {
+        const auto call = [&](auto& outcome) {
+            using O = std::decay_t<decltype(outcome)>;
+            if constexpr (HasPostHookFor<P, O>) {
+                outcome.error = j->outcome.error;
+                try {
+                    std::get<I>(plugins_).post_hook(j->ctx, outcome);
+                } catch (const std::exception& e) {
+                    plugin_failed<P>(j, "post", e.what());
+                    return;
+                } catch (...) {
+                    plugin_failed<P>(j, "post", "unknown exception");
+                    return;
+                }
+                std::swap(j->outcome.error, outcome.error);
+            }
+        };
+        if (j->op == Operation::embedding)
+            call(j->ops().embedding);
+        else if (j->op == Operation::text_completion)
+            call(j->ops().completion);
+    }
+
     template <std::size_t I>
     void post_hook_one(detail::Job* j, std::size_t ran) {
         using P = std::tuple_element_t<I, std::tuple<Plugins...>>;
+        if (j->op != Operation::chat) {
+            if (I < ran) other_post_hook<P, I>(j);
+            return;
+        }
         if constexpr (HasPostHook<P>) {
             if (I >= ran) return;
             try {

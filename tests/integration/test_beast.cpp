@@ -438,3 +438,75 @@ TEST_CASE("beast: URLs are split into host, port and target", "[beast]") {
     CHECK(bifrost::detail::base64("ab") == "YWI=");
     CHECK(bifrost::detail::base64("a") == "YQ==");
 }
+
+// ---- embeddings, text completions, model listing -----------------------------------------------
+
+TEST_CASE("beast: embeddings, text completions and model listing reach the upstream",
+          "[beast][operations]") {
+    test::MockUpstream up;
+    BeastGateway gw(test::options());
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("openai", config_for(up.base_url())));
+
+    bifrost::EmbeddingRequest er;
+    er.model = "openai/text-embedding-3-small";
+    er.input = bifrost::TextInput::of_texts({"one", "two"});
+    er.dimensions = 3;
+    const bifrost::EmbeddingResult e = gw.embed(er);
+    INFO(e.error().message);
+    REQUIRE(e.ok());
+    REQUIRE(e->data.size() == 2);
+    CHECK(e->data[1].embedding.size() == 3);
+    CHECK(e->model == "text-embedding-3-small");
+    CHECK(e->extra_fields.provider == "openai");
+
+    er.encoding_format = "base64";
+    const bifrost::EmbeddingResult b = gw.async_embed(er, asio::use_future).get();
+    REQUIRE(b.ok());
+    CHECK(b->data[0].embedding.empty());
+    CHECK(b->data[0].base64.size() == 16);  // 3 float32s = 12 bytes
+
+    bifrost::TextCompletionRequest tr;
+    tr.model = "openai/gpt-3.5-turbo-instruct";
+    tr.prompt = bifrost::TextInput::text("Complete me");
+    const bifrost::TextCompletionResult t = gw.text_complete(tr);
+    INFO(t.error().message);
+    REQUIRE(t.ok());
+    CHECK(t->choices.at(0).text == "Echo: Complete me");
+
+    const bifrost::ModelListResult m = gw.list_models("openai");
+    INFO(m.error().message);
+    REQUIRE(m.ok());
+    REQUIRE(m->data.size() == 1);
+    CHECK(m->data[0].id == "mock-model");
+
+    const auto seen = up.seen();
+    REQUIRE(seen.size() == 4);
+    CHECK(seen[0].target == "/v1/embeddings");
+    CHECK(seen[0].authorization == "Bearer sk-test-key");
+    CHECK(seen[2].target == "/v1/completions");
+    CHECK(seen[3].method == "GET");
+    CHECK(seen[3].target == "/v1/models");
+    CHECK(seen[3].authorization == "Bearer sk-test-key");
+}
+
+TEST_CASE("beast: an embeddings error keeps the upstream's status and message",
+          "[beast][operations]") {
+    test::MockUpstream up;
+    up.set({.status = 503,
+            .error_body = R"({"error":{"message":"overloaded","type":"server_error"}})"});
+    BeastGateway gw(test::options());
+    auto cfg = config_for(up.base_url());
+    cfg.network_config.max_retries = 1;
+    cfg.network_config.retry_backoff_initial = 1ms;
+    cfg.network_config.retry_backoff_max = 1ms;
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("p", cfg));
+    bifrost::EmbeddingRequest er;
+    er.model = "p/e";
+    er.input = bifrost::TextInput::text("x");
+    const bifrost::EmbeddingResult e = gw.embed(er);
+    REQUIRE_FALSE(e.ok());
+    CHECK(e.error().status == 503);
+    CHECK(e.error().message == "overloaded");
+    CHECK(up.seen().size() == 2);  // retried once
+    CHECK(gw.stats().provider("p")->retries == 1);
+}

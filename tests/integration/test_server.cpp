@@ -261,7 +261,13 @@ TEST_CASE("server: unknown routes are 404 and wrong methods 405", "[server]") {
     CHECK(wrong.result_int() == 405);
     CHECK(wrong[http::field::allow] == "POST");
     CHECK(c.post("/health", "").result_int() == 405);
-    CHECK(c.post("/v1/embeddings", "{}").result_int() == 501);
+    const Response no_model = c.post("/v1/embeddings", "{}");
+    CHECK(no_model.result_int() == 400);
+    CHECK(error_of(no_model).at("message").as_string() == "model: required field is missing");
+    const Response get_embeddings = c.get("/v1/embeddings");
+    CHECK(get_embeddings.result_int() == 405);
+    CHECK(get_embeddings[http::field::allow] == "POST");
+    CHECK(c.get("/v1/completions").result_int() == 405);
 }
 
 TEST_CASE("server: upstream errors keep the provider's status and message", "[server]") {
@@ -521,4 +527,145 @@ TEST_CASE("server: stop drains: in-flight requests finish, idle connections clos
     stopped.get();
     CHECK(h.mock_stats().cancelled == 0);
     CHECK(h.mock_stats().completed == 1);
+}
+
+// ---- embeddings and legacy text completions
+// ------------------------------------------------------
+
+namespace {
+
+const std::string embedding_body =
+    R"({"model":"mock/text-embedding-3-small","input":["alpha","beta"],"dimensions":4})";
+const std::string completion_body =
+    R"({"model":"mock/gpt-3.5-turbo-instruct","prompt":"Say hi","max_tokens":5})";
+
+}  // namespace
+
+TEST_CASE("server: embeddings are answered in OpenAI's format", "[server][operations]") {
+    Harness h;
+    Client c(h.server->port());
+    for (std::string target : {"/v1/embeddings", "/openai/v1/embeddings", "/openai/embeddings"}) {
+        const Response res = c.post(target, embedding_body);
+        REQUIRE(res.result_int() == 200);
+        CHECK(res[http::field::content_type] == "application/json");
+        const auto doc = json::parse(res.body());
+        CHECK(doc.at("object").as_string() == "list");
+        const auto& data = doc.at("data").as_array();
+        REQUIRE(data.size() == 2);
+        CHECK(data[1].at("index").as_int64() == 1);
+        CHECK(data[0].at("object").as_string() == "embedding");
+        CHECK(data[0].at("embedding").as_array().size() == 4);
+        CHECK(doc.at("model").as_string() == "text-embedding-3-small");
+        CHECK(doc.at("usage").at("total_tokens").as_int64() > 0);
+        CHECK(doc.at("extra_fields").at("provider").as_string() == "mock");
+    }
+    CHECK(h.mock_stats().completed == 3);
+    const std::string log = h.log_text();
+    CHECK(log.find(R"("route":"/v1/embeddings")") != std::string::npos);
+    CHECK(log.find(R"("model":"mock/text-embedding-3-small")") != std::string::npos);
+    CHECK(log.find(R"("upstream_ms":)") != std::string::npos);
+
+    std::string metrics = c.get("/metrics").body();
+    CHECK(metrics.find(R"(bifrost_http_requests_total{route="/v1/embeddings",status="200"} 3)") !=
+          std::string::npos);
+}
+
+TEST_CASE("server: legacy text completions are answered in OpenAI's format",
+          "[server][operations]") {
+    Harness h;
+    Client c(h.server->port());
+    for (std::string target : {"/v1/completions", "/openai/v1/completions"}) {
+        const Response res = c.post(target, completion_body);
+        REQUIRE(res.result_int() == 200);
+        const auto doc = json::parse(res.body());
+        CHECK(doc.at("object").as_string() == "text_completion");
+        CHECK(doc.at("choices").at(0).at("text").as_string() == "Echo: Say hi");
+        CHECK(doc.at("choices").at(0).at("finish_reason").as_string() == "stop");
+        CHECK(doc.at("model").as_string() == "gpt-3.5-turbo-instruct");
+        CHECK(doc.at("extra_fields").at("provider").as_string() == "mock");
+    }
+    // A chat body is not a completion: the prompt is missing.
+    const Response bad = c.post("/v1/completions", chat_body);
+    CHECK(bad.result_int() == 400);
+    CHECK(error_of(bad).at("message").as_string() == "prompt: required field is missing");
+    const Response stream =
+        c.post("/v1/completions", R"({"model":"mock/x","prompt":"p","stream":true})");
+    CHECK(stream.result_int() == 400);
+    CHECK(error_of(stream).at("param").as_string() == "stream");
+}
+
+TEST_CASE("server: embeddings and completions map errors as chat does", "[server][operations]") {
+    SECTION("bad input says what and where") {
+        Harness h;
+        Client c(h.server->port());
+        const Response res = c.post("/v1/embeddings", R"({"model":"mock/e","input":42})");
+        REQUIRE(res.result_int() == 400);
+        const auto e = error_of(res);
+        CHECK(e.at("message").as_string() == "input: expected a string or an array, got a number");
+        CHECK(e.at("param").as_string() == "input");
+        const Response tok = c.post("/v1/embeddings", R"({"model":"mock/e","input":[1,"x"]})");
+        REQUIRE(tok.result_int() == 400);
+        CHECK(error_of(tok).at("message").as_string() ==
+              "input[1]: expected an integer, got a string");
+    }
+    SECTION("unknown provider") {
+        Harness h;
+        Client c(h.server->port());
+        const Response res = c.post("/v1/embeddings", R"({"model":"nope/e","input":"x"})");
+        REQUIRE(res.result_int() == 400);
+        CHECK(error_of(res).at("type").as_string() == "unknown_provider");
+    }
+    SECTION("upstream error keeps status and message") {
+        Harness h({},
+                  mock::fixed(429, R"({"error":{"message":"Rate limit reached","type":"tokens",)"
+                                   R"("code":"rate_limit_exceeded"}})"));
+        Client c(h.server->port());
+        for (std::string target : {"/v1/embeddings", "/v1/completions"}) {
+            const Response res =
+                c.post(target, target == "/v1/embeddings" ? embedding_body : completion_body);
+            REQUIRE(res.result_int() == 429);
+            CHECK(error_of(res).at("message").as_string() == "Rate limit reached");
+            CHECK(error_of(res).at("code").as_string() == "rate_limit_exceeded");
+        }
+    }
+    SECTION("deadline") {
+        srv::Options o;
+        o.request_timeout = 50ms;
+        Harness h(o, mock::hang());
+        Client c(h.server->port());
+        const Response res = c.post("/v1/embeddings", embedding_body);
+        REQUIRE(res.result_int() == 504);
+        CHECK(error_of(res).at("type").as_string() == "request_timed_out");
+    }
+}
+
+TEST_CASE("server: virtual keys guard the embeddings and completions routes",
+          "[server][operations]") {
+    srv::Options o;
+    o.virtual_keys = {{"team-a", bifrost::Secret("vk-secret-a"), true}};
+    Harness h(o);
+    Client c(h.server->port());
+    CHECK(c.post("/v1/embeddings", embedding_body).result_int() == 401);
+    CHECK(c.post("/v1/completions", completion_body).result_int() == 401);
+    CHECK(c.post("/v1/embeddings", embedding_body, {{"Authorization", "Bearer vk-secret-a"}})
+              .result_int() == 200);
+    CHECK(c.post("/v1/completions", completion_body, {{"x-bf-vk", "vk-secret-a"}}).result_int() ==
+          200);
+    const std::string log = h.log_text();
+    CHECK(log.find(R"("virtual_key":"team-a")") != std::string::npos);
+    CHECK(log.find("vk-secret-a") == std::string::npos);
+}
+
+TEST_CASE("server: a client that disconnects cancels its embeddings call",
+          "[server][operations][concurrency]") {
+    Harness h({}, mock::hang());
+    {
+        Client c(h.server->port());
+        c.send(http::verb::post, "/v1/embeddings", embedding_body);
+        REQUIRE(test::eventually([&] { return h.mock_stats().in_flight == 1; }));
+        c.close();
+    }
+    REQUIRE(test::eventually([&] { return h.mock_stats().cancelled == 1; }));
+    CHECK(test::eventually(
+        [&] { return h.log_text().find(R"("status":499)") != std::string::npos; }));
 }

@@ -11,6 +11,7 @@
 
 #include <bifrost/config/provider_config.hpp>
 #include <bifrost/core/context.hpp>
+#include <bifrost/core/operation_data.hpp>
 #include <bifrost/detail/common.hpp>
 #include <bifrost/detail/handler_memory.hpp>
 #include <bifrost/schema/chat.hpp>
@@ -24,6 +25,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -46,8 +48,15 @@ struct Job {
     Job& operator=(const Job&) = delete;
 
     Context ctx;
+    /// The chat request; for other kinds only its `model` and `provider` are set (the routing
+    /// fields, copied from the request in `op_data`).
     ChatRequest request;
+    /// The chat outcome; for other kinds its `error` is the attempt's error (the engine's one
+    /// error slot) and the response is in `op_data`.
     Outcome outcome;
+    /// The kind of request; anything but `chat` keeps its request and response in `op_data`.
+    Operation op = Operation::chat;
+    std::unique_ptr<OperationData> op_data;  ///< allocated on first use, kept across reuse
     HttpRequest http_request;
     HttpResponse http_response;
 
@@ -130,10 +139,18 @@ struct Job {
         return state.load(std::memory_order_acquire) == claimed;
     }
 
+    /// The storage for other kinds of request (allocated on the first call).
+    OperationData& ops() {
+        if (!op_data) op_data = std::make_unique<OperationData>();
+        return *op_data;
+    }
+
     /// Makes the job clean for its next request (called by the pool policy on release).
+    /// `op_data` is left as it is: it is cleaned when a request of another kind is loaded.
     void reset() {
         ctx.reset(&outcome);
         outcome.recycle();
+        op = Operation::chat;
         http_request.clear();
         http_response.clear();
         target = nullptr;

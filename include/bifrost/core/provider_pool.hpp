@@ -52,6 +52,10 @@ class ProviderPool final : public ProviderQueue {
           provider_(std::move(provider)),
           worker_spin_(gopts.worker_spin) {
         const ProviderConfig& cfg = settings().config;
+        const auto bit = [](Operation op) { return 1u << static_cast<unsigned>(op); };
+        if constexpr (EmbeddingProvider<P>) operations_ |= bit(Operation::embedding);
+        if constexpr (TextCompletionProvider<P>) operations_ |= bit(Operation::text_completion);
+        if constexpr (ModelListingProvider<P>) operations_ |= bit(Operation::list_models);
         const std::size_t n = cfg.concurrency_and_buffer_size.worker_threads;
         workers_.reserve(n);
         for (std::size_t i = 0; i < n; ++i) {
@@ -220,6 +224,7 @@ class ProviderPool final : public ProviderQueue {
             const Key* key = nullptr;
             if constexpr (P::requires_key) {
                 key = pick_key(settings, j);
+                if (!key && j->op == Operation::list_models) key = any_key(settings);
                 if (!key) {
                     decide(w, j,
                            errors::make(400, error_type::no_key,
@@ -232,8 +237,13 @@ class ProviderPool final : public ProviderQueue {
             }
             j->http_request.clear();
             j->http_response.clear();
-            provider_.build_chat(BuildContext{j->request, j->model_id, key, settings.config},
-                                 j->http_request);
+            if (j->op == Operation::chat) {
+                provider_.build_chat(BuildContext{j->request, j->model_id, key, settings.config},
+                                     j->http_request);
+            } else if (!build_other(j, key, settings.config)) {
+                decide(w, j, errors::unsupported_operation(name_, to_string(j->op)));
+                return;
+            }
             j->upstream_started_at = Clock::now();
             w.transport->async_send(j->http_request, j->http_response,
                                     UpstreamHandler{this, &w, j});
@@ -244,6 +254,88 @@ class ProviderPool final : public ProviderQueue {
         } catch (...) {
             decide(w, j, errors::internal("provider '" + name_ + "' failed", name_));
         }
+    }
+
+    /// Builds the upstream request of a job of a kind other than chat. False when `P` does not
+    /// serve that kind (the gateway refuses those before queueing; this is the backstop).
+    bool build_other(Job* j, const Key* key, const ProviderConfig& config) {
+        OperationData& d = j->ops();
+        switch (j->op) {
+            case Operation::embedding:
+                if constexpr (EmbeddingProvider<P>) {
+                    provider_.build_embedding(
+                        RequestContext<EmbeddingRequest>{d.embedding_request, j->model_id, key,
+                                                         config},
+                        j->http_request);
+                    return true;
+                }
+                break;
+            case Operation::text_completion:
+                if constexpr (TextCompletionProvider<P>) {
+                    provider_.build_text_completion(
+                        RequestContext<TextCompletionRequest>{d.completion_request, j->model_id,
+                                                              key, config},
+                        j->http_request);
+                    return true;
+                }
+                break;
+            case Operation::list_models:
+                if constexpr (ModelListingProvider<P>) {
+                    provider_.build_list_models(
+                        RequestContext<ListModelsRequest>{d.list_request, j->model_id, key, config},
+                        j->http_request);
+                    return true;
+                }
+                break;
+            case Operation::chat:
+                break;
+        }
+        return false;
+    }
+
+    /// Reads the upstream's answer for a job of a kind other than chat into its outcome in
+    /// `op_data`; an error moves to `j->outcome.error`, the engine's error slot. On success,
+    /// returns the response's `extra_fields` for the gateway to fill; else nullptr.
+    ResponseExtra* parse_other(Job* j) {
+        OperationData& d = j->ops();
+        const auto read = [&](auto& outcome, auto parse) -> ResponseExtra* {
+            outcome.recycle();
+            parse(outcome);
+            if (outcome.ok()) return &outcome.response.extra_fields;
+            std::swap(j->outcome.error, outcome.error);
+            return nullptr;
+        };
+        switch (j->op) {
+            case Operation::embedding:
+                if constexpr (EmbeddingProvider<P>)
+                    return read(d.embedding, [&](EmbeddingOutcome& o) {
+                        provider_.parse_embedding(j->http_response, o);
+                    });
+                break;
+            case Operation::text_completion:
+                if constexpr (TextCompletionProvider<P>)
+                    return read(d.completion, [&](TextCompletionOutcome& o) {
+                        provider_.parse_text_completion(j->http_response, o);
+                    });
+                break;
+            case Operation::list_models:
+                if constexpr (ModelListingProvider<P>)
+                    return read(d.models, [&](ModelListOutcome& o) {
+                        provider_.parse_list_models(j->http_response, o);
+                    });
+                break;
+            case Operation::chat:
+                break;
+        }
+        j->outcome.fail(errors::unsupported_operation(name_, to_string(j->op)));
+        return nullptr;
+    }
+
+    /// Any enabled key (model listing concerns no model).
+    static const Key* any_key(const ProviderSettings& s) noexcept {
+        for (const Key& k : s.config.keys)
+            if (k.enabled) return &k;
+        return nullptr;
     }
 
     /// A key for the job; on a retry, another key than the previous try's when there is one.
@@ -294,17 +386,21 @@ class ProviderPool final : public ProviderQueue {
             drop(w, j, true);
             return;
         }
+        ResponseExtra* extra = &j->outcome.response.extra_fields;
         try {
-            provider_.parse_chat(j->http_response, j->outcome);
+            if (j->op == Operation::chat)
+                provider_.parse_chat(j->http_response, j->outcome);
+            else
+                extra = parse_other(j);
         } catch (const std::exception& e) {
             j->outcome.fail(
                 502, error_type::bad_response,
                 std::string("could not read the response of provider '") + name_ + "': " + e.what(),
                 name_);
         }
-        if (j->outcome.ok()) {
-            j->outcome.response.extra_fields.provider.assign(name_);
-            j->outcome.response.extra_fields.latency = j->upstream_latency;
+        if (j->outcome.ok() && extra != nullptr) {
+            extra->provider.assign(name_);
+            extra->latency = j->upstream_latency;
         } else if (j->outcome.error.provider.empty()) {
             j->outcome.error.provider.assign(name_);
         }

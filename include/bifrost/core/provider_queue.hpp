@@ -115,6 +115,11 @@ class ProviderQueue {
     [[nodiscard]] const ProviderSettings& settings() const noexcept {
         return *settings_.load(std::memory_order_acquire);
     }
+    /// Whether the provider type serves requests of kind `op` (chat always).
+    [[nodiscard]] bool supports(Operation op) const noexcept {
+        return (operations_ & (1u << static_cast<unsigned>(op))) != 0;
+    }
+
     /// The attempt timeout (`default_request_timeout_in_seconds`; 0 = none).
     [[nodiscard]] std::chrono::nanoseconds default_timeout() const noexcept {
         return settings().config.network_config.default_request_timeout;
@@ -450,6 +455,9 @@ class ProviderQueue {
 
     LatencyHistogram queue_wait_;
     LatencyHistogram upstream_;
+    /// Bit `1 << Operation`: the kinds of request the provider type serves (set once, before
+    /// any request).
+    std::uint8_t operations_ = 1u << static_cast<unsigned>(Operation::chat);
 
   private:
     void prepare(Job* j) noexcept {

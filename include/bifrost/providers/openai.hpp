@@ -1,11 +1,13 @@
 #pragma once
 /// \file
-/// `providers::OpenAI`: OpenAI's chat-completions API. The unified schema is OpenAI's shape, so
-/// the mapping is a rewrite of `model` to the provider-local id and the bearer key.
+/// `providers::OpenAI`: OpenAI's chat-completions API, plus embeddings, legacy text completions
+/// and model listing. The unified schema is OpenAI's shape, so the mapping is a rewrite of `model`
+/// to the provider-local id and the bearer key.
 
 #include <bifrost/concepts.hpp>
 #include <bifrost/schema/error.hpp>
 #include <bifrost/schema/json.hpp>
+#include <bifrost/schema/operations_json.hpp>
 #include <bifrost/transport/http.hpp>
 
 #include <boost/json/parse.hpp>
@@ -75,19 +77,74 @@ inline std::string_view base_url(const ProviderConfig& cfg, std::string_view fal
     return b;
 }
 
-/// Fills an OpenAI-format chat-completions request: `base_url` (or `default_base_url`) +
-/// `path`, JSON body, a bearer key when one was selected, then `extra_headers` (which win over
-/// the headers set here). The one place a request's URL and extra headers are decided.
+/// Fills the head of an OpenAI-format request: `method`, `base_url` (or `default_base_url`) +
+/// `path`, a JSON content type for a POST, a bearer key when one was selected, then
+/// `extra_headers` (which win over the headers set here). The one place a request's URL and extra
+/// headers are decided; the body is the caller's.
+inline void build_openai_head(const ProviderConfig& config, const Key* key, HttpRequest& out,
+                              HttpMethod method, std::string_view default_base_url,
+                              std::string_view path) {
+    out.method = method;
+    out.url.assign(base_url(config, default_base_url)).append(path);
+    if (method == HttpMethod::post) out.headers.add("content-type", "application/json");
+    if (key != nullptr && !key->value.empty())
+        out.headers.add_joined("authorization", "Bearer ", key->value.reveal());
+    for (const auto& [name, value] : config.network_config.extra_headers)
+        out.headers.set(name, value);
+}
+
+/// Fills an OpenAI-format chat-completions request (`build_openai_head` plus the JSON body).
 inline void build_openai_chat(const BuildContext& ctx, HttpRequest& out,
                               std::string_view default_base_url, std::string_view path) {
-    out.method = HttpMethod::post;
-    out.url.assign(base_url(ctx.config, default_base_url)).append(path);
-    out.headers.add("content-type", "application/json");
-    if (ctx.key != nullptr && !ctx.key->value.empty())
-        out.headers.add_joined("authorization", "Bearer ", ctx.key->value.reveal());
-    for (const auto& [name, value] : ctx.config.network_config.extra_headers)
-        out.headers.set(name, value);
+    build_openai_head(ctx.config, ctx.key, out, HttpMethod::post, default_base_url, path);
     write_chat_request(out.body, ctx.request, RequestWriteOptions{ctx.model, true});
+}
+
+/// The path of a sibling endpoint of a chat path: "/v1/chat/completions" + "/embeddings" gives
+/// "/v1/embeddings", "/chat/completions" + "/models" gives "/models".
+inline std::string sibling_path(std::string_view chat_path, std::string_view endpoint) {
+    constexpr std::string_view chat = "/chat/completions";
+    std::string_view prefix = "/v1";
+    if (chat_path.size() >= chat.size() && chat_path.substr(chat_path.size() - chat.size()) == chat)
+        prefix = chat_path.substr(0, chat_path.size() - chat.size());
+    std::string p(prefix);
+    p.append(endpoint);
+    return p;
+}
+
+/// Fills an OpenAI-format embeddings request at the sibling `/embeddings` of `chat_path`.
+inline void build_openai_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out,
+                                   std::string_view default_base_url, std::string_view chat_path) {
+    build_openai_head(ctx.config, ctx.key, out, HttpMethod::post, default_base_url,
+                      sibling_path(chat_path, "/embeddings"));
+    write_embedding_request(out.body, ctx.request, RequestWriteOptions{ctx.model, true});
+}
+
+/// Fills an OpenAI-format legacy completions request at the sibling `/completions`.
+inline void build_openai_text_completion(const RequestContext<TextCompletionRequest>& ctx,
+                                         HttpRequest& out, std::string_view default_base_url,
+                                         std::string_view chat_path) {
+    build_openai_head(ctx.config, ctx.key, out, HttpMethod::post, default_base_url,
+                      sibling_path(chat_path, "/completions"));
+    write_text_completion_request(out.body, ctx.request, RequestWriteOptions{ctx.model, true});
+}
+
+/// Fills an OpenAI-format `GET .../models` request.
+inline void build_openai_list_models(const RequestContext<ListModelsRequest>& ctx, HttpRequest& out,
+                                     std::string_view default_base_url,
+                                     std::string_view chat_path) {
+    build_openai_head(ctx.config, ctx.key, out, HttpMethod::get, default_base_url,
+                      sibling_path(chat_path, "/models"));
+}
+
+/// Reads an OpenAI-format answer of another kind: `parse(body, out)` for 2xx, else the error.
+template <class O, class Parse>
+void parse_openai_other(const HttpResponse& in, O& out, Parse parse) {
+    if (in.status >= 200 && in.status < 300) {
+        parse(in.body, out);
+    } else {
+        read_openai_error(in.status, in.body, {}, out.error);
+    }
 }
 
 /// Reads an OpenAI-format chat-completions response: the completion for 2xx, else the error.
@@ -115,8 +172,39 @@ struct OpenAI {
     void parse_chat(const HttpResponse& in, Outcome& out) const {
         detail::parse_openai_chat(in, out);
     }
+
+    void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out) const {
+        detail::build_openai_embedding(ctx, out, default_base_url, chat_path);
+    }
+
+    void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) const {
+        detail::parse_openai_other(in, out, [](std::string_view body, EmbeddingOutcome& o) {
+            parse_embedding_response(body, o);
+        });
+    }
+
+    void build_text_completion(const RequestContext<TextCompletionRequest>& ctx,
+                               HttpRequest& out) const {
+        detail::build_openai_text_completion(ctx, out, default_base_url, chat_path);
+    }
+
+    void parse_text_completion(const HttpResponse& in, TextCompletionOutcome& out) const {
+        detail::parse_openai_other(in, out, [](std::string_view body, TextCompletionOutcome& o) {
+            parse_text_completion_response(body, o);
+        });
+    }
+
+    void build_list_models(const RequestContext<ListModelsRequest>& ctx, HttpRequest& out) const {
+        detail::build_openai_list_models(ctx, out, default_base_url, chat_path);
+    }
+
+    void parse_list_models(const HttpResponse& in, ModelListOutcome& out) const {
+        detail::parse_openai_other(
+            in, out, [](std::string_view body, ModelListOutcome& o) { parse_model_list(body, o); });
+    }
 };
 
-static_assert(Provider<OpenAI>);
+static_assert(Provider<OpenAI> && EmbeddingProvider<OpenAI> && TextCompletionProvider<OpenAI> &&
+              ModelListingProvider<OpenAI>);
 
 }  // namespace bifrost::providers

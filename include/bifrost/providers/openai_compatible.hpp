@@ -37,14 +37,21 @@
 
 namespace bifrost::providers {
 
-/// Names a compatible service: `Traits` has `name`, `default_base_url`, `chat_path` and
-/// `requires_key`.
-template <class Traits>
-struct OpenAICompatible {
-    static constexpr std::string_view name = Traits::name;
-    static constexpr bool requires_key = Traits::requires_key;
-    static constexpr std::string_view default_base_url = Traits::default_base_url;
-    static constexpr std::string_view chat_path = Traits::chat_path;
+/// Any OpenAI-format service, its default URL and chat path chosen at run time. Serving many
+/// services through this one type instantiates the engine once instead of once per service
+/// (what a configuration-driven server wants: build time and code size). It always sends the
+/// selected key when it is non-empty; a keyless service is given one empty key.
+/// `OpenAICompatible<Traits>` is this with compile-time settings.
+struct OpenAIFormat {
+    static constexpr bool requires_key = true;
+    std::string_view default_base_url = OpenAI::default_base_url;
+    std::string_view chat_path = OpenAI::chat_path;
+
+    /// The settings of the shipped type `P` (e.g. `OpenAIFormat::of<Groq>()`).
+    template <class P>
+    static constexpr OpenAIFormat of() noexcept {
+        return {P::default_base_url, P::chat_path};
+    }
 
     void build_chat(const BuildContext& ctx, HttpRequest& out) const {
         detail::build_openai_chat(ctx, out, default_base_url, chat_path);
@@ -53,6 +60,40 @@ struct OpenAICompatible {
     void parse_chat(const HttpResponse& in, Outcome& out) const {
         detail::parse_openai_chat(in, out);
     }
+
+    /// Embeddings, text completions and model listing at the sibling paths of `chat_path`
+    /// (`/v1/embeddings`, `/v1/completions`, `/v1/models`), as `OpenAI` does.
+    void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out) const {
+        detail::build_openai_embedding(ctx, out, default_base_url, chat_path);
+    }
+    void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) const {
+        OpenAI{}.parse_embedding(in, out);
+    }
+    void build_text_completion(const RequestContext<TextCompletionRequest>& ctx,
+                               HttpRequest& out) const {
+        detail::build_openai_text_completion(ctx, out, default_base_url, chat_path);
+    }
+    void parse_text_completion(const HttpResponse& in, TextCompletionOutcome& out) const {
+        OpenAI{}.parse_text_completion(in, out);
+    }
+    void build_list_models(const RequestContext<ListModelsRequest>& ctx, HttpRequest& out) const {
+        detail::build_openai_list_models(ctx, out, default_base_url, chat_path);
+    }
+    void parse_list_models(const HttpResponse& in, ModelListOutcome& out) const {
+        OpenAI{}.parse_list_models(in, out);
+    }
+};
+
+/// Names a compatible service: `Traits` has `name`, `default_base_url`, `chat_path` and
+/// `requires_key`.
+template <class Traits>
+struct OpenAICompatible : OpenAIFormat {
+    static constexpr std::string_view name = Traits::name;
+    static constexpr bool requires_key = Traits::requires_key;
+    static constexpr std::string_view default_base_url = Traits::default_base_url;
+    static constexpr std::string_view chat_path = Traits::chat_path;
+
+    OpenAICompatible() noexcept : OpenAIFormat{Traits::default_base_url, Traits::chat_path} {}
 };
 
 namespace traits {
@@ -112,32 +153,10 @@ static_assert(Provider<Groq> && Provider<Mistral> && Provider<Ollama> && Provide
               Provider<SGLang> && Provider<Parasail> && Provider<OpenRouter> && Provider<XAI> &&
               Provider<Together> && Provider<Fireworks> && Provider<Cerebras> &&
               Provider<Perplexity> && Provider<DeepSeek>);
-
-/// Any OpenAI-format service, its default URL and chat path chosen at run time. Serving many
-/// services through this one type instantiates the engine once instead of once per service
-/// (what a configuration-driven server wants: build time and code size). It always sends the
-/// selected key when it is non-empty; a keyless service is given one empty key.
-struct OpenAIFormat {
-    static constexpr bool requires_key = true;
-    std::string_view default_base_url = OpenAI::default_base_url;
-    std::string_view chat_path = OpenAI::chat_path;
-
-    /// The settings of the shipped type `P` (e.g. `OpenAIFormat::of<Groq>()`).
-    template <class P>
-    static constexpr OpenAIFormat of() noexcept {
-        return {P::default_base_url, P::chat_path};
-    }
-
-    void build_chat(const BuildContext& ctx, HttpRequest& out) const {
-        detail::build_openai_chat(ctx, out, default_base_url, chat_path);
-    }
-
-    void parse_chat(const HttpResponse& in, Outcome& out) const {
-        detail::parse_openai_chat(in, out);
-    }
-};
-
-static_assert(Provider<OpenAIFormat>);
+static_assert(EmbeddingProvider<Groq> && TextCompletionProvider<Ollama> &&
+              ModelListingProvider<Perplexity>);
+static_assert(Provider<OpenAIFormat> && EmbeddingProvider<OpenAIFormat> &&
+              TextCompletionProvider<OpenAIFormat> && ModelListingProvider<OpenAIFormat>);
 
 /// A list of provider types, searchable by name.
 template <class... Ps>

@@ -20,6 +20,8 @@ struct FullQueue {
     std::string_view provider;
     std::size_t depth;
     std::size_t capacity;
+    /// The request; for embeddings, text completions and model listings only its `model` and
+    /// `provider` are set (the routing fields of the request of that kind).
     const ChatRequest& request;
     Clock::time_point now;
 };

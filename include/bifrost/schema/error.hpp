@@ -25,6 +25,7 @@ inline constexpr std::string_view upstream = "upstream_error";
 inline constexpr std::string_view bad_response = "invalid_upstream_response";
 inline constexpr std::string_view internal = "internal_error";
 inline constexpr std::string_view plugin = "plugin_error";
+inline constexpr std::string_view unsupported_operation = "unsupported_operation";
 }  // namespace error_type
 
 /// An error outcome: HTTP status, OpenAI-style `type`, human-readable message (says what and
@@ -111,6 +112,16 @@ inline Error cancelled(std::string_view provider) {
 /// transport); the worker lives on.
 inline Error internal(std::string message, std::string_view provider = {}) {
     return make(500, error_type::internal, std::move(message), provider);
+}
+
+/// 400 `unsupported_operation`: the provider cannot serve this kind of request (`operation` is
+/// a readable name: "embeddings", "text completions", ...).
+inline Error unsupported_operation(std::string_view provider, std::string_view operation) {
+    std::string msg = "provider '";
+    msg.append(provider).append("' does not support ").append(operation);
+    Error e = make(400, error_type::unsupported_operation, std::move(msg), provider);
+    e.code.assign(error_type::unsupported_operation);
+    return e;
 }
 
 }  // namespace errors

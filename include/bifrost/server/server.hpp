@@ -8,6 +8,8 @@
 /// | route                        | answer                                                   |
 /// |------------------------------|----------------------------------------------------------|
 /// | `POST /v1/chat/completions`  | the gateway's answer (OpenAI's JSON) or OpenAI's error JSON |
+/// | `POST /v1/embeddings`        | the same, for embeddings (`Gateway::async_embed`)         |
+/// | `POST /v1/completions`       | the same, for legacy text completions                     |
 /// | `GET /v1/models`             | the configured providers' models, as `provider/model`     |
 /// | `GET /health`                | `{"status":"ok"}` (503 `draining` during shutdown)        |
 /// | `GET /metrics`               | Prometheus text exposition (see `metrics.hpp`)            |
@@ -16,7 +18,8 @@
 /// Connections are served by a fixed number of I/O threads; each connection handles its requests
 /// one at a time, so pipelined requests are answered in order. While a chat request is in
 /// flight the server watches its connection: a client that goes away cancels the upstream call
-/// (through the cancellation slot bound to `async_chat`). `stop()` drains gracefully.
+/// (through the cancellation slot bound to `async_chat`). Embeddings and text completions are
+/// served the same way. `stop()` drains gracefully.
 
 #include <bifrost/config/config.hpp>
 #include <bifrost/core/result.hpp>
@@ -24,6 +27,7 @@
 #include <bifrost/schema/chat.hpp>
 #include <bifrost/schema/error.hpp>
 #include <bifrost/schema/json.hpp>
+#include <bifrost/schema/operations_json.hpp>
 #include <bifrost/server/logger.hpp>
 #include <bifrost/server/metrics.hpp>
 #include <bifrost/version.hpp>
@@ -515,11 +519,9 @@ class Server {
             case Route::chat_completions:
                 co_return co_await chat(c, req, ex);
             case Route::completions:
+                co_return co_await text_completion(c, req, ex);
             case Route::embeddings:
-                co_return error_response(
-                    v, 501, "invalid_request_error",
-                    std::string(to_string(m.route)) + " is not supported by this build yet",
-                    "not_implemented");
+                co_return co_await embeddings(c, req, ex);
             case Route::models:
                 co_return json_response(v, 200, models_json());
             case Route::health:
@@ -620,6 +622,80 @@ class Server {
 
     awaitable<Result> call(const ChatRequest& request, RequestOptions ro) {
         co_return co_await gw_.async_chat(request, ro, asio::use_awaitable);
+    }
+
+    // ---- embeddings and text completions ------------------------------------------------------
+
+    awaitable<Response> embeddings(Connection& c, const Request& req, Exchange& ex) {
+        EmbeddingRequest request;
+        Error err;
+        if (!parse_embedding_request(req.body(), request, err))
+            co_return error_response(req.version(), err);
+        ex.model = request.model;
+        RequestOptions ro;
+        ro.timeout = opts_.request_timeout;
+        using namespace asio::experimental::awaitable_operators;
+        c.client_gone = false;
+        auto outcome = co_await (call_embed(request, ro) || watch_client(c));
+        co_return answer(c, req.version(), ex, std::move(outcome),
+                         [](std::string& body, const EmbeddingResponse& r) {
+                             write_embedding_response(body, r);
+                         });
+    }
+
+    awaitable<Response> text_completion(Connection& c, const Request& req, Exchange& ex) {
+        const unsigned v = req.version();
+        TextCompletionRequest request;
+        Error err;
+        if (!parse_text_completion_request(req.body(), request, err))
+            co_return error_response(v, err);
+        ex.model = request.model;
+        if (request.stream.value_or(false)) {
+            co_return error_response(
+                v, errors::invalid_request("\"stream\": true is not supported by this build of "
+                                           "bifrost-http for /v1/completions: send the request "
+                                           "without \"stream\"",
+                                           "stream"));
+        }
+        RequestOptions ro;
+        ro.timeout = opts_.request_timeout;
+        using namespace asio::experimental::awaitable_operators;
+        c.client_gone = false;
+        auto outcome = co_await (call_text_complete(request, ro) || watch_client(c));
+        co_return answer(c, v, ex, std::move(outcome),
+                         [](std::string& body, const TextCompletionResponse& r) {
+                             write_text_completion_response(body, r);
+                         });
+    }
+
+    awaitable<EmbeddingResult> call_embed(const EmbeddingRequest& request, RequestOptions ro) {
+        co_return co_await gw_.async_embed(request, ro, asio::use_awaitable);
+    }
+
+    awaitable<TextCompletionResult> call_text_complete(const TextCompletionRequest& request,
+                                                       RequestOptions ro) {
+        co_return co_await gw_.async_text_complete(request, ro, asio::use_awaitable);
+    }
+
+    /// The HTTP answer to a request of another kind, as `chat` makes it: 499 when the client
+    /// went away first, the error, or the response written by `write`.
+    template <class R, class Write>
+    Response answer(Connection& c, unsigned v, Exchange& ex,
+                    std::variant<R, std::monostate> outcome, Write write) {
+        if (outcome.index() == 1) {
+            c.client_gone = true;
+            return error_response(v, errors::cancelled(""));
+        }
+        R r = std::get<0>(std::move(outcome));
+        if (!r.ok()) {
+            ex.provider = r.error().provider;
+            return error_response(v, r.error());
+        }
+        ex.provider = r->extra_fields.provider;
+        ex.upstream = r->extra_fields.latency;
+        std::string body;
+        write(body, *r);
+        return json_response(v, 200, std::move(body));
     }
 
     /// Completes when the client of `c` goes away (end of stream, reset), and does nothing else

@@ -21,10 +21,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parser.hpp>
+#include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <functional>
 #include <memory>
@@ -175,9 +178,136 @@ inline void write_completion(std::string& out, std::string_view model, std::stri
         .end_object();
 }
 
+/// Writes an OpenAI embeddings body for `body` (an embeddings request): one vector per input of
+/// `dimensions` (default 8) numbers derived from the input's text or tokens, so equal inputs get
+/// equal vectors; with `encoding_format` "base64" the vectors are base64 strings of float32s.
+inline void write_embeddings(std::string& out, const boost::json::value& body) {
+    const auto* o = body.if_object();
+    std::string_view model;
+    std::int64_t dims = 8;
+    bool base64 = false;
+    std::vector<std::string> inputs;
+    if (o) {
+        if (const auto* m = o->if_contains("model"); m && m->is_string()) model = m->get_string();
+        if (const auto* d = o->if_contains("dimensions"); d && d->is_int64())
+            dims = std::clamp<std::int64_t>(d->get_int64(), 1, 4096);
+        if (const auto* f = o->if_contains("encoding_format"); f && f->is_string())
+            base64 = f->get_string() == "base64";
+        if (const auto* in = o->if_contains("input")) {
+            if (in->is_string()) {
+                inputs.emplace_back(in->get_string());
+            } else if (in->is_array()) {
+                const auto& a = in->get_array();
+                if (!a.empty() && a[0].is_number()) {
+                    inputs.push_back(boost::json::serialize(a));
+                } else {
+                    for (const auto& e : a)
+                        inputs.push_back(e.is_string() ? std::string(e.get_string())
+                                                       : boost::json::serialize(e));
+                }
+            }
+        }
+    }
+    std::int64_t tokens = 0;
+    detail::JsonWriter w(out);
+    w.begin_object().field("object", "list").key("data").begin_array();
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+        std::uint64_t h = 1469598103934665603ull;  // FNV-1a of the input
+        for (unsigned char c : inputs[i])
+            h = (h ^ c) * 1099511628211ull;
+        tokens += static_cast<std::int64_t>(inputs[i].size() / 4 + 1);
+        std::vector<float> v(static_cast<std::size_t>(dims));
+        for (auto& x : v) {
+            h ^= h >> 33;
+            h *= 0xff51afd7ed558ccdull;
+            h ^= h >> 33;
+            x = static_cast<float>(static_cast<double>(h % 2001) / 1000.0 - 1.0);
+        }
+        w.begin_object()
+            .field("object", "embedding")
+            .field_int("index", static_cast<std::int64_t>(i));
+        w.key("embedding");
+        if (base64) {
+            static constexpr char table[] =
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            std::string bytes(v.size() * sizeof(float), '\0');
+            std::memcpy(bytes.data(), v.data(), bytes.size());
+            std::string enc;
+            for (std::size_t k = 0; k < bytes.size(); k += 3) {
+                std::uint32_t n = static_cast<unsigned char>(bytes[k]) << 16;
+                if (k + 1 < bytes.size()) n |= static_cast<unsigned char>(bytes[k + 1]) << 8;
+                if (k + 2 < bytes.size()) n |= static_cast<unsigned char>(bytes[k + 2]);
+                enc.push_back(table[(n >> 18) & 63]);
+                enc.push_back(table[(n >> 12) & 63]);
+                enc.push_back(k + 1 < bytes.size() ? table[(n >> 6) & 63] : '=');
+                enc.push_back(k + 2 < bytes.size() ? table[n & 63] : '=');
+            }
+            w.string(enc);
+        } else {
+            w.begin_array();
+            for (float x : v)
+                w.number(static_cast<double>(x));
+            w.end_array();
+        }
+        w.end_object();
+    }
+    w.end_array().field("model", model).key("usage").begin_object();
+    w.field_int("prompt_tokens", tokens).field_int("total_tokens", tokens);
+    w.end_object().end_object();
+}
+
+/// Writes an OpenAI legacy completions body for `body`: one choice "Echo: <prompt>" (the first
+/// prompt when there are several).
+inline void write_text_completion(std::string& out, const boost::json::value& body,
+                                  std::uint64_t seq) {
+    std::string_view model, prompt;
+    if (const auto* o = body.if_object()) {
+        if (const auto* m = o->if_contains("model"); m && m->is_string()) model = m->get_string();
+        if (const auto* p = o->if_contains("prompt")) {
+            if (p->is_string()) {
+                prompt = p->get_string();
+            } else if (p->is_array() && !p->get_array().empty() && p->get_array()[0].is_string()) {
+                prompt = p->get_array()[0].get_string();
+            }
+        }
+    }
+    detail::JsonWriter w(out);
+    w.begin_object().key("id").string2("cmpl-mock-", std::to_string(seq));
+    w.field("object", "text_completion")
+        .field_int("created", static_cast<std::int64_t>(std::time(nullptr)))
+        .field("model", model)
+        .key("choices")
+        .begin_array()
+        .begin_object();
+    w.key("text").string2("Echo: ", prompt);
+    w.field_int("index", 0).key("logprobs").null().field("finish_reason", "stop").end_object();
+    w.end_array().key("usage").begin_object();
+    w.field_int("prompt_tokens", 8).field_int("completion_tokens", 4).field_int("total_tokens", 12);
+    w.end_object().end_object();
+}
+
+/// Writes an OpenAI model list with `models`.
+inline void write_model_list(std::string& out, const std::vector<std::string>& models) {
+    detail::JsonWriter w(out);
+    w.begin_object().field("object", "list").key("data").begin_array();
+    for (const auto& m : models) {
+        w.begin_object().field("id", m).field("object", "model").field_int("created", 0);
+        w.field("owned_by", "mock").end_object();
+    }
+    w.end_array().end_object();
+}
+
+/// True when `url`'s path ends with `suffix` (ignoring a query string).
+inline bool path_ends_with(std::string_view url, std::string_view suffix) noexcept {
+    if (const auto q = url.find('?'); q != std::string_view::npos) url = url.substr(0, q);
+    return url.size() >= suffix.size() && url.substr(url.size() - suffix.size()) == suffix;
+}
+
 /// A simulated LLM: answers every chat request with "Echo: <last user message>" in OpenAI's
 /// format (status 200) after `latency`. A body that is not JSON gets a 400 error body.
-/// Allocation-free in steady state (thread-local parse buffers).
+/// Allocation-free in steady state (thread-local parse buffers). Also speaks OpenAI's other
+/// endpoints: `.../embeddings` (`write_embeddings`), `.../completions` other than chat
+/// (`write_text_completion`) and `GET .../models` (two models, "mock-small" and "mock-large").
 inline MockScript echo(std::chrono::nanoseconds latency = {}) {
     auto seq = std::make_shared<std::atomic<std::uint64_t>>(0);
     return [latency, seq](MockCall& call) {
@@ -185,6 +315,12 @@ inline MockScript echo(std::chrono::nanoseconds latency = {}) {
         thread_local unsigned char temp_buffer[4096];
         thread_local boost::json::parser parser(boost::json::storage_ptr(), {}, temp_buffer,
                                                 sizeof temp_buffer);
+        call.latency = latency;
+        if (call.request.method == HttpMethod::get && path_ends_with(call.request.url, "/models")) {
+            call.response.headers.add("content-type", "application/json");
+            write_model_list(call.response.body, {"mock-small", "mock-large"});
+            return;
+        }
         boost::json::monotonic_resource mr(parse_buffer, sizeof parse_buffer);
         parser.reset(&mr);
         boost::system::error_code ec;
@@ -202,6 +338,17 @@ inline MockScript echo(std::chrono::nanoseconds latency = {}) {
             if (const auto* m = o->if_contains("model"); m && m->is_string())
                 model = m->get_string();
         call.response.headers.add("content-type", "application/json");
+        if (!path_ends_with(call.request.url, "/chat/completions")) {
+            if (path_ends_with(call.request.url, "/embeddings")) {
+                write_embeddings(call.response.body, body);
+                return;
+            }
+            if (path_ends_with(call.request.url, "/completions")) {
+                write_text_completion(call.response.body, body,
+                                      seq->fetch_add(1, std::memory_order_relaxed));
+                return;
+            }
+        }
         write_completion(call.response.body, model, last_user_text(body),
                          seq->fetch_add(1, std::memory_order_relaxed));
     };
