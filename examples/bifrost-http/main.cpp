@@ -36,11 +36,13 @@ using Gateway = bifrost::Gateway<Transport,
                                  bifrost::queue::FromConfig,    // client.drop_excess_requests
                                  bifrost::pool::Preallocated>;  // client.initial_pool_size
 
-// Providers this build serves: the OpenAI-format family (each at its default URL unless
-// network_config.base_url says otherwise) and the built-in `mock`.
+// Providers this build serves: the OpenAI-format family and the native ones (each at its
+// default URL unless network_config.base_url says otherwise) and the built-in `mock`.
 std::vector<std::string> served_providers() {
     std::vector<std::string> names(bifrost::providers::OpenAIFamily::names.begin(),
                                    bifrost::providers::OpenAIFamily::names.end());
+    names.insert(names.end(), bifrost::providers::NativeFamily::names.begin(),
+                 bifrost::providers::NativeFamily::names.end());
     names.emplace_back("sgl");
     names.emplace_back("mock");
     return names;
@@ -203,19 +205,6 @@ int main(int argc, char** argv) {
     Gateway gw(options, bifrost::queue::FromConfig{drop});
 
     for (auto& [name, pc] : cfg.providers) {
-        // Every provider through one provider type (OpenAI's format, each service's URL): the
-        // engine is compiled once, not once per service.
-        std::optional<bifrost::providers::OpenAIFormat> format;
-        if (name == "mock") format.emplace();
-        bifrost::providers::with_provider_type(
-            name, [&](auto p) { format = bifrost::providers::OpenAIFormat::of<decltype(p)>(); });
-        if (!format) {
-            std::fprintf(stderr, "bifrost-http: provider %s is not served by this build\n",
-                         name.c_str());
-            return 1;
-        }
-        // Keyless services (and the mock) get one empty key: nothing is sent.
-        if (pc.keys.empty()) pc.keys.push_back({bifrost::Secret(), {}, 1.0, true, "none", {}});
         Transport::Options transport;
         if (name == "mock") {
             transport =
@@ -230,7 +219,24 @@ int main(int argc, char** argv) {
                 std::max<std::size_t>(1, (cb.concurrency + threads - 1) / threads);
             transport = http;
         }
-        const auto err = gw.add_provider(name, pc, *format, std::move(transport));
+        std::optional<bifrost::Error> err;
+        // Every OpenAI-format service goes through one provider type (OpenAI's format at that
+        // service's URL): the engine is compiled once for all of them, not once per service.
+        std::optional<bifrost::providers::OpenAIFormat> format;
+        if (name == "mock") format.emplace();
+        bifrost::providers::with_provider_type(
+            name, [&](auto p) { format = bifrost::providers::OpenAIFormat::of<decltype(p)>(); });
+        if (format) {
+            // Keyless services (and the mock) get one empty key: nothing is sent.
+            if (pc.keys.empty()) pc.keys.push_back({bifrost::Secret(), {}, 1.0, true, "none", {}});
+            err = gw.add_provider(name, pc, *format, std::move(transport));
+        } else if (!bifrost::providers::NativeFamily::visit(name, [&](auto p) {
+                       err = gw.add_provider(name, pc, p, std::move(transport));
+                   })) {
+            std::fprintf(stderr, "bifrost-http: provider %s is not served by this build\n",
+                         name.c_str());
+            return 1;
+        }
         if (err) {
             std::fprintf(stderr, "bifrost-http: provider %s: %s\n", name.c_str(),
                          err->message.c_str());

@@ -3,14 +3,13 @@
 /// The providers whose APIs are not OpenAI's, by name, and `with_any_provider_type`, which maps
 /// any shipped provider's configuration name (OpenAI-format or native) to its type.
 ///
-/// | name        | type        | API                                   | key |
-/// |-------------|-------------|---------------------------------------|-----------------------------|
-/// | `anthropic` | `Anthropic` | Messages (`/v1/messages`)             | `x-api-key` | | `azure` |
-/// `Azure`     | Azure OpenAI deployments              | `api-key`, `azure_key_config` | | `gemini`
-/// | `Gemini`    | Generative Language `generateContent` | `x-goog-api-key`            | | `cohere`
-/// | `Cohere`    | v2 chat (`/v2/chat`)                  | Bearer                      | |
-/// `bedrock`   | `Bedrock`   | Converse / ConverseStream             | SigV4, `bedrock_key_config`
-/// |
+/// | name        | type        | API                                   | key                  |
+/// |-------------|-------------|---------------------------------------|----------------------|
+/// | `anthropic` | `Anthropic` | Messages (`/v1/messages`)             | `x-api-key`          |
+/// | `azure`     | `Azure`     | Azure OpenAI deployments              | `api-key`            |
+/// | `gemini`    | `Gemini`    | Generative Language `generateContent` | `x-goog-api-key`     |
+/// | `cohere`    | `Cohere`    | v2 chat (`/v2/chat`)                  | Bearer               |
+/// | `bedrock`   | `Bedrock`   | Converse / ConverseStream             | SigV4 (key settings) |
 ///
 /// Every one streams (`StreamingProvider`).
 
