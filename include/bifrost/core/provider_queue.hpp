@@ -115,6 +115,11 @@ class ProviderQueue {
     [[nodiscard]] const ProviderSettings& settings() const noexcept {
         return *settings_.load(std::memory_order_acquire);
     }
+    /// Why streamed requests cannot be served here, or nullptr when they can.
+    [[nodiscard]] const char* streaming_unsupported() const noexcept {
+        return streaming_unsupported_;
+    }
+
     /// The attempt timeout (`default_request_timeout_in_seconds`; 0 = none).
     [[nodiscard]] std::chrono::nanoseconds default_timeout() const noexcept {
         return settings().config.network_config.default_request_timeout;
@@ -343,6 +348,9 @@ class ProviderQueue {
     }
 
   protected:
+    /// Set by the pool when its provider or transport cannot stream.
+    const char* streaming_unsupported_ = nullptr;
+
     // ---- consumer side (worker threads) ------------------------------------------------------
 
     /// Claims one of `concurrency` in-flight slots.

@@ -50,6 +50,12 @@ struct OpenAICompatible {
     void parse_chat(const HttpResponse& in, Outcome& out) const {
         detail::parse_openai_chat(in, out);
     }
+
+    using StreamDecoder = detail::OpenAIStreamDecoder;
+
+    void build_chat_stream(const BuildContext& ctx, HttpRequest& out) const {
+        detail::build_openai_chat_stream(ctx, out, default_base_url, chat_path);
+    }
 };
 
 namespace traits {
@@ -102,10 +108,12 @@ using Cerebras = OpenAICompatible<traits::Cerebras>;
 using Perplexity = OpenAICompatible<traits::Perplexity>;
 using DeepSeek = OpenAICompatible<traits::DeepSeek>;
 
-static_assert(Provider<Groq> && Provider<Mistral> && Provider<Ollama> && Provider<VLLM> &&
-              Provider<SGLang> && Provider<OpenRouter> && Provider<XAI> && Provider<Together> &&
-              Provider<Fireworks> && Provider<Cerebras> && Provider<Perplexity> &&
-              Provider<DeepSeek>);
+static_assert(StreamingProvider<Groq> && StreamingProvider<Mistral> &&
+              StreamingProvider<Ollama> && StreamingProvider<VLLM> && StreamingProvider<SGLang> &&
+              StreamingProvider<OpenRouter> && StreamingProvider<XAI> &&
+              StreamingProvider<Together> && StreamingProvider<Fireworks> &&
+              StreamingProvider<Cerebras> && StreamingProvider<Perplexity> &&
+              StreamingProvider<DeepSeek>);
 
 /// A list of provider types, searchable by name.
 template <class... Ps>
