@@ -39,6 +39,17 @@
 
 namespace bifrost::detail {
 
+/// The provider's stream decoder type, or a placeholder for pools that cannot stream.
+struct NoStreamDecoder {};
+template <class P, bool Streams>
+struct StreamDecoderOf {
+    using type = NoStreamDecoder;
+};
+template <class P>
+struct StreamDecoderOf<P, true> {
+    using type = typename P::StreamDecoder;
+};
+
 template <Provider P, Transport T>
 class ProviderPool final : public ProviderQueue {
   public:
@@ -143,9 +154,7 @@ class ProviderPool final : public ProviderQueue {
         bool done = false;
         bool failed = false;
     };
-    struct NoDecoder {};
-    using Stream = StreamState<
-        typename std::conditional_t<can_stream, P, std::type_identity<NoDecoder>>::StreamDecoder>;
+    using Stream = StreamState<typename StreamDecoderOf<P, can_stream>::type>;
 
     /// The body sink given to the transport for a streamed attempt.
     struct BodySink {

@@ -270,8 +270,8 @@ inline void write_sse_chunk(std::string& out, std::string_view id, std::string_v
 
 /// A simulated streaming LLM: answers "Echo: <last user message>" as an OpenAI event stream,
 /// one word per chunk every `interval` (a chunk with the role first, a last chunk with
-/// `finish_reason: "stop"`, a usage chunk, then `data: [DONE]`). Non-streamed calls get the
-/// same bytes as one body.
+/// `finish_reason: "stop"`, a usage chunk, then `data: [DONE]`). A request without
+/// `"stream": true` gets the plain completion `echo()` would give.
 inline MockScript stream_echo(std::chrono::nanoseconds interval = {},
                               std::chrono::nanoseconds latency = {}) {
     auto seq = std::make_shared<std::atomic<std::uint64_t>>(0);
@@ -286,9 +286,18 @@ inline MockScript stream_echo(std::chrono::nanoseconds interval = {},
             return;
         }
         std::string_view model;
-        if (const auto* o = body.if_object())
+        bool streamed = false;
+        if (const auto* o = body.if_object()) {
             if (const auto* m = o->if_contains("model"); m && m->is_string())
                 model = m->get_string();
+            if (const auto* st = o->if_contains("stream"); st && st->is_bool())
+                streamed = st->get_bool();
+        }
+        if (!streamed) {
+            call.response.headers.add("content-type", "application/json");
+            write_completion(call.response.body, model, last_user_text(body), seq->fetch_add(1));
+            return;
+        }
         const std::string id = "chatcmpl-mock-" + std::to_string(seq->fetch_add(1) + 1);
         call.response.headers.add("content-type", "text/event-stream");
         call.stream_interval = interval;
