@@ -509,7 +509,8 @@ class ProviderPool final : public ProviderQueue {
             more = false;  // a throwing callback stops its stream; it is not the worker's fault
         }
         if (!more) j->stream_stopped = true;
-        return more;
+        // The callback may have ended its own request (e.g. cancelled it): read no further.
+        return more && !j->is_claimed();
     }
 
     void on_stream_done(Worker& w, Job* j, boost::system::error_code ec) {
