@@ -232,7 +232,7 @@ TEST_CASE("server: bad requests get 400 saying what and where", "[server]") {
     }
     SECTION("a streamed request with a bad field is refused before any stream") {
         const Response res = c.post("/v1/chat/completions",
-                                    R"({"model":"mock/x","stream":"yes","messages":[]})");
+                                    R"({"model":"mock/x","stream":"yes","messages":[{"role":"user","content":"x"}]})");
         REQUIRE(res.result_int() == 400);
         CHECK(error_of(res).at("param").as_string() == "stream");
     }
