@@ -143,7 +143,8 @@ TEST_CASE("streaming: chunks arrive in order, usage last, and the result summari
     CHECK(r->id == col.chunks[0].id);
     CHECK(up.calls == 1);
     CHECK(up.cancelled == 0);
-    const auto* p = gw.stats().provider("openai");
+    const auto stats = gw.stats();
+    const auto* p = stats.provider("openai");
     CHECK(p->completed == 1);
     CHECK(p->in_flight == 0);
 }
