@@ -438,11 +438,11 @@ class MockUpstream {
             segments.push_back(chunk(event));
         }
         if (b.stream_usage)
-            segments.push_back(chunk(
-                "data: {\"id\":\"chatcmpl-mock-" + std::to_string(seq) +
-                "\",\"object\":\"chat.completion.chunk\",\"model\":\"" + std::string(model) +
-                "\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7,"
-                "\"total_tokens\":12}}\n\n"));
+            segments.push_back(
+                chunk("data: {\"id\":\"chatcmpl-mock-" + std::to_string(seq) +
+                      "\",\"object\":\"chat.completion.chunk\",\"model\":\"" + std::string(model) +
+                      "\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7,"
+                      "\"total_tokens\":12}}\n\n"));
         segments.push_back(chunk("data: [DONE]\n\n") + "0\r\n\r\n");
         return keep;
     }

@@ -662,9 +662,8 @@ class Gateway {
         }
         detail::ProviderQueue& q = *j->target;
         const auto t = q.default_timeout();
-        const auto provider_deadline = t.count() > 0 && j->stream == nullptr
-                                           ? Clock::now() + t
-                                           : Clock::time_point::max();
+        const auto provider_deadline =
+            t.count() > 0 && j->stream == nullptr ? Clock::now() + t : Clock::time_point::max();
         j->deadline = std::min(overall, provider_deadline);
         // A worker enforces the deadline of the jobs it runs. A timer on the timekeeper (a
         // cross-thread wake-up or two, so not for every request) makes it prompt where a worker
@@ -702,8 +701,8 @@ class Gateway {
         run_post_hooks(j, r.ran);
         detail::Job* primary = r.primary;
         if (!j->outcome.ok() && r.origin != nullptr && !j->stream_delivered &&
-            may_fall_back(j, primary) &&
-            r.next_fallback < r.origin->request.fallbacks.size() && Clock::now() < r.overall) {
+            may_fall_back(j, primary) && r.next_fallback < r.origin->request.fallbacks.size() &&
+            Clock::now() < r.overall) {
             if (j != primary) j->release();
             detail::Job* f = make_fallback(r.origin->request, primary, r.next_fallback++);
             attempt_async(f, std::move(r));
@@ -761,12 +760,12 @@ class Gateway {
         }
         if (j->stream != nullptr && q->streaming_unsupported() != nullptr) {
             const bool by_provider = !detail::transport_cannot_stream<TransportT>;
-            return reject(j, errors::make(by_provider ? 400 : 501,
-                                          by_provider ? error_type::invalid_request
-                                                      : error_type::internal,
-                                          "provider '" + std::string(provider) +
-                                              "' cannot stream: " + q->streaming_unsupported(),
-                                          q->name()));
+            return reject(
+                j, errors::make(by_provider ? 400 : 501,
+                                by_provider ? error_type::invalid_request : error_type::internal,
+                                "provider '" + std::string(provider) +
+                                    "' cannot stream: " + q->streaming_unsupported(),
+                                q->name()));
         }
         j->target = q;
         j->model_id = model;

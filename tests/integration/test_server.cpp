@@ -231,8 +231,9 @@ TEST_CASE("server: bad requests get 400 saying what and where", "[server]") {
               std::string::npos);
     }
     SECTION("a streamed request with a bad field is refused before any stream") {
-        const Response res = c.post("/v1/chat/completions",
-                                    R"({"model":"mock/x","stream":"yes","messages":[{"role":"user","content":"x"}]})");
+        const Response res = c.post(
+            "/v1/chat/completions",
+            R"({"model":"mock/x","stream":"yes","messages":[{"role":"user","content":"x"}]})");
         REQUIRE(res.result_int() == 400);
         CHECK(error_of(res).at("param").as_string() == "stream");
     }
@@ -527,7 +528,8 @@ TEST_CASE("server: stop drains: in-flight requests finish, idle connections clos
     CHECK(h.mock_stats().completed == 1);
 }
 
-// ---- streaming -----------------------------------------------------------------------------------
+// ---- streaming
+// -----------------------------------------------------------------------------------
 
 namespace {
 

@@ -110,14 +110,15 @@ MockScript status(int code) {
 
 }  // namespace
 
-// ---- the happy path -------------------------------------------------------------------------------
+// ---- the happy path
+// -------------------------------------------------------------------------------
 
 TEST_CASE("streaming: chunks arrive in order, usage last, and the result summarises",
           "[stream][gateway]") {
     Upstream up;
     MockGateway<> gw(test::options());
-    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>(
-        "openai", config(), {up.script(mock::stream_echo(1ms))}));
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("openai", config(),
+                                                              {up.script(mock::stream_echo(1ms))}));
     Collector col;
     auto r = gw.chat_stream(test::request("openai/gpt-4o", "one two three"), std::ref(col));
     INFO(r.error().message);
@@ -154,8 +155,8 @@ TEST_CASE("streaming: the async form delivers chunks, then completes once", "[st
     REQUIRE_FALSE(
         gw.add_provider<bifrost::providers::OpenAI>("p", config(), {mock::stream_echo()}));
     Collector col;
-    auto fut = gw.async_chat_stream(test::request("p/m", "a b"), CollectorRef{&col},
-                                    asio::use_future);
+    auto fut =
+        gw.async_chat_stream(test::request("p/m", "a b"), CollectorRef{&col}, asio::use_future);
     Result r = fut.get();
     REQUIRE(r.ok());
     CHECK(col.text == "Echo: a b");
@@ -165,7 +166,8 @@ TEST_CASE("streaming: the async form delivers chunks, then completes once", "[st
     REQUIRE(plain.ok());
 }
 
-// ---- failures before and after the first chunk ---------------------------------------------------
+// ---- failures before and after the first chunk
+// ---------------------------------------------------
 
 TEST_CASE("streaming: a failure before the first chunk is retried", "[stream][reliability]") {
     std::atomic<int> calls{0};
@@ -220,15 +222,16 @@ TEST_CASE("streaming: an error event before the first chunk is retried; after it
     }
 }
 
-TEST_CASE("streaming: a primary failing before its first chunk falls back; the fallback feeds "
-          "the same callback",
-          "[stream][reliability]") {
+TEST_CASE(
+    "streaming: a primary failing before its first chunk falls back; the fallback feeds "
+    "the same callback",
+    "[stream][reliability]") {
     Upstream primary, backup;
     MockGateway<> gw(test::options());
-    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("p", config(),
-                                                              {primary.script(status(500))}));
-    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("b", config(),
-                                                              {backup.script(mock::stream_echo())}));
+    REQUIRE_FALSE(
+        gw.add_provider<bifrost::providers::OpenAI>("p", config(), {primary.script(status(500))}));
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>(
+        "b", config(), {backup.script(mock::stream_echo())}));
     auto req = test::request("p/m", "fall");
     req.fallbacks = {"b/m2"};
     Collector col;
@@ -250,21 +253,26 @@ TEST_CASE("streaming: a primary failing before its first chunk falls back; the f
     CHECK(gw.stats().fallback_successes == 1);
 }
 
-TEST_CASE("streaming: a failure after the first chunk ends the stream with that error, no "
-          "retry, no fallback",
-          "[stream][reliability]") {
+TEST_CASE(
+    "streaming: a failure after the first chunk ends the stream with that error, no "
+    "retry, no fallback",
+    "[stream][reliability]") {
     Upstream primary, backup;
     MockGateway<> gw(test::options());
     REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>(
         "p", config(3), {primary.script(pieces_then(2, MockCall::Fault::network_error))}));
-    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("b", config(),
-                                                              {backup.script(mock::stream_echo())}));
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>(
+        "b", config(), {backup.script(mock::stream_echo())}));
     auto req = test::request("p/m", "x");
     req.fallbacks = {"b/m"};
     Collector col;
     Result r;
-    SECTION("sync") { r = gw.chat_stream(req, std::ref(col)); }
-    SECTION("async") { r = gw.async_chat_stream(req, CollectorRef{&col}, asio::use_future).get(); }
+    SECTION("sync") {
+        r = gw.chat_stream(req, std::ref(col));
+    }
+    SECTION("async") {
+        r = gw.async_chat_stream(req, CollectorRef{&col}, asio::use_future).get();
+    }
     CHECK(r.error().status == 502);
     CHECK(r.error().type == "network_error");
     CHECK(r.error().provider == "p");
@@ -276,11 +284,11 @@ TEST_CASE("streaming: a failure after the first chunk ends the stream with that 
 TEST_CASE("streaming: a stream cut before [DONE] is an error", "[stream]") {
     MockGateway<> gw(test::options());
     // The body ends cleanly at the transport level, but without the end marker.
-    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>(
-        "p", config(), {[](MockCall& call) {
-            pieces_then(1, MockCall::Fault::none)(call);
-            call.stream.pop_back();  // no [DONE]
-        }}));
+    REQUIRE_FALSE(
+        gw.add_provider<bifrost::providers::OpenAI>("p", config(), {[](MockCall& call) {
+                                                        pieces_then(1, MockCall::Fault::none)(call);
+                                                        call.stream.pop_back();  // no [DONE]
+                                                    }}));
     Collector col;
     auto r = gw.chat_stream(test::request("p/m", "x"), std::ref(col));
     CHECK(r.error().status == 502);
@@ -288,7 +296,8 @@ TEST_CASE("streaming: a stream cut before [DONE] is an error", "[stream]") {
     CHECK(col.size() == 1);
 }
 
-// ---- stopping: caller, deadline, shutdown ---------------------------------------------------------
+// ---- stopping: caller, deadline, shutdown
+// ---------------------------------------------------------
 
 TEST_CASE("streaming: a caller returning false stops the stream and cancels the upstream",
           "[stream][concurrency]") {
@@ -317,12 +326,12 @@ TEST_CASE("streaming: the caller's cancellation slot ends an async stream with 4
     Collector col;
     std::atomic<int> completions{0};
     int status = 0;
-    gw.async_chat_stream(test::request("p/m", "x"), CollectorRef{&col},
-                         asio::bind_cancellation_slot(signal.slot(),
-                                                      asio::bind_executor(ioc, [&](Result r) {
-                                                          ++completions;
-                                                          status = r.error().status;
-                                                      })));
+    gw.async_chat_stream(
+        test::request("p/m", "x"), CollectorRef{&col},
+        asio::bind_cancellation_slot(signal.slot(), asio::bind_executor(ioc, [&](Result r) {
+                                         ++completions;
+                                         status = r.error().status;
+                                     })));
     REQUIRE(test::eventually([&] { return col.size() == 2; }));
     asio::post(ioc, [&] { signal.emit(asio::cancellation_type::terminal); });
     ioc.run();
@@ -377,9 +386,8 @@ TEST_CASE("streaming: a shutdown mid-stream answers 503", "[stream][concurrency]
     REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>(
         "p", config(), {up.script(pieces_then(2, MockCall::Fault::hang))}));
     Collector col;
-    auto fut = std::async(std::launch::async, [&] {
-        return gw.chat_stream(test::request("p/m", "x"), std::ref(col));
-    });
+    auto fut = std::async(std::launch::async,
+                          [&] { return gw.chat_stream(test::request("p/m", "x"), std::ref(col)); });
     REQUIRE(test::eventually([&] { return col.size() == 2; }));
     gw.shutdown();
     Result r = fut.get();
@@ -388,7 +396,8 @@ TEST_CASE("streaming: a shutdown mid-stream answers 503", "[stream][concurrency]
     CHECK(up.cancelled == 1);
 }
 
-// ---- what cannot stream ---------------------------------------------------------------------------
+// ---- what cannot stream
+// ---------------------------------------------------------------------------
 
 namespace {
 
@@ -438,9 +447,9 @@ TEST_CASE("streaming: a provider or transport that cannot stream answers with a 
         bifrost::Gateway<PlainTransport, bifrost::queue::Block, bifrost::pool::Preallocated> gw(
             test::options());
         REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("p", config()));
-        auto r = gw.async_chat_stream(test::request("p/m", "x"), CollectorRef{&col},
-                                      asio::use_future)
-                     .get();
+        auto r =
+            gw.async_chat_stream(test::request("p/m", "x"), CollectorRef{&col}, asio::use_future)
+                .get();
         CHECK(r.error().status == 501);
         CHECK(r.error().message.find("transport cannot stream") != std::string::npos);
         CHECK(gw.chat(test::request("p/m", "x")).ok());
@@ -448,7 +457,8 @@ TEST_CASE("streaming: a provider or transport that cannot stream answers with a 
     CHECK(col.size() == 0);
 }
 
-// ---- plugins -------------------------------------------------------------------------------------
+// ---- plugins
+// -------------------------------------------------------------------------------------
 
 namespace {
 
@@ -464,8 +474,9 @@ struct StreamObserver {
     void post_hook(bifrost::Context&, bifrost::Outcome& o) {
         ++post;
         std::lock_guard l(m);
-        outcomes.push_back(o.ok() ? "ok " + std::to_string(o.response.usage ? o.response.usage->total_tokens : -1)
-                                  : std::to_string(o.error.status));
+        outcomes.push_back(
+            o.ok() ? "ok " + std::to_string(o.response.usage ? o.response.usage->total_tokens : -1)
+                   : std::to_string(o.error.status));
     }
 };
 
@@ -489,7 +500,8 @@ TEST_CASE("streaming: pre-hooks rewrite the request, post-hooks see the outcome 
     CHECK(obs.outcomes[0] == "ok " + std::to_string(r->usage->total_tokens));
 }
 
-// ---- through transport::Beast --------------------------------------------------------------------
+// ---- through transport::Beast
+// --------------------------------------------------------------------
 
 namespace {
 
@@ -510,11 +522,16 @@ TEST_CASE("streaming over beast: chunks arrive as the upstream sends them", "[st
     b.stream_chunks = 5;
     b.stream_usage = true;
     SECTION("chunked, one write per chunk") {}
-    SECTION("one byte per write") { b.byte_by_byte = true; }
-    SECTION("with an interval") { b.stream_interval = 2ms; }
+    SECTION("one byte per write") {
+        b.byte_by_byte = true;
+    }
+    SECTION("with an interval") {
+        b.stream_interval = 2ms;
+    }
     up.set(b);
     BeastGateway gw(test::options());
-    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("openai", beast_config(up.base_url())));
+    REQUIRE_FALSE(
+        gw.add_provider<bifrost::providers::OpenAI>("openai", beast_config(up.base_url())));
     Collector col;
     auto r = gw.chat_stream(test::request("openai/gpt-4o", "x"), std::ref(col));
     INFO(r.error().message);
@@ -559,8 +576,7 @@ TEST_CASE("streaming over beast: a connection dropped mid-stream ends it with an
     b.stream_drop_after = 2;
     up.set(b);
     BeastGateway gw(test::options());
-    REQUIRE_FALSE(
-        gw.add_provider<bifrost::providers::OpenAI>("p", beast_config(up.base_url(), 3)));
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("p", beast_config(up.base_url(), 3)));
     Collector col;
     auto r = gw.chat_stream(test::request("p/m", "x"), std::ref(col));
     CHECK(r.error().status == 502);
@@ -609,7 +625,8 @@ TEST_CASE("streaming over beast: a silent stream hits the idle timeout", "[strea
     CHECK(col.size() == 0);
 }
 
-// ---- stress ----------------------------------------------------------------------------------------
+// ---- stress
+// ----------------------------------------------------------------------------------------
 
 TEST_CASE("streaming stress: every stream completes exactly once and no chunk follows it",
           "[stream][concurrency]") {
@@ -631,8 +648,8 @@ TEST_CASE("streaming stress: every stream completes exactly once and no chunk fo
     opts.drain_timeout = 20ms;
     auto gw = std::make_unique<MockGateway<>>(opts);
     REQUIRE_FALSE(gw->add_provider<bifrost::providers::OpenAI>("p", config(1, 16), {script}));
-    REQUIRE_FALSE(gw->add_provider<bifrost::providers::OpenAI>("b", config(0, 8),
-                                                               {mock::stream_echo(50us)}));
+    REQUIRE_FALSE(
+        gw->add_provider<bifrost::providers::OpenAI>("b", config(0, 8), {mock::stream_echo(50us)}));
 
     struct Stream {
         std::atomic<int> completions{0};

@@ -152,8 +152,8 @@ TEST_CASE("stream json: malformed chunks are errors that say what and where", "[
         CHECK(err.message.find("choices: expected an array") != std::string::npos);
     }
     SECTION("an unknown role") {
-        CHECK_FALSE(bifrost::parse_stream_chunk(
-            R"({"choices":[{"delta":{"role":"robot"}}]})", c, err));
+        CHECK_FALSE(
+            bifrost::parse_stream_chunk(R"({"choices":[{"delta":{"role":"robot"}}]})", c, err));
         CHECK(err.message.find("choices[0].delta.role: unknown role \"robot\"") !=
               std::string::npos);
     }
@@ -230,8 +230,7 @@ TEST_CASE("stream decoder: unhappy streams end with an error", "[stream]") {
     }
 }
 
-TEST_CASE("stream request: stream and include_usage are set unless the caller chose",
-          "[stream]") {
+TEST_CASE("stream request: stream and include_usage are set unless the caller chose", "[stream]") {
     bifrost::ChatRequest r;
     r.model = "openai/gpt-4o";
     r.messages.push_back({bifrost::Role::user, "hi", {}, {}, {}, {}, {}});

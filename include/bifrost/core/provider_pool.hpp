@@ -161,7 +161,9 @@ class ProviderPool final : public ProviderQueue {
         ProviderPool* pool;
         Job* job;
         Stream* state;
-        bool operator()(std::string_view bytes) { return pool->on_stream_bytes(job, *state, bytes); }
+        bool operator()(std::string_view bytes) {
+            return pool->on_stream_bytes(job, *state, bytes);
+        }
     };
 
     /// The completion handler of a streamed attempt (as `UpstreamHandler`).
@@ -393,15 +395,14 @@ class ProviderPool final : public ProviderQueue {
             provider_.build_chat_stream(BuildContext{j->request, j->model_id, key, settings.config},
                                         j->http_request);
             j->upstream_started_at = Clock::now();
-            w.transport->async_send_stream(j->http_request, j->http_response,
-                                           BodySink{this, j, st}, StreamHandler{this, &w, j});
+            w.transport->async_send_stream(j->http_request, j->http_response, BodySink{this, j, st},
+                                           StreamHandler{this, &w, j});
         } else {
             (void)key;
             (void)settings;
             decide(w, j,
                    errors::make(501, error_type::internal,
-                                "provider '" + name_ + "' cannot stream: " +
-                                    streaming_unsupported_,
+                                "provider '" + name_ + "' cannot stream: " + streaming_unsupported_,
                                 name_));
         }
     }
@@ -419,8 +420,8 @@ class ProviderPool final : public ProviderQueue {
             }
             if (!drain(j, st)) return false;
             if (!framed && !st.done)
-                return stream_failed(st, "the event stream of provider '" + name_ +
-                                             "' is malformed");
+                return stream_failed(st,
+                                     "the event stream of provider '" + name_ + "' is malformed");
             return true;
         } else {
             (void)j;
@@ -447,8 +448,9 @@ class ProviderPool final : public ProviderQueue {
                 try {
                     status = st.decoder.next(st.chunk, st.error);
                 } catch (const std::exception& e) {
-                    return stream_failed(st, std::string("could not read the stream of provider '") +
-                                                 name_ + "': " + e.what());
+                    return stream_failed(
+                        st, std::string("could not read the stream of provider '") + name_ +
+                                "': " + e.what());
                 }
                 switch (status) {
                     case StreamStatus::need_more:
@@ -529,7 +531,8 @@ class ProviderPool final : public ProviderQueue {
             if (!ec && success && !st.done && !st.failed && !j->stream_stopped) {
                 st.decoder.finish();
                 if (drain(j, st) && !st.done)
-                    stream_failed(st, "the stream of provider '" + name_ + "' ended before its end");
+                    stream_failed(st,
+                                  "the stream of provider '" + name_ + "' ended before its end");
             }
             if (j->stream_stopped) {
                 decide(w, j,

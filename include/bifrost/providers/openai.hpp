@@ -141,8 +141,7 @@ class OpenAIStreamDecoder {
         switch (state_) {
             case State::open:
                 if (!finished_) return StreamStatus::need_more;
-                error.assign(502, error_type::bad_response,
-                             "upstream stream ended before [DONE]");
+                error.assign(502, error_type::bad_response, "upstream stream ended before [DONE]");
                 state_ = State::failed;
                 return StreamStatus::error;
             case State::done:

@@ -108,8 +108,8 @@ using Cerebras = OpenAICompatible<traits::Cerebras>;
 using Perplexity = OpenAICompatible<traits::Perplexity>;
 using DeepSeek = OpenAICompatible<traits::DeepSeek>;
 
-static_assert(StreamingProvider<Groq> && StreamingProvider<Mistral> &&
-              StreamingProvider<Ollama> && StreamingProvider<VLLM> && StreamingProvider<SGLang> &&
+static_assert(StreamingProvider<Groq> && StreamingProvider<Mistral> && StreamingProvider<Ollama> &&
+              StreamingProvider<VLLM> && StreamingProvider<SGLang> &&
               StreamingProvider<OpenRouter> && StreamingProvider<XAI> &&
               StreamingProvider<Together> && StreamingProvider<Fireworks> &&
               StreamingProvider<Cerebras> && StreamingProvider<Perplexity> &&

@@ -58,8 +58,8 @@ inline bool read_tool_call_delta(const Reader& rd, const json::value& v, const P
            optional_string(rd, *fo, &pf, "arguments", tc.arguments);
 }
 
-inline bool read_choice_delta(const Reader& rd, const json::value& v, const Path* at,
-                              std::size_t i, ChoiceDelta& c) {
+inline bool read_choice_delta(const Reader& rd, const json::value& v, const Path* at, std::size_t i,
+                              ChoiceDelta& c) {
     const json::object* o = nullptr;
     if (!as_object(rd, v, at, o)) return false;
     if (!optional_member_or(rd, *o, at, "index", c.index, static_cast<std::int64_t>(i)) ||
@@ -202,10 +202,9 @@ inline bool read_stream_chunk(const boost::json::value& v, StreamChunk& out, Err
 
 inline bool parse_stream_chunk(std::string_view text, StreamChunk& out, Error& err) {
     const detail::json_impl::Reader rd{&err, true};
-    return detail::json_impl::parse_then(rd, text, "stream chunk is empty",
-                                         [&](const boost::json::value& doc) {
-                                             return detail::json_impl::read_chunk(rd, doc, out);
-                                         });
+    return detail::json_impl::parse_then(
+        rd, text, "stream chunk is empty",
+        [&](const boost::json::value& doc) { return detail::json_impl::read_chunk(rd, doc, out); });
 }
 
 }  // namespace bifrost

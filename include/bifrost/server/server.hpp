@@ -55,8 +55,8 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
@@ -248,9 +248,9 @@ class Server {
         explicit Connection(asio::ip::tcp::socket s) : stream(std::move(s)) {}
         beast::tcp_stream stream;
         beast::flat_buffer buffer;
-        bool idle = false;         // waiting for a request to begin
-        bool draining = false;     // the server is stopping: finish this request, then close
-        bool client_gone = false;  // the client went away while its request was in flight
+        bool idle = false;               // waiting for a request to begin
+        bool draining = false;           // the server is stopping: finish this request, then close
+        bool client_gone = false;        // the client went away while its request was in flight
         bool stream_keep_alive = false;  // a streamed response ended cleanly and said keep-alive
     };
 
@@ -262,14 +262,14 @@ class Server {
             : executor(ex), wake_timer(ex, asio::steady_timer::time_point::max()) {}
 
         asio::any_io_executor executor;
-        asio::steady_timer wake_timer;           // strand only
-        asio::cancellation_signal cancel;        // strand only
-        std::optional<Result> result;            // strand only: the final outcome
-        std::string provider;                    // strand only
+        asio::steady_timer wake_timer;     // strand only
+        asio::cancellation_signal cancel;  // strand only
+        std::optional<Result> result;      // strand only: the final outcome
+        std::string provider;              // strand only
         std::mutex mutex;
-        std::deque<std::string> events;          // guarded by mutex
-        bool wake_posted = false;                // guarded by mutex
-        bool stop = false;                       // guarded by mutex: the client left
+        std::deque<std::string> events;  // guarded by mutex
+        bool wake_posted = false;        // guarded by mutex
+        bool stop = false;               // guarded by mutex: the client left
 
         /// On a worker thread: queues one chunk's event. False once the client has left.
         bool push(const StreamChunk& chunk, const std::shared_ptr<StreamPipe>& self) {
@@ -714,7 +714,7 @@ class Server {
                 co_return error_response(v, errors::cancelled(""));
             }
         }
-        if (events.empty()) {  // the outcome came first (nothing was streamed)
+        if (events.empty()) {       // the outcome came first (nothing was streamed)
             events = pipe->take();  // a chunk may have been queued with its wake-up pending
         }
         if (events.empty()) {
@@ -771,9 +771,8 @@ class Server {
             tail = "data: [DONE]\n\n";
         } else {
             ex.provider = r.error().provider;
-            ex.streamed_status = r.error().status >= 400 && r.error().status < 600
-                                     ? r.error().status
-                                     : 500;
+            ex.streamed_status =
+                r.error().status >= 400 && r.error().status < 600 ? r.error().status : 500;
             tail = "data: ";
             write_error(tail, r.error());
             tail.append("\n\n");

@@ -335,8 +335,8 @@ inline MockScript stream_echo(std::chrono::nanoseconds interval = {},
             std::size_t end = text.find(' ', start);
             end = end == std::string::npos ? text.size() : end + 1;
             piece.clear();
-            write_sse_chunk(piece, id, model, true, std::string_view(text).substr(start, end - start),
-                            {});
+            write_sse_chunk(piece, id, model, true,
+                            std::string_view(text).substr(start, end - start), {});
             call.stream.push_back(piece);
             ++words;
             start = end;
@@ -421,8 +421,7 @@ class Mock {
         using OpAlloc = typename std::allocator_traits<decltype(alloc)>::template rebind_alloc<Op>;
         OpAlloc op_alloc(alloc);
         Op* op = std::allocator_traits<OpAlloc>::allocate(op_alloc, 1);
-        std::allocator_traits<OpAlloc>::construct(op_alloc, op, ex_,
-                                                  std::forward<OnBody>(on_body),
+        std::allocator_traits<OpAlloc>::construct(op_alloc, op, ex_, std::forward<OnBody>(on_body),
                                                   H(std::forward<Handler>(handler)));
         op->call_fault = call.fault;
         op->pieces = std::move(call.stream);
@@ -458,7 +457,8 @@ class Mock {
             auto alloc = asio::get_associated_allocator(handler);
             timer.async_wait(asio::bind_cancellation_slot(
                 asio::get_associated_cancellation_slot(handler),
-                asio::bind_allocator(alloc, [this](boost::system::error_code ec) { on_timer(ec); })));
+                asio::bind_allocator(alloc,
+                                     [this](boost::system::error_code ec) { on_timer(ec); })));
         }
 
         void on_timer(boost::system::error_code ec) {
