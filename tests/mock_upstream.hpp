@@ -126,6 +126,11 @@ struct Behaviour {
     bool byte_by_byte = false;          ///< write the response one byte per write
     std::size_t stream_chunks = 3;      ///< SSE chunks for "stream": true
     std::chrono::milliseconds stream_interval{0};
+    /// For "stream": true, close the connection after sending this many chunks (a stream cut
+    /// midway, no [DONE]). 0: never.
+    std::size_t stream_drop_after = 0;
+    /// For "stream": true, send a usage chunk (no choices) before [DONE].
+    bool stream_usage = false;
     std::size_t pad_bytes = 0;  ///< extra bytes in the echoed content (large bodies)
     /// After this many answered requests on a connection, the next request is read and the
     /// connection closed without an answer (a stale keep-alive connection). 0: never.
@@ -209,6 +214,8 @@ class MockUpstream {
     [[nodiscard]] std::size_t open_connections() const { return open_.load(); }
     /// The most connections open at once.
     [[nodiscard]] std::size_t max_open_connections() const { return max_open_.load(); }
+    /// Streams the client hung up on before their end (seen before writing the next chunk).
+    [[nodiscard]] std::size_t streams_cut_by_client() const { return cut_by_client_.load(); }
     /// Requests read so far (answered or not).
     [[nodiscard]] std::size_t requests() const { return requests_.load(); }
     [[nodiscard]] std::vector<SeenRequest> seen() const {
@@ -298,10 +305,21 @@ class MockUpstream {
                                            asio::redirect_error(asio::use_awaitable, ec));
                 break;
             }
+            bool cut = false;
             for (std::size_t i = 0; i < segments.size() && !ec; ++i) {
                 if (i > 0 && interval.count() > 0) {
                     asio::steady_timer t(ioc_, interval);
                     co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+                }
+                if (i > 0 && segments.size() > 2 &&
+                    peer_closed(beast::get_lowest_layer(stream).socket())) {
+                    cut_by_client_.fetch_add(1);
+                    cut = true;
+                    break;
+                }
+                if (b.stream_drop_after != 0 && segments.size() > 2 && i > b.stream_drop_after) {
+                    cut = true;  // the head and `stream_drop_after` chunks went out
+                    break;
                 }
                 if (b.byte_by_byte) {
                     for (std::size_t k = 0; k < segments[i].size() && !ec; ++k)
@@ -312,7 +330,7 @@ class MockUpstream {
                                                asio::redirect_error(asio::use_awaitable, ec));
                 }
             }
-            if (ec || !keep) break;
+            if (ec || cut || !keep) break;
             ++answered;
         }
         boost::system::error_code ignored;
@@ -433,6 +451,12 @@ class MockUpstream {
                                 std::to_string(i) + "\"},\"finish_reason\":null}]}\n\n";
             segments.push_back(chunk(event));
         }
+        if (b.stream_usage)
+            segments.push_back(
+                chunk("data: {\"id\":\"chatcmpl-mock-" + std::to_string(seq) +
+                      "\",\"object\":\"chat.completion.chunk\",\"model\":\"" + std::string(model) +
+                      "\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7,"
+                      "\"total_tokens\":12}}\n\n"));
         segments.push_back(chunk("data: [DONE]\n\n") + "0\r\n\r\n");
         return keep;
     }
@@ -447,7 +471,7 @@ class MockUpstream {
     mutable std::mutex mutex_;
     Behaviour behaviour_;
     std::vector<SeenRequest> seen_;
-    std::atomic<std::size_t> accepted_{0}, open_{0}, max_open_{0}, requests_{0};
+    std::atomic<std::size_t> accepted_{0}, open_{0}, max_open_{0}, requests_{0}, cut_by_client_{0};
     std::atomic<std::uint64_t> seq_{0};
 };
 

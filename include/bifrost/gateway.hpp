@@ -167,6 +167,9 @@ class JobRef {
     Job* job_;
 };
 
+template <class T>
+inline constexpr bool transport_cannot_stream = !StreamingTransport<T>;
+
 template <class P>
 constexpr std::string_view plugin_name() {
     if constexpr (requires { P::name; })
@@ -415,6 +418,83 @@ class Gateway {
         return make_other<ModelListResult>(j);
     }
 
+    /// Streams a chat completion: blocks the calling thread until the stream is over, passing
+    /// each chunk to `on_chunk(const StreamChunk&)` as it arrives, in order. Returns the final
+    /// `Result`: ok when the stream ended normally, else the error that ended it.
+    ///
+    /// `on_chunk` runs on a provider worker thread, one call at a time, never after the final
+    /// outcome is decided: keep it short and non-blocking (hand the chunk over, do not do slow
+    /// I/O). It returns `bool`: false stops reading, which closes the upstream stream and ends the
+    /// request with 499 `request_cancelled`. Each chunk carries `extra_fields.provider`.
+    ///
+    /// Everything else is as for `chat`: the same queue, workers, concurrency limit, plugins and
+    /// fallbacks, with two differences. A failure before the first chunk reached `on_chunk` is
+    /// retried, key-rotated and fallen back like any request (a fallback's stream feeds the same
+    /// `on_chunk`); a failure after it ends the stream with that error, with no retry. The
+    /// deadline is the request's own (`RequestOptions::timeout`, 504 when it passes mid-stream):
+    /// a stream may rightly outlast the provider's `default_request_timeout_in_seconds`, and the
+    /// transport bounds the silence between chunks (`Beast::Options::stream_idle_timeout`).
+    ///
+    /// The outcome post-hooks see (and `Result` holds) for a successful stream is a summary, not
+    /// the text: `id`, `model`, `created`, `usage` (from the usage chunk, when the upstream sent
+    /// one), one choice per index with its `finish_reason` and an empty message, and
+    /// `extra_fields`. A provider type or transport that cannot stream answers 400 or 501.
+    template <class OnChunk>
+    Result chat_stream(const ChatRequest& request, OnChunk&& on_chunk,
+                       const RequestOptions& opts = {}) {
+        using F = std::remove_reference_t<OnChunk>;
+        const detail::StreamSink sink{&invoke_on_chunk<F>,
+                                      const_cast<void*>(static_cast<const void*>(&on_chunk))};
+        detail::Job* primary = acquire_job();
+        primary->request = request;
+        primary->stream = &sink;
+        const auto overall = overall_deadline(opts);
+        detail::GatewayAccess::begin(primary, next_id(), Clock::now(), opts.user_data, 0);
+        attempt_sync(primary, overall);
+        if (primary->outcome.ok() || primary->stream_delivered || !may_fall_back(primary, primary))
+            return detail::GatewayAccess::make_result(primary);
+        for (std::size_t k = 0; k < request.fallbacks.size() && Clock::now() < overall; ++k) {
+            detail::Job* f = make_fallback(request, primary, k);
+            attempt_sync(f, overall);
+            if (f->outcome.ok() || f->stream_delivered) {
+                if (f->outcome.ok()) fallback_successes_.fetch_add(1, std::memory_order_relaxed);
+                primary->release();
+                return detail::GatewayAccess::make_result(f);
+            }
+            const bool go_on = may_fall_back(f, primary);
+            f->release();
+            if (!go_on) break;
+        }
+        return detail::GatewayAccess::make_result(primary);
+    }
+
+    /// Streams a chat completion asynchronously: chunks go to `on_chunk` as for `chat_stream`
+    /// (on a worker thread), then the operation completes with `void(Result)` like `async_chat`
+    /// (any completion token; the handler's executor; cancellation through its slot ends the
+    /// stream with 499). No chunk is delivered after the completion handler is invoked.
+    template <class OnChunk, class CompletionToken>
+    auto async_chat_stream(const ChatRequest& request, OnChunk&& on_chunk,
+                           CompletionToken&& token) {
+        return async_chat_stream(request, std::forward<OnChunk>(on_chunk), RequestOptions{},
+                                 std::forward<CompletionToken>(token));
+    }
+
+    template <class OnChunk, class CompletionToken>
+    auto async_chat_stream(const ChatRequest& request, OnChunk&& on_chunk,
+                           const RequestOptions& opts, CompletionToken&& token) {
+        using F = std::decay_t<OnChunk>;
+        detail::JobRef primary(acquire_job());
+        primary->request = request;
+        auto box = std::make_unique<StreamBox<F>>(std::forward<OnChunk>(on_chunk));
+        box->sink = detail::StreamSink{&invoke_on_chunk<F>, &box->fn};
+        primary->stream = &box->sink;
+        primary->stream_owned = std::move(box);
+        detail::JobRef origin(request.fallbacks.empty() ? nullptr : acquire_job());
+        if (origin.get()) origin->request = request;
+        return asio::async_initiate<CompletionToken, void(Result)>(
+            Initiation{this, opts}, token, std::move(primary), std::move(origin));
+    }
+
     /// A snapshot of every provider's figures and the pool's.
     [[nodiscard]] GatewayStats stats() const {
         GatewayStats s;
@@ -463,6 +543,25 @@ class Gateway {
     using JobPool = typename PoolT::template pool<detail::Job>;
     static constexpr std::size_t plugin_count = sizeof...(Plugins);
 
+    /// An async stream's callback, owned by its first attempt's job.
+    template <class F>
+    struct StreamBox final : detail::StreamStateBase {
+        template <class G>
+        explicit StreamBox(G&& g) : fn(std::forward<G>(g)) {}
+        F fn;
+        detail::StreamSink sink;
+    };
+
+    template <class F>
+    static bool invoke_on_chunk(void* f, const StreamChunk& chunk) {
+        if constexpr (std::is_void_v<std::invoke_result_t<F&, const StreamChunk&>>) {
+            (*static_cast<F*>(f))(chunk);
+            return true;
+        } else {
+            return static_cast<bool>((*static_cast<F*>(f))(chunk));
+        }
+    }
+
     struct Initiation {
         Gateway* self;
         RequestOptions opts;
@@ -505,6 +604,7 @@ class Gateway {
         f->request = original;
         f->request.model = original.fallbacks[k];
         f->request.provider.clear();
+        f->stream = primary->stream;
         detail::GatewayAccess::begin(f, primary->ctx.request_id(), primary->ctx.start_time(),
                                      primary->ctx.user_data(), static_cast<int>(k + 1));
         fallback_attempts_.fetch_add(1, std::memory_order_relaxed);
@@ -625,7 +725,7 @@ class Gateway {
         if (j->ctx.short_circuited()) {
             short_circuited_.fetch_add(1, std::memory_order_relaxed);
         } else if (route(j)) {
-            j->deadline = attempt_deadline(*j->target, overall);
+            j->deadline = j->stream ? overall : attempt_deadline(*j->target, overall);
             if (admit(j, true)) wait_sync(j);
         }
         run_post_hooks(j, ran);
@@ -808,7 +908,8 @@ class Gateway {
         }
         detail::ProviderQueue& q = *j->target;
         const auto t = q.default_timeout();
-        const auto provider_deadline = t.count() > 0 ? Clock::now() + t : Clock::time_point::max();
+        const auto provider_deadline =
+            t.count() > 0 && j->stream == nullptr ? Clock::now() + t : Clock::time_point::max();
         j->deadline = std::min(overall, provider_deadline);
         // A worker enforces the deadline of the jobs it runs. A timer on the timekeeper (a
         // cross-thread wake-up or two, so not for every request) makes it prompt where a worker
@@ -845,8 +946,9 @@ class Gateway {
     void on_attempt_done(AsyncRequest<H>&& r, detail::Job* j) {
         run_post_hooks(j, r.ran);
         detail::Job* primary = r.primary;
-        if (!j->outcome.ok() && r.origin != nullptr && may_fall_back(j, primary) &&
-            r.next_fallback < fallback_count(r.origin) && Clock::now() < r.overall) {
+        if (!j->outcome.ok() && r.origin != nullptr && !j->stream_delivered &&
+            may_fall_back(j, primary) && r.next_fallback < fallback_count(r.origin) &&
+            Clock::now() < r.overall) {
             if (j != primary) j->release();
             detail::Job* f = make_fallback(r.origin, primary, r.next_fallback++);
             attempt_async(f, std::move(r));
@@ -862,8 +964,14 @@ class Gateway {
                 primary->release();
             }
         } else if (j != primary) {
-            j->release();  // every attempt failed: the caller gets the primary's error
+            if (j->stream_delivered) {  // a fallback's stream broke: its error is the answer
+                answer = j;
+                primary->release();
+            } else {
+                j->release();  // every attempt failed: the caller gets the primary's error
+            }
         }
+        if (answer->stream_owned) answer->stream_owned.reset();  // the stream is over
         if (r.origin) r.origin->release();
         std::move(r.handler)(detail::GatewayAccess::make_result(answer));
     }
@@ -898,6 +1006,15 @@ class Gateway {
         }
         if (j->op != Operation::chat && !q->supports(j->op))
             return reject(j, errors::unsupported_operation(q->name(), to_string(j->op)));
+        if (j->stream != nullptr && q->streaming_unsupported() != nullptr) {
+            const bool by_provider = !detail::transport_cannot_stream<TransportT>;
+            return reject(
+                j, errors::make(by_provider ? 400 : 501,
+                                by_provider ? error_type::invalid_request : error_type::internal,
+                                "provider '" + std::string(provider) +
+                                    "' cannot stream: " + q->streaming_unsupported(),
+                                q->name()));
+        }
         j->target = q;
         j->model_id = model;
         detail::GatewayAccess::set_provider(j, q->name());

@@ -119,6 +119,13 @@ class Client {
         http::write(socket_, req);
     }
 
+    /// Reads whatever bytes have arrived (at least one).
+    std::string read_some_raw() {
+        char buf[4096];
+        const std::size_t n = socket_.read_some(asio::buffer(buf));
+        return std::string(buf, n);
+    }
+
     /// Writes raw bytes (several requests at once, partial requests).
     void send_raw(std::string_view bytes) { asio::write(socket_, asio::buffer(bytes)); }
 
@@ -223,14 +230,12 @@ TEST_CASE("server: bad requests get 400 saying what and where", "[server]") {
         CHECK(std::string(error_of(res).at("message").as_string()).find("messages") !=
               std::string::npos);
     }
-    SECTION("streaming is refused with a clear message") {
+    SECTION("a streamed request with a bad field is refused before any stream") {
         const Response res = c.post(
             "/v1/chat/completions",
-            R"({"model":"mock/x","stream":true,"messages":[{"role":"user","content":"x"}]})");
+            R"({"model":"mock/x","stream":"yes","messages":[{"role":"user","content":"x"}]})");
         REQUIRE(res.result_int() == 400);
-        const auto e = error_of(res);
-        CHECK(e.at("param").as_string() == "stream");
-        CHECK(std::string(e.at("message").as_string()).find("not supported") != std::string::npos);
+        CHECK(error_of(res).at("param").as_string() == "stream");
     }
     // The connection survives a 400.
     CHECK(c.get("/health").result_int() == 200);
@@ -668,4 +673,120 @@ TEST_CASE("server: a client that disconnects cancels its embeddings call",
     REQUIRE(test::eventually([&] { return h.mock_stats().cancelled == 1; }));
     CHECK(test::eventually(
         [&] { return h.log_text().find(R"("status":499)") != std::string::npos; }));
+}
+
+// ---- streaming
+// -----------------------------------------------------------------------------------
+
+namespace {
+
+const std::string stream_body =
+    R"({"model":"mock/gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hello there"}]})";
+
+/// The `data:` payloads of an event-stream body, in order.
+std::vector<std::string> events_of(const std::string& body) {
+    std::vector<std::string> out;
+    std::size_t at = 0;
+    while ((at = body.find("data: ", at)) != std::string::npos) {
+        const auto end = body.find("\n\n", at);
+        REQUIRE(end != std::string::npos);
+        out.push_back(body.substr(at + 6, end - at - 6));
+        at = end + 2;
+    }
+    return out;
+}
+
+/// SSE chunks "w0 ".."w<n-1> " then `fault` (with [DONE] only when there is none).
+bifrost::transport::MockScript sse_pieces(std::size_t n, bifrost::transport::MockCall::Fault fault,
+                                          std::shared_ptr<std::atomic<int>> cancelled = nullptr) {
+    return [=](bifrost::transport::MockCall& call) {
+        for (std::size_t i = 0; i < n; ++i) {
+            std::string p;
+            mock::write_sse_chunk(p, "id-1", "m", true, "w" + std::to_string(i) + " ", {});
+            call.stream.push_back(p);
+        }
+        if (fault == bifrost::transport::MockCall::Fault::none)
+            call.stream.emplace_back("data: [DONE]\n\n");
+        call.stream_interval = 1ms;
+        call.fault = fault;
+        if (cancelled) call.on_cancelled = [cancelled] { cancelled->fetch_add(1); };
+    };
+}
+
+}  // namespace
+
+TEST_CASE("server: \"stream\": true answers server-sent events, then [DONE]", "[server][stream]") {
+    Harness h({}, mock::stream_echo(1ms));
+    Client c(h.server->port());
+    const Response res = c.post("/v1/chat/completions", stream_body);
+    REQUIRE(res.result_int() == 200);
+    CHECK(res[http::field::content_type] == "text/event-stream");
+    CHECK(res.chunked());
+    const auto events = events_of(res.body());
+    REQUIRE(events.size() >= 3);
+    CHECK(events.back() == "[DONE]");
+    std::string text;
+    bool usage = false;
+    for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+        const auto doc = json::parse(events[i]).as_object();
+        CHECK(doc.at("object").as_string() == "chat.completion.chunk");
+        CHECK(doc.at("extra_fields").at("provider").as_string() == "mock");
+        for (const auto& ch : doc.at("choices").as_array())
+            if (const auto* d = ch.at("delta").as_object().if_contains("content"))
+                text += std::string(d->as_string());
+        if (doc.contains("usage") && !doc.at("usage").is_null()) usage = true;
+    }
+    CHECK(text == "Echo: Hello there");
+    CHECK(usage);
+    // The connection is kept alive after a stream that ended cleanly.
+    const Response next = c.post("/v1/chat/completions", chat_body);
+    CHECK(next.result_int() == 200);
+    CHECK(test::eventually(
+        [&] { return h.log_text().find(R"("status":200)") != std::string::npos; }));
+}
+
+TEST_CASE("server: a stream failing before its first chunk is a plain JSON error",
+          "[server][stream]") {
+    Harness h({}, mock::fixed(429, R"({"error":{"message":"slow down","type":"rate_limit"}})"));
+    Client c(h.server->port());
+    const Response res = c.post("/v1/chat/completions", stream_body);
+    REQUIRE(res.result_int() == 429);
+    CHECK(res[http::field::content_type] == "application/json");
+    CHECK(error_of(res).at("message").as_string() == "slow down");
+    CHECK(c.get("/health").result_int() == 200);
+}
+
+TEST_CASE("server: a stream failing after its first chunk ends with an error event",
+          "[server][stream]") {
+    Harness h({}, sse_pieces(2, bifrost::transport::MockCall::Fault::network_error));
+    Client c(h.server->port());
+    const Response res = c.post("/v1/chat/completions", stream_body);
+    REQUIRE(res.result_int() == 200);  // the head went out with the first chunk
+    const auto events = events_of(res.body());
+    REQUIRE(events.size() == 3);
+    CHECK(json::parse(events[0]).at("choices").at(0).at("delta").at("content") == "w0 ");
+    const auto err = json::parse(events[2]).at("error").as_object();
+    CHECK(err.at("type").as_string() == "network_error");
+    CHECK(res.body().find("[DONE]") == std::string::npos);
+    CHECK(test::eventually(
+        [&] { return h.log_text().find(R"("status":502)") != std::string::npos; }));
+}
+
+TEST_CASE("server: a client leaving mid-stream cancels the upstream stream",
+          "[server][stream][concurrency]") {
+    auto cancelled = std::make_shared<std::atomic<int>>(0);
+    Harness h({}, sse_pieces(2, bifrost::transport::MockCall::Fault::hang, cancelled));
+    {
+        Client c(h.server->port());
+        c.send(http::verb::post, "/v1/chat/completions", stream_body);
+        std::string got;
+        while (got.find("w1 ") == std::string::npos)
+            got += c.read_some_raw();
+        CHECK(got.find("text/event-stream") != std::string::npos);
+        c.close();
+    }
+    CHECK(test::eventually([&] { return cancelled->load() == 1; }));
+    CHECK(test::eventually([&] { return h.mock_stats().in_flight == 0; }));
+    CHECK(test::eventually([&] { return h.server->metrics().client_disconnects.load() == 1; }));
+    CHECK(test::eventually([&] { return h.server->metrics().connections.load() == 0; }));
 }

@@ -16,6 +16,7 @@
 #include <bifrost/detail/handler_memory.hpp>
 #include <bifrost/schema/chat.hpp>
 #include <bifrost/schema/outcome.hpp>
+#include <bifrost/schema/stream.hpp>
 #include <bifrost/transport/http.hpp>
 
 #include <boost/asio/cancellation_signal.hpp>
@@ -34,6 +35,21 @@ namespace bifrost::detail {
 
 class ProviderQueue;
 struct WorkerCore;
+
+/// Where a streamed request's chunks go: the caller's callback, type-erased.
+struct StreamSink {
+    bool (*fn)(void* target, const StreamChunk& chunk) = nullptr;
+    void* target = nullptr;
+};
+
+/// Per-request streaming state owned by a job (the caller's callback for async streams, the
+/// provider's decoder for a running attempt); destroyed with the job's reset.
+struct StreamStateBase {
+    StreamStateBase() = default;
+    StreamStateBase(const StreamStateBase&) = delete;
+    StreamStateBase& operator=(const StreamStateBase&) = delete;
+    virtual ~StreamStateBase() = default;
+};
 
 struct Job {
     using Clock = std::chrono::steady_clock;
@@ -93,6 +109,19 @@ struct Job {
     /// whether the caller cancelled.
     std::atomic<Job*> current_attempt{nullptr};
     std::atomic<bool> cancel_requested{false};
+
+    // ---- streaming (null `stream` for plain requests) ----
+    /// Where chunks go; shared by a request's attempts (fallbacks feed the same sink).
+    const StreamSink* stream = nullptr;
+    /// A chunk reached the caller (written under `stream_mutex`; read after completion).
+    bool stream_delivered = false;
+    /// The caller's callback returned false (worker-side).
+    bool stream_stopped = false;
+    /// Held while a chunk is delivered; `complete()` takes it, so that no chunk reaches the
+    /// caller once the attempt is decided. Recursive: a callback may cancel its own request.
+    std::recursive_mutex stream_mutex;
+    std::unique_ptr<StreamStateBase> stream_owned;  ///< an async stream's callback (primary)
+    std::unique_ptr<StreamStateBase> stream_state;  ///< the attempt's decoder (worker-side)
 
     /// Memory for this request's asynchronous operations.
     HandlerArena arena;
@@ -173,6 +202,10 @@ struct Job {
         current_attempt.store(nullptr, std::memory_order_relaxed);
         cancel_requested.store(false, std::memory_order_relaxed);
         next = prev = nullptr;
+        stream = nullptr;
+        stream_delivered = stream_stopped = false;
+        stream_owned.reset();
+        stream_state.reset();
         refs.store(0, std::memory_order_relaxed);
         done.store(pending, std::memory_order_relaxed);
     }
@@ -180,6 +213,10 @@ struct Job {
     /// Hands the attempt's final outcome to the caller: runs the async completion, or wakes the
     /// thread blocked in `chat()`. Called once per attempt, by whoever claimed it.
     void complete() {
+        if (stream != nullptr) {
+            // Waits out a chunk being delivered; later deliveries see the claim and stop.
+            std::lock_guard lock(stream_mutex);
+        }
         if (deadline_armed.exchange(false, std::memory_order_acq_rel)) deadline_timer->cancel();
         if (completion.has_value()) {
             completion(this);

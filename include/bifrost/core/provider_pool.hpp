@@ -39,6 +39,17 @@
 
 namespace bifrost::detail {
 
+/// The provider's stream decoder type, or a placeholder for pools that cannot stream.
+struct NoStreamDecoder {};
+template <class P, bool Streams>
+struct StreamDecoderOf {
+    using type = NoStreamDecoder;
+};
+template <class P>
+struct StreamDecoderOf<P, true> {
+    using type = typename P::StreamDecoder;
+};
+
 template <Provider P, Transport T>
 class ProviderPool final : public ProviderQueue {
   public:
@@ -51,6 +62,10 @@ class ProviderPool final : public ProviderQueue {
         : ProviderQueue(std::move(name), std::move(config)),
           provider_(std::move(provider)),
           worker_spin_(gopts.worker_spin) {
+        if constexpr (!StreamingProvider<P>)
+            streaming_unsupported_ = "its provider type cannot stream chat completions";
+        else if constexpr (!StreamingTransport<T>)
+            streaming_unsupported_ = "the gateway's transport cannot stream responses";
         const ProviderConfig& cfg = settings().config;
         const auto bit = [](Operation op) { return 1u << static_cast<unsigned>(op); };
         if constexpr (EmbeddingProvider<P>) operations_ |= bit(Operation::embedding);
@@ -128,6 +143,46 @@ class ProviderPool final : public ProviderQueue {
             return job->upstream_cancel.slot();
         }
         void operator()(boost::system::error_code ec) { pool->on_upstream_done(*worker, job, ec); }
+    };
+
+    static constexpr bool can_stream = StreamingProvider<P> && StreamingTransport<T>;
+
+    /// A streamed attempt's state: the provider's decoder, the chunk being decoded, and what the
+    /// stream said so far (the outcome's summary, or why it failed).
+    template <class Decoder>
+    struct StreamState final : StreamStateBase {
+        Decoder decoder;
+        StreamChunk chunk;
+        ChatResponse summary;
+        Error error;
+        bool done = false;
+        bool failed = false;
+    };
+    using Stream = StreamState<typename StreamDecoderOf<P, can_stream>::type>;
+
+    /// The body sink given to the transport for a streamed attempt.
+    struct BodySink {
+        ProviderPool* pool;
+        Job* job;
+        Stream* state;
+        bool operator()(std::string_view bytes) {
+            return pool->on_stream_bytes(job, *state, bytes);
+        }
+    };
+
+    /// The completion handler of a streamed attempt (as `UpstreamHandler`).
+    struct StreamHandler {
+        ProviderPool* pool;
+        Worker* worker;
+        Job* job;
+
+        using allocator_type = ArenaAllocator<void>;
+        allocator_type get_allocator() const noexcept { return allocator_type(job->arena); }
+        using cancellation_slot_type = asio::cancellation_slot;
+        cancellation_slot_type get_cancellation_slot() const noexcept {
+            return job->upstream_cancel.slot();
+        }
+        void operator()(boost::system::error_code ec) { pool->on_stream_done(*worker, job, ec); }
     };
 
     // ---- the loop -------------------------------------------------------------------------------
@@ -237,6 +292,10 @@ class ProviderPool final : public ProviderQueue {
             }
             j->http_request.clear();
             j->http_response.clear();
+            if (j->stream != nullptr) {
+                start_stream(w, j, key, settings);
+                return;
+            }
             if (j->op == Operation::chat) {
                 provider_.build_chat(BuildContext{j->request, j->model_id, key, settings.config},
                                      j->http_request);
@@ -355,6 +414,12 @@ class ProviderPool final : public ProviderQueue {
             drop(w, j, true);
             return;
         }
+        conclude(w, j, ec);
+    }
+
+    /// Decides (or retries) an attempt whose upstream exchange ended with `ec` and
+    /// `j->http_response`, the response body collected whole.
+    void conclude(Worker& w, Job* j, boost::system::error_code ec) {
         const ProviderSettings& settings = this->settings();
         if (auto delay = retry_delay(settings, j, ec)) {
             if (aborting_.load(std::memory_order_relaxed)) {
@@ -412,13 +477,225 @@ class ProviderPool final : public ProviderQueue {
         finish(w, j);
     }
 
+    // ---- streamed attempts ----------------------------------------------------------------------
+
+    /// Starts a streamed upstream call for `j` (inside `attempt`'s try block).
+    void start_stream(Worker& w, Job* j, const Key* key, const ProviderSettings& settings) {
+        if constexpr (can_stream) {
+            if (!j->stream_state) j->stream_state = std::make_unique<Stream>();
+            auto* st = static_cast<Stream*>(j->stream_state.get());
+            st->decoder.reset();
+            st->summary = ChatResponse{};
+            st->error.clear();
+            st->done = st->failed = false;
+            provider_.build_chat_stream(BuildContext{j->request, j->model_id, key, settings.config},
+                                        j->http_request);
+            j->upstream_started_at = Clock::now();
+            w.transport->async_send_stream(j->http_request, j->http_response, BodySink{this, j, st},
+                                           StreamHandler{this, &w, j});
+        } else {
+            (void)key;
+            (void)settings;
+            decide(w, j,
+                   errors::make(501, error_type::internal,
+                                "provider '" + name_ + "' cannot stream: " + streaming_unsupported_,
+                                name_));
+        }
+    }
+
+    /// On the worker: the next piece of a streamed 2xx body. False stops the exchange.
+    bool on_stream_bytes(Job* j, Stream& st, std::string_view bytes) {
+        if constexpr (can_stream) {
+            if (st.done || st.failed) return !st.failed;
+            bool framed = true;
+            try {
+                framed = st.decoder.feed(bytes);
+            } catch (const std::exception& e) {
+                return stream_failed(st, std::string("could not read the stream of provider '") +
+                                             name_ + "': " + e.what());
+            }
+            if (!drain(j, st)) return false;
+            if (!framed && !st.done)
+                return stream_failed(st,
+                                     "the event stream of provider '" + name_ + "' is malformed");
+            return true;
+        } else {
+            (void)j;
+            (void)st;
+            (void)bytes;
+            return false;
+        }
+    }
+
+    bool stream_failed(Stream& st, std::string message) {
+        if (!st.failed) {
+            st.error.assign(502, error_type::bad_response, message, name_);
+            st.failed = true;
+        }
+        return false;
+    }
+
+    /// Hands every decoded chunk to the caller. False when the stream failed or the caller
+    /// stopped (or the attempt was decided elsewhere).
+    bool drain(Job* j, Stream& st) {
+        if constexpr (can_stream) {
+            for (;;) {
+                StreamStatus status = StreamStatus::error;
+                try {
+                    status = st.decoder.next(st.chunk, st.error);
+                } catch (const std::exception& e) {
+                    return stream_failed(
+                        st, std::string("could not read the stream of provider '") + name_ +
+                                "': " + e.what());
+                }
+                switch (status) {
+                    case StreamStatus::need_more:
+                        return true;
+                    case StreamStatus::done:
+                        st.done = true;
+                        return true;  // read on to the end of the body (keeps the connection)
+                    case StreamStatus::error:
+                        if (st.error.status == 0)
+                            st.error.assign(502, error_type::bad_response, "stream failed");
+                        if (st.error.provider.empty()) st.error.provider.assign(name_);
+                        st.failed = true;
+                        return false;
+                    case StreamStatus::chunk:
+                        summarize(st.summary, st.chunk);
+                        if (!deliver(j, st.chunk)) return false;
+                        break;
+                }
+            }
+        } else {
+            (void)j;
+            (void)st;
+            return false;
+        }
+    }
+
+    /// What the outcome of a finished stream holds: id, model, created, fingerprint, usage and
+    /// each choice's finish reason (not the content, which the caller already has).
+    static void summarize(ChatResponse& r, const StreamChunk& c) {
+        if (r.id.empty()) r.id = c.id;
+        if (r.model.empty()) r.model = c.model;
+        if (r.created == 0) r.created = c.created;
+        if (r.system_fingerprint.empty()) r.system_fingerprint = c.system_fingerprint;
+        if (c.usage) r.usage = c.usage;
+        for (const ChoiceDelta& d : c.choices) {
+            if (d.index < 0 || d.index > 1024) continue;
+            const auto i = static_cast<std::size_t>(d.index);
+            if (r.choices.size() <= i) {
+                const std::size_t old = r.choices.size();
+                r.choices.resize(i + 1);
+                for (std::size_t k = old; k <= i; ++k)
+                    r.choices[k].index = static_cast<std::int64_t>(k);
+            }
+            if (!d.finish_reason.empty()) r.choices[i].finish_reason = d.finish_reason;
+        }
+    }
+
+    /// Passes one chunk to the caller unless the attempt is decided. False to stop reading.
+    bool deliver(Job* j, StreamChunk& c) {
+        std::lock_guard lock(j->stream_mutex);
+        if (j->is_claimed()) return false;
+        c.extra_fields.provider.assign(name_);
+        j->stream_delivered = true;
+        bool more = false;
+        try {
+            more = j->stream->fn(j->stream->target, c);
+        } catch (...) {
+            more = false;  // a throwing callback stops its stream; it is not the worker's fault
+        }
+        if (!more) j->stream_stopped = true;
+        // The callback may have ended its own request (e.g. cancelled it): read no further.
+        return more && !j->is_claimed();
+    }
+
+    void on_stream_done(Worker& w, Job* j, boost::system::error_code ec) {
+        j->upstream_cancel.slot().clear();
+        j->phase = Job::Phase::idle;
+        j->upstream_latency = Clock::now() - j->upstream_started_at;
+        upstream_.record(j->upstream_latency);
+        if (j->is_claimed()) {
+            drop(w, j, true);
+            return;
+        }
+        if constexpr (can_stream) {
+            auto& st = *static_cast<Stream*>(j->stream_state.get());
+            const int status = j->http_response.status;
+            const bool success = status >= 200 && status < 300;
+            if (!ec && success && !st.done && !st.failed && !j->stream_stopped) {
+                st.decoder.finish();
+                if (drain(j, st) && !st.done)
+                    stream_failed(st,
+                                  "the stream of provider '" + name_ + "' ended before its end");
+            }
+            if (j->stream_stopped) {
+                decide(w, j,
+                       errors::make(499, error_type::request_cancelled,
+                                    "the caller stopped reading the stream", name_));
+                return;
+            }
+            if (st.done) {
+                if (j->claim() == Job::claimed) {
+                    drop(w, j, true);
+                    return;
+                }
+                j->outcome.response = std::move(st.summary);
+                j->outcome.response.object.assign("chat.completion");
+                j->outcome.response.extra_fields.provider.assign(name_);
+                j->outcome.response.extra_fields.latency = j->upstream_latency;
+                breaker_.record_success();
+                finish(w, j);
+                return;
+            }
+            if (st.failed) {
+                if (!j->stream_delivered) {
+                    // Nothing reached the caller: a retryable status is retried like a response.
+                    if (auto delay = retry_delay(settings(), j, {}, st.error.status)) {
+                        if (!aborting_.load(std::memory_order_relaxed)) {
+                            release_slot();
+                            count_retry();
+                            backoff(w, j, *delay);
+                            return;
+                        }
+                    }
+                }
+                decide(w, j, std::move(st.error));
+                return;
+            }
+            if (!j->stream_delivered) {
+                conclude(w, j, ec);  // nothing reached the caller: retry or fail as a plain call
+                return;
+            }
+            if (aborting_.load(std::memory_order_relaxed) && ec == asio::error::operation_aborted) {
+                abort(j, errors::shutting_down(name_), AbortKind::shutdown);
+                drop(w, j, true);
+                return;
+            }
+            decide(w, j,
+                   errors::make(502, error_type::network,
+                                "the stream of provider '" + name_ +
+                                    "' broke off: " + (ec ? ec.message() : "no end marker"),
+                                name_));
+        } else {
+            (void)ec;
+            decide(w, j, errors::internal("provider '" + name_ + "' cannot stream", name_));
+        }
+    }
+
     /// The wait before retrying `j`, if its failure is retryable and a retry is left and fits
     /// before the deadline.
     std::optional<std::chrono::nanoseconds> retry_delay(const ProviderSettings& s, const Job* j,
                                                         boost::system::error_code ec) const {
+        return retry_delay(s, j, ec, j->http_response.status);
+    }
+
+    std::optional<std::chrono::nanoseconds> retry_delay(const ProviderSettings& s, const Job* j,
+                                                        boost::system::error_code ec,
+                                                        int status) const {
         const NetworkConfig& n = s.config.network_config;
         if (j->retries >= n.max_retries) return {};
-        const int status = j->http_response.status;
         bool retry = false;
         if (ec) {
             retry = ec != asio::error::operation_aborted;

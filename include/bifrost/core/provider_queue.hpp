@@ -119,6 +119,10 @@ class ProviderQueue {
     [[nodiscard]] bool supports(Operation op) const noexcept {
         return (operations_ & (1u << static_cast<unsigned>(op))) != 0;
     }
+    /// Why streamed requests cannot be served here, or nullptr when they can.
+    [[nodiscard]] const char* streaming_unsupported() const noexcept {
+        return streaming_unsupported_;
+    }
 
     /// The attempt timeout (`default_request_timeout_in_seconds`; 0 = none).
     [[nodiscard]] std::chrono::nanoseconds default_timeout() const noexcept {
@@ -348,6 +352,9 @@ class ProviderQueue {
     }
 
   protected:
+    /// Set by the pool when its provider or transport cannot stream.
+    const char* streaming_unsupported_ = nullptr;
+
     // ---- consumer side (worker threads) ------------------------------------------------------
 
     /// Claims one of `concurrency` in-flight slots.

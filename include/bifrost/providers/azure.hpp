@@ -12,7 +12,6 @@
 
 #include <bifrost/concepts.hpp>
 #include <bifrost/providers/detail/native.hpp>
-#include <bifrost/providers/detail/openai_stream.hpp>
 #include <bifrost/providers/openai.hpp>
 
 #include <boost/json/parse.hpp>

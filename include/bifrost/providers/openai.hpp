@@ -5,6 +5,7 @@
 /// to the provider-local id and the bearer key.
 
 #include <bifrost/concepts.hpp>
+#include <bifrost/detail/sse.hpp>
 #include <bifrost/schema/error.hpp>
 #include <bifrost/schema/json.hpp>
 #include <bifrost/schema/operations_json.hpp>
@@ -12,8 +13,10 @@
 
 #include <boost/json/parse.hpp>
 
+#include <deque>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace bifrost::providers {
 
@@ -147,6 +150,132 @@ void parse_openai_other(const HttpResponse& in, O& out, Parse parse) {
     }
 }
 
+/// Fills an OpenAI-format streamed chat-completions request: as `build_openai_chat`, with
+/// `"stream": true` and, unless the caller set `stream_options`, `"stream_options":
+/// {"include_usage": true}` (so the last chunk carries the token usage).
+inline void build_openai_chat_stream(const BuildContext& ctx, HttpRequest& out,
+                                     std::string_view default_base_url, std::string_view path) {
+    build_openai_chat(ctx, out, default_base_url, path);
+    // The body is the request's JSON object: splice the streaming fields in before its end
+    // (without copying the request to change two fields).
+    std::string& b = out.body;
+    while (!b.empty() && b.back() != '}')
+        b.pop_back();
+    if (b.empty()) return;
+    b.pop_back();
+    const bool has_stream = ctx.request.stream.has_value();
+    const bool has_options = ctx.request.extra.contains("stream_options");
+    if (has_stream) {
+        // write_chat_request wrote the caller's `"stream":` value; a streamed call needs true.
+        const auto at = b.find("\"stream\":false");
+        if (at != std::string::npos) b.replace(at, 14, "\"stream\":true");
+    } else {
+        b.append(",\"stream\":true");
+    }
+    if (!has_options) b.append(",\"stream_options\":{\"include_usage\":true}");
+    b.push_back('}');
+    out.headers.set("accept", "text/event-stream");
+}
+
+/// Decodes an OpenAI-format event stream (`data: {chunk}` events, then `data: [DONE]`) into
+/// `StreamChunk`s; see `StreamingProvider`. Bytes may be fed cut anywhere. An `error` object in
+/// an event ends the stream with that error (keeping its message and type); a body that ends
+/// before `[DONE]` is an error. Shared by every OpenAI-compatible provider.
+class OpenAIStreamDecoder {
+  public:
+    bool feed(std::string_view bytes) {
+        if (state_ != State::open) return true;  // after the end marker, the rest is ignored
+        return sse_.feed(bytes, [this](const ::bifrost::detail::SseEvent& e) { on_event(e); }) ||
+               broken("the event stream is malformed (an event exceeds the size limit)");
+    }
+
+    StreamStatus next(StreamChunk& chunk, Error& error) {
+        if (!pending_.empty()) {
+            chunk = std::move(pending_.front());
+            pending_.pop_front();
+            return StreamStatus::chunk;
+        }
+        switch (state_) {
+            case State::open:
+                if (!finished_) return StreamStatus::need_more;
+                error.assign(502, error_type::bad_response, "upstream stream ended before [DONE]");
+                state_ = State::failed;
+                return StreamStatus::error;
+            case State::done:
+                return StreamStatus::done;
+            case State::failed:
+                error = error_;
+                return StreamStatus::error;
+        }
+        return StreamStatus::error;
+    }
+
+    void finish() { finished_ = true; }
+
+    void reset() {
+        sse_.reset();
+        pending_.clear();
+        error_.clear();
+        state_ = State::open;
+        finished_ = false;
+    }
+
+  private:
+    enum class State : std::uint8_t { open, done, failed };
+
+    bool broken(std::string_view why) {
+        if (state_ == State::open) {
+            error_.assign(502, error_type::bad_response, why);
+            state_ = State::failed;
+        }
+        return false;
+    }
+
+    void on_event(const ::bifrost::detail::SseEvent& e) {
+        if (state_ != State::open) return;
+        if (e.done()) {
+            state_ = State::done;
+            return;
+        }
+        boost::system::error_code ec;
+        const auto doc = boost::json::parse(e.data, ec);
+        if (!ec) {
+            if (const auto* o = doc.if_object()) {
+                if (const auto* err = o->if_contains("error"); err && !err->is_null()) {
+                    // The upstream failed mid-stream; its status, when it sent one, is kept.
+                    int status = 502;
+                    if (const auto* eo = err->if_object())
+                        if (const auto* st = eo->if_contains("status"); st && st->is_int64())
+                            status = static_cast<int>(st->get_int64());
+                    if (status < 400 || status > 599) status = 502;
+                    read_openai_error(status, e.data, {}, error_);
+                    state_ = State::failed;
+                    return;
+                }
+            }
+        }
+        StreamChunk c;
+        if (ec) {
+            std::string msg = "upstream stream event is not JSON: ";
+            msg.append(e.data.substr(0, 256));
+            error_.assign(502, error_type::bad_response, msg);
+            state_ = State::failed;
+            return;
+        }
+        if (!read_stream_chunk(doc, c, error_)) {
+            state_ = State::failed;
+            return;
+        }
+        pending_.push_back(std::move(c));
+    }
+
+    ::bifrost::detail::SseParser sse_;
+    std::deque<StreamChunk> pending_;
+    Error error_;
+    State state_ = State::open;
+    bool finished_ = false;
+};
+
 /// Reads an OpenAI-format chat-completions response: the completion for 2xx, else the error.
 inline void parse_openai_chat(const HttpResponse& in, Outcome& out) {
     if (in.status >= 200 && in.status < 300) {
@@ -202,9 +331,15 @@ struct OpenAI {
         detail::parse_openai_other(
             in, out, [](std::string_view body, ModelListOutcome& o) { parse_model_list(body, o); });
     }
+
+    using StreamDecoder = detail::OpenAIStreamDecoder;
+
+    void build_chat_stream(const BuildContext& ctx, HttpRequest& out) const {
+        detail::build_openai_chat_stream(ctx, out, default_base_url, chat_path);
+    }
 };
 
-static_assert(Provider<OpenAI> && EmbeddingProvider<OpenAI> && TextCompletionProvider<OpenAI> &&
-              ModelListingProvider<OpenAI>);
+static_assert(Provider<OpenAI> && StreamingProvider<OpenAI> && EmbeddingProvider<OpenAI> &&
+              TextCompletionProvider<OpenAI> && ModelListingProvider<OpenAI>);
 
 }  // namespace bifrost::providers

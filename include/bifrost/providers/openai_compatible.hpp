@@ -82,6 +82,12 @@ struct OpenAIFormat {
     void parse_list_models(const HttpResponse& in, ModelListOutcome& out) const {
         OpenAI{}.parse_list_models(in, out);
     }
+
+    using StreamDecoder = detail::OpenAIStreamDecoder;
+
+    void build_chat_stream(const BuildContext& ctx, HttpRequest& out) const {
+        detail::build_openai_chat_stream(ctx, out, default_base_url, chat_path);
+    }
 };
 
 /// Names a compatible service: `Traits` has `name`, `default_base_url`, `chat_path` and
@@ -149,13 +155,15 @@ using Cerebras = OpenAICompatible<traits::Cerebras>;
 using Perplexity = OpenAICompatible<traits::Perplexity>;
 using DeepSeek = OpenAICompatible<traits::DeepSeek>;
 
-static_assert(Provider<Groq> && Provider<Mistral> && Provider<Ollama> && Provider<VLLM> &&
-              Provider<SGLang> && Provider<Parasail> && Provider<OpenRouter> && Provider<XAI> &&
-              Provider<Together> && Provider<Fireworks> && Provider<Cerebras> &&
-              Provider<Perplexity> && Provider<DeepSeek>);
+static_assert(StreamingProvider<Groq> && StreamingProvider<Mistral> && StreamingProvider<Ollama> &&
+              StreamingProvider<VLLM> && StreamingProvider<SGLang> && StreamingProvider<Parasail> &&
+              StreamingProvider<OpenRouter> && StreamingProvider<XAI> &&
+              StreamingProvider<Together> && StreamingProvider<Fireworks> &&
+              StreamingProvider<Cerebras> && StreamingProvider<Perplexity> &&
+              StreamingProvider<DeepSeek>);
 static_assert(EmbeddingProvider<Groq> && TextCompletionProvider<Ollama> &&
               ModelListingProvider<Perplexity>);
-static_assert(Provider<OpenAIFormat> && EmbeddingProvider<OpenAIFormat> &&
+static_assert(StreamingProvider<OpenAIFormat> && EmbeddingProvider<OpenAIFormat> &&
               TextCompletionProvider<OpenAIFormat> && ModelListingProvider<OpenAIFormat>);
 
 /// A list of provider types, searchable by name.

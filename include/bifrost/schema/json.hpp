@@ -2078,3 +2078,6 @@ inline void tag_invoke(const boost::json::value_from_tag&, boost::json::value& j
 }
 
 }  // namespace bifrost
+
+// StreamChunk conversions (they use the readers above).
+#include <bifrost/schema/stream_json.hpp>

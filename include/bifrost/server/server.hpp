@@ -7,7 +7,8 @@
 ///
 /// | route                        | answer                                                   |
 /// |------------------------------|----------------------------------------------------------|
-/// | `POST /v1/chat/completions`  | the gateway's answer (OpenAI's JSON) or OpenAI's error JSON |
+/// | `POST /v1/chat/completions`  | the gateway's answer (OpenAI's JSON) or OpenAI's error JSON; |
+/// |                              | with `"stream": true`, server-sent events (see below)     |
 /// | `POST /v1/embeddings`        | the same, for embeddings (`Gateway::async_embed`)         |
 /// | `POST /v1/completions`       | the same, for legacy text completions                     |
 /// | `GET /v1/models`             | the configured providers' models, as `provider/model`     |
@@ -20,6 +21,12 @@
 /// flight the server watches its connection: a client that goes away cancels the upstream call
 /// (through the cancellation slot bound to `async_chat`). Embeddings and text completions are
 /// served the same way. `stop()` drains gracefully.
+///
+/// Streaming (`"stream": true`): the answer is `text/event-stream`, chunked, one
+/// `data: {chat.completion.chunk}` event per chunk as the upstream sends it, then `data: [DONE]`.
+/// An error before the first chunk is an ordinary JSON error response with its status; an error
+/// after it is sent as a `data: {"error":{...}}` event, and the stream ends there (no [DONE]).
+/// A client that goes away mid-stream cancels the upstream stream.
 
 #include <bifrost/config/config.hpp>
 #include <bifrost/core/result.hpp>
@@ -28,11 +35,15 @@
 #include <bifrost/schema/error.hpp>
 #include <bifrost/schema/json.hpp>
 #include <bifrost/schema/operations_json.hpp>
+#include <bifrost/schema/stream.hpp>
 #include <bifrost/server/logger.hpp>
 #include <bifrost/server/metrics.hpp>
 #include <bifrost/version.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -43,10 +54,13 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
@@ -55,6 +69,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -237,9 +252,59 @@ class Server {
         explicit Connection(asio::ip::tcp::socket s) : stream(std::move(s)) {}
         beast::tcp_stream stream;
         beast::flat_buffer buffer;
-        bool idle = false;         // waiting for a request to begin
-        bool draining = false;     // the server is stopping: finish this request, then close
-        bool client_gone = false;  // the client went away while its request was in flight
+        bool idle = false;               // waiting for a request to begin
+        bool draining = false;           // the server is stopping: finish this request, then close
+        bool client_gone = false;        // the client went away while its request was in flight
+        bool stream_keep_alive = false;  // a streamed response ended cleanly and said keep-alive
+    };
+
+    /// The hand-over between a stream's chunk callback (a worker thread) and the connection's
+    /// coroutine (its strand): SSE events queued under a mutex, a timer the coroutine sleeps on,
+    /// woken by a post to the strand.
+    struct StreamPipe {
+        explicit StreamPipe(asio::any_io_executor ex)
+            : executor(ex), wake_timer(ex, asio::steady_timer::time_point::max()) {}
+
+        asio::any_io_executor executor;
+        asio::steady_timer wake_timer;     // strand only
+        asio::cancellation_signal cancel;  // strand only
+        std::optional<Result> result;      // strand only: the final outcome
+        std::string provider;              // strand only
+        std::mutex mutex;
+        std::deque<std::string> events;  // guarded by mutex
+        bool wake_posted = false;        // guarded by mutex
+        bool stop = false;               // guarded by mutex: the client left
+
+        /// On a worker thread: queues one chunk's event. False once the client has left.
+        bool push(const StreamChunk& chunk, const std::shared_ptr<StreamPipe>& self) {
+            std::string event = "data: ";
+            write_stream_chunk(event, chunk);
+            event.append("\n\n");
+            bool post = false;
+            {
+                std::lock_guard lock(mutex);
+                if (stop) return false;
+                events.push_back(std::move(event));
+                post = !std::exchange(wake_posted, true);
+            }
+            if (post) asio::post(executor, [self] { self->wake(); });
+            return true;
+        }
+
+        /// On the strand.
+        void wake() {
+            {
+                std::lock_guard lock(mutex);
+                wake_posted = false;
+            }
+            wake_timer.cancel();
+        }
+
+        /// On the strand: moves the queued events out.
+        std::deque<std::string> take() {
+            std::lock_guard lock(mutex);
+            return std::exchange(events, {});
+        }
     };
 
     /// What one request's log line and metrics need.
@@ -250,6 +315,8 @@ class Server {
         std::string model;
         std::string key_name;
         std::chrono::nanoseconds upstream{-1};
+        /// Set when the handler wrote the response itself (a stream): its status.
+        int streamed_status = 0;
     };
 
     void run() {
@@ -383,6 +450,11 @@ class Server {
             Response res = co_await handle(c, req, ex);
             metrics_.requests_in_flight.fetch_sub(1);
             const auto total = Clock::now() - start;
+            if (ex.streamed_status != 0) {  // written already, as a stream
+                record(ex, req, c.client_gone ? 499 : ex.streamed_status, total);
+                if (c.client_gone || !c.stream_keep_alive) co_return;
+                continue;
+            }
             const int status = c.client_gone ? 499 : static_cast<int>(res.result_int());
             record(ex, req, status, total);
             if (c.client_gone) co_return;
@@ -590,14 +662,9 @@ class Server {
         Error err;
         if (!parse_chat_request(req.body(), request, err)) co_return error_response(v, err);
         ex.model = request.model;
-        if (request.stream.value_or(false)) {
-            co_return error_response(
-                v, errors::invalid_request("\"stream\": true is not supported by this build of "
-                                           "bifrost-http yet: send the request without \"stream\"",
-                                           "stream"));
-        }
         RequestOptions ro;
         ro.timeout = opts_.request_timeout;
+        if (request.stream.value_or(false)) co_return co_await chat_stream(c, req, request, ro, ex);
 
         using namespace asio::experimental::awaitable_operators;
         c.client_gone = false;
@@ -618,6 +685,141 @@ class Server {
         std::string body;
         write_chat_response(body, *r);
         co_return json_response(v, 200, std::move(body));
+    }
+
+    /// `"stream": true`: relays the gateway's chunks as server-sent events (see the file comment).
+    /// Returns a response to write only when the stream failed before its first chunk; otherwise
+    /// the response was written here and `ex.streamed_status` says so.
+    awaitable<Response> chat_stream(Connection& c, const Request& req, const ChatRequest& request,
+                                    const RequestOptions& ro, Exchange& ex) {
+        using namespace asio::experimental::awaitable_operators;
+        const unsigned v = req.version();
+        auto pipe = std::make_shared<StreamPipe>(c.stream.get_executor());
+        gw_.async_chat_stream(
+            request, [pipe](const StreamChunk& chunk) { return pipe->push(chunk, pipe); }, ro,
+            asio::bind_cancellation_slot(pipe->cancel.slot(),
+                                         asio::bind_executor(pipe->executor, [pipe](Result r) {
+                                             pipe->result.emplace(std::move(r));
+                                             pipe->wake_timer.cancel();
+                                         })));
+        c.client_gone = false;
+        c.stream_keep_alive = false;
+        std::deque<std::string> events;
+        // Until the first chunk or the outcome: a failure now is an ordinary response.
+        while (events.empty() && !pipe->result) {
+            events = pipe->take();
+            if (!events.empty() || pipe->result) break;
+            auto woke = co_await (sleep(*pipe) || watch_client(c));
+            if (woke.index() == 1) {
+                co_await abandon(*pipe);
+                c.client_gone = true;
+                co_return error_response(v, errors::cancelled(""));
+            }
+        }
+        if (events.empty()) {       // the outcome came first (nothing was streamed)
+            events = pipe->take();  // a chunk may have been queued with its wake-up pending
+        }
+        if (events.empty()) {
+            Result& r = *pipe->result;
+            if (!r.ok()) {
+                ex.provider = r.error().provider;
+                co_return error_response(v, r.error());
+            }
+        }
+
+        // The head, then events as they come.
+        const bool keep_alive = req.keep_alive() && !c.draining && !stopping_.load();
+        http::response<http::empty_body> head(http::status::ok, v);
+        head.set(http::field::server, server_name());
+        head.set(http::field::content_type, "text/event-stream");
+        head.set(http::field::cache_control, "no-cache");
+        head.chunked(true);
+        head.keep_alive(keep_alive);
+        http::response_serializer<http::empty_body> sr(head);
+        c.stream.expires_after(opts_.write_timeout);
+        auto [hec, hn] =
+            co_await http::async_write_header(c.stream, sr, asio::as_tuple(asio::use_awaitable));
+        bool failed = static_cast<bool>(hec);
+        ex.streamed_status = 200;
+        for (;;) {
+            std::string batch;
+            for (auto& e : events)
+                batch.append(e);
+            events.clear();
+            if (!failed && !batch.empty()) failed = !co_await write_chunk(c, batch);
+            if (failed) break;
+            if (pipe->result) {
+                events = pipe->take();  // chunks queued before the outcome
+                if (events.empty()) break;
+                continue;
+            }
+            auto woke = co_await (sleep(*pipe) || watch_client(c));
+            if (woke.index() == 1) {
+                failed = true;
+                break;
+            }
+            events = pipe->take();
+        }
+        if (failed) {  // the client left or cannot be written to
+            co_await abandon(*pipe);
+            c.client_gone = true;
+            co_return Response{};
+        }
+        Result& r = *pipe->result;
+        std::string tail;
+        if (r.ok()) {
+            ex.provider = r->extra_fields.provider;
+            ex.upstream = r->extra_fields.latency;
+            tail = "data: [DONE]\n\n";
+        } else {
+            ex.provider = r.error().provider;
+            ex.streamed_status =
+                r.error().status >= 400 && r.error().status < 600 ? r.error().status : 500;
+            tail = "data: ";
+            write_error(tail, r.error());
+            tail.append("\n\n");
+        }
+        if (!co_await write_chunk(c, tail)) {
+            c.client_gone = true;
+            co_return Response{};
+        }
+        c.stream.expires_after(opts_.write_timeout);
+        auto [lec, ln] = co_await asio::async_write(c.stream, http::make_chunk_last(),
+                                                    asio::as_tuple(asio::use_awaitable));
+        c.stream_keep_alive = !lec && keep_alive;
+        if (lec) c.client_gone = true;
+        co_return Response{};
+    }
+
+    awaitable<bool> write_chunk(Connection& c, const std::string& data) {
+        c.stream.expires_after(opts_.write_timeout);
+        auto [ec, n] = co_await asio::async_write(c.stream, http::make_chunk(asio::buffer(data)),
+                                                  asio::as_tuple(asio::use_awaitable));
+        co_return !ec;
+    }
+
+    /// Sleeps until the pipe is woken (a chunk, or the outcome) or this wait is cancelled.
+    static awaitable<void> sleep(StreamPipe& pipe) {
+        pipe.wake_timer.expires_at(asio::steady_timer::time_point::max());
+        {
+            std::lock_guard lock(pipe.mutex);
+            if (!pipe.events.empty()) co_return;
+        }
+        if (pipe.result) co_return;
+        co_await pipe.wake_timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+
+    /// The client left mid-stream: stop taking chunks, cancel the request, wait for its outcome
+    /// (so that nothing of it outlives the connection's interest).
+    static awaitable<void> abandon(StreamPipe& pipe) {
+        {
+            std::lock_guard lock(pipe.mutex);
+            pipe.stop = true;
+            pipe.events.clear();
+        }
+        if (!pipe.result) pipe.cancel.emit(asio::cancellation_type::terminal);
+        while (!pipe.result)
+            co_await sleep(pipe);
     }
 
     awaitable<Result> call(const ChatRequest& request, RequestOptions ro) {

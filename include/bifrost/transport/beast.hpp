@@ -221,8 +221,13 @@ class Beast {
         std::chrono::milliseconds request_timeout{0};
         /// A pooled connection idle for longer is closed instead of reused.
         std::chrono::milliseconds idle_timeout{90'000};
-        /// Largest response body accepted.
+        /// Largest response body accepted (for streamed responses: of an error body; a 2xx
+        /// stream is not collected, so it has no size limit).
         std::size_t max_response_bytes = std::size_t(64) << 20;
+        /// A streamed response that sends nothing for this long fails with `timed_out`; 0: no
+        /// limit. For streams, `request_timeout` bounds writing the request and reading the
+        /// response head.
+        std::chrono::milliseconds stream_idle_timeout{60'000};
         std::string user_agent = "bifrost-cpp";
     };
 
@@ -297,7 +302,44 @@ class Beast {
         op->start();
     }
 
+    /// Sends `request` and delivers the body of a 2xx answer to `on_body` as it arrives (see
+    /// `StreamingTransport`): the response head is read first, then the (de-chunked) body piece
+    /// by piece, each read bounded by `Options::stream_idle_timeout`. A non-2xx answer is read
+    /// whole into `response.body`. The connection goes back to the keep-alive pool only when the
+    /// body ended cleanly; `on_body` returning false or cancellation closes it.
+    template <class OnBody, class Handler>
+    void async_send_stream(const HttpRequest& request, HttpResponse& response, OnBody&& on_body,
+                           Handler&& handler) {
+        using H = std::decay_t<Handler>;
+        using S = std::decay_t<OnBody>;
+        response.clear();
+        const auto url = detail::parse_url(request.url);
+        if (!url || proxy_error_) {
+            boost::system::error_code ec =
+                proxy_error_ ? make_error_code(*proxy_error_) : make_error_code(BeastErrc::bad_url);
+            std::forward<Handler>(handler)(ec);
+            return;
+        }
+        HostPool& host = host_for(*url);
+        using Alloc = typename std::allocator_traits<
+            asio::associated_allocator_t<H>>::template rebind_alloc<Op<H, S>>;
+        Alloc alloc(asio::get_associated_allocator(handler));
+        Op<H, S>* op = std::allocator_traits<Alloc>::allocate(alloc, 1);
+        try {
+            std::allocator_traits<Alloc>::construct(alloc, op, *this, host, *url, request, response,
+                                                    H(std::forward<Handler>(handler)),
+                                                    S(std::forward<OnBody>(on_body)));
+        } catch (...) {
+            std::allocator_traits<Alloc>::deallocate(alloc, op, 1);
+            throw;
+        }
+        op->start();
+    }
+
   private:
+    /// The body sink of a plain (not streamed) exchange.
+    struct NoSink {};
+
     using Clock = std::chrono::steady_clock;
     using tcp = asio::ip::tcp;
     using Request = boost::beast::http::request<boost::beast::http::span_body<const char>>;
@@ -412,7 +454,7 @@ class Beast {
         --h.open;
     }
 
-    template <class Handler>
+    template <class Handler, class Sink = NoSink>
     class Op;
 
     asio::io_context::executor_type ex_;
@@ -427,12 +469,19 @@ class Beast {
 };
 
 /// One exchange: get a connection (pooled, new, or wait for one), write, read, give it back.
-template <class Handler>
+/// With a `Sink` other than `NoSink`, a 2xx body is streamed to it instead of collected.
+template <class Handler, class Sink>
 class Beast::Op final : public Beast::Waiter {
   public:
     Op(Beast& t, HostPool& host, const detail::UrlParts& url, const HttpRequest& req,
-       HttpResponse& res, Handler&& h)
-        : t_(t), host_(host), url_(url), req_(req), res_(res), handler_(std::move(h)) {}
+       HttpResponse& res, Handler&& h, Sink&& sink = Sink{})
+        : t_(t),
+          host_(host),
+          url_(url),
+          req_(req),
+          res_(res),
+          handler_(std::move(h)),
+          sink_(std::move(sink)) {}
 
     void start() {
         auto slot = asio::get_associated_cancellation_slot(handler_);
@@ -608,8 +657,14 @@ class Beast::Op final : public Beast::Waiter {
         });
     }
 
+    static constexpr bool streaming = !std::is_same_v<Sink, NoSink>;
+
     void read() {
         namespace http = boost::beast::http;
+        if constexpr (streaming) {
+            read_head();
+            return;
+        }
         phase_ = Phase::reading;
         ResponseParser& p = conn_->parser.emplace();
         p.body_limit(t_.options_.max_response_bytes);
@@ -622,6 +677,69 @@ class Beast::Op final : public Beast::Waiter {
                                      return failed_exchange(ec, conn_->parser->got_some());
                                  done();
                              }));
+        });
+    }
+
+    /// Streams: the head first; then a 2xx body piece by piece, anything else whole.
+    void read_head() {
+        namespace http = boost::beast::http;
+        phase_ = Phase::reading;
+        ResponseParser& p = conn_->parser.emplace();
+        p.body_limit(t_.options_.max_response_bytes);
+        p.header_limit(64 * 1024);
+        conn_->with_stream([&](auto& stream) {
+            http::async_read_header(
+                stream, conn_->buffer, p, wrap([this](boost::system::error_code ec, std::size_t) {
+                    if (ec || cancelled_) return failed_exchange(ec, conn_->parser->got_some());
+                    ResponseParser& parser = *conn_->parser;
+                    const auto& msg = parser.get();
+                    res_.status = static_cast<int>(msg.result_int());
+                    for (const auto& f : msg)
+                        res_.headers.add(f.name_string(), f.value());
+                    if (res_.status >= 200 && res_.status < 300) {
+                        parser.body_limit(boost::none);
+                        return read_body_piece();
+                    }
+                    conn_->with_stream([&](auto& s) {
+                        http::async_read(s, conn_->buffer, parser,
+                                         wrap([this](boost::system::error_code e, std::size_t) {
+                                             if (e || cancelled_) return fail(e);
+                                             done();
+                                         }));
+                    });
+                }));
+        });
+    }
+
+    void read_body_piece() {
+        namespace http = boost::beast::http;
+        ResponseParser& p = *conn_->parser;
+        if (p.is_done()) return done();
+        auto& s = conn_->tcp_stream();
+        if (t_.options_.stream_idle_timeout.count() > 0)
+            s.expires_after(t_.options_.stream_idle_timeout);
+        else
+            s.expires_never();
+        conn_->with_stream([&](auto& stream) {
+            http::async_read_some(
+                stream, conn_->buffer, p, wrap([this](boost::system::error_code ec, std::size_t) {
+                    if (cancelled_) return fail(ec);
+                    std::string& body = conn_->parser->get().body();
+                    if (!body.empty()) {
+                        const bool more = sink_(std::string_view(body));
+                        body.clear();
+                        if (!more || cancelled_) {
+                            cancelled_ = true;
+                            return fail(asio::error::operation_aborted);
+                        }
+                    }
+                    if (ec == http::error::end_of_stream && conn_->parser->is_done()) ec = {};
+                    if (ec) {
+                        if (ec == boost::beast::error::timeout) ec = asio::error::timed_out;
+                        return fail(ec);
+                    }
+                    read_body_piece();
+                }));
         });
     }
 
@@ -647,9 +765,11 @@ class Beast::Op final : public Beast::Waiter {
 
     void done() {
         auto& msg = conn_->parser->get();
-        res_.status = static_cast<int>(msg.result_int());
-        for (const auto& f : msg)
-            res_.headers.add(f.name_string(), f.value());
+        if constexpr (!streaming) {  // a stream's head was taken when it arrived
+            res_.status = static_cast<int>(msg.result_int());
+            for (const auto& f : msg)
+                res_.headers.add(f.name_string(), f.value());
+        }
         res_.body.swap(msg.body());
         const bool keep = msg.keep_alive() && !conn_->parser->need_eof();
         conn_->parser.reset();
@@ -707,6 +827,7 @@ class Beast::Op final : public Beast::Waiter {
     const HttpRequest& req_;
     HttpResponse& res_;
     Handler handler_;
+    [[no_unique_address]] Sink sink_;
     std::unique_ptr<Connection> conn_;
     Phase phase_ = Phase::waiting;
     bool reused_ = false;
@@ -714,6 +835,6 @@ class Beast::Op final : public Beast::Waiter {
     bool cancelled_ = false;
 };
 
-static_assert(Transport<Beast>);
+static_assert(StreamingTransport<Beast>);
 
 }  // namespace bifrost::transport

@@ -20,6 +20,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -85,11 +86,17 @@ class Valve {
 };
 
 /// One scripted upstream call: the script reads `request` and sets the rest.
+///
+/// Streamed calls (`async_send_stream`) with a 2xx status deliver `stream` piece by piece, one
+/// every `stream_interval` after `latency`; the fault then applies after the last piece
+/// (`network_error`: the connection drops mid-stream; `hang`: the stream goes silent). With no
+/// pieces, `response.body` is the one piece. A non-2xx status answers with `response.body`.
+/// A plain call (`async_send`) answers with `response.body` followed by the pieces.
 struct MockCall {
     enum class Fault : std::uint8_t {
         none,           ///< deliver `response` after `latency`
-        network_error,  ///< fail with "connection reset" after `latency`
-        hang,           ///< never answer; only cancellation ends the call
+        network_error,  ///< fail with "connection reset" after `latency` (and the pieces)
+        hang,           ///< never answer (after the pieces); only cancellation ends the call
         exception,      ///< `async_send` throws (before taking the handler)
     };
 
@@ -97,8 +104,14 @@ struct MockCall {
     HttpResponse& response;  ///< preset to status 200 with an empty body
     std::chrono::nanoseconds latency{0};
     Fault fault = Fault::none;
-    /// When set and closed, the call is held (in flight) until the valve opens.
+    /// When set and closed, the call is held (in flight) until the valve opens (plain calls).
     std::shared_ptr<Valve> valve;
+    /// The pieces of a streamed body, in order.
+    std::vector<std::string> stream{};
+    std::chrono::nanoseconds stream_interval{0};
+    /// Called (on the worker thread) when a streamed call ends early because the engine stopped
+    /// reading or cancelled it, as a real upstream sees its connection closed.
+    std::function<void()> on_cancelled{};
 };
 
 /// A script: called on the worker thread for each request; must be thread-safe when the
@@ -364,6 +377,127 @@ inline MockScript fixed(int status, std::string body, std::chrono::nanoseconds l
     };
 }
 
+/// Appends one OpenAI `chat.completion.chunk` SSE event (`data: {...}\n\n`) with `content` (when
+/// `with_content`), `finish_reason` (when non-empty) and usage (when `usage_tokens` > 0, with no
+/// choices).
+inline void write_sse_chunk(std::string& out, std::string_view id, std::string_view model,
+                            bool with_content, std::string_view content,
+                            std::string_view finish_reason, std::int64_t usage_tokens = 0) {
+    out.append("data: ");
+    detail::JsonWriter w(out);
+    w.begin_object()
+        .field("id", id)
+        .field("object", "chat.completion.chunk")
+        .field_int("created", static_cast<std::int64_t>(std::time(nullptr)))
+        .field("model", model)
+        .key("choices")
+        .begin_array();
+    if (usage_tokens == 0) {
+        w.begin_object().field_int("index", 0).key("delta").begin_object();
+        if (with_content) w.field("content", content);
+        w.end_object().key("finish_reason");
+        if (finish_reason.empty())
+            w.null();
+        else
+            w.string(finish_reason);
+        w.end_object();
+    }
+    w.end_array();
+    if (usage_tokens > 0) {
+        w.key("usage")
+            .begin_object()
+            .field_int("prompt_tokens", usage_tokens)
+            .field_int("completion_tokens", usage_tokens)
+            .field_int("total_tokens", 2 * usage_tokens)
+            .end_object();
+    }
+    w.end_object();
+    out.append("\n\n");
+}
+
+/// A simulated streaming LLM: answers "Echo: <last user message>" as an OpenAI event stream,
+/// one word per chunk every `interval` (a chunk with the role first, a last chunk with
+/// `finish_reason: "stop"`, a usage chunk, then `data: [DONE]`). A request without
+/// `"stream": true` gets the plain completion `echo()` would give.
+inline MockScript stream_echo(std::chrono::nanoseconds interval = {},
+                              std::chrono::nanoseconds latency = {}) {
+    auto seq = std::make_shared<std::atomic<std::uint64_t>>(0);
+    return [interval, latency, seq](MockCall& call) {
+        boost::system::error_code ec;
+        const boost::json::value body = boost::json::parse(call.request.body, ec);
+        call.latency = latency;
+        if (ec) {
+            call.response.status = 400;
+            call.response.body.assign(
+                R"({"error":{"message":"mock upstream: request body is not JSON","type":"invalid_request_error","param":null,"code":null}})");
+            return;
+        }
+        std::string_view model;
+        bool streamed = false;
+        if (const auto* o = body.if_object()) {
+            if (const auto* m = o->if_contains("model"); m && m->is_string())
+                model = m->get_string();
+            if (const auto* st = o->if_contains("stream"); st && st->is_bool())
+                streamed = st->get_bool();
+        }
+        if (!streamed) {
+            call.response.headers.add("content-type", "application/json");
+            write_completion(call.response.body, model, last_user_text(body), seq->fetch_add(1));
+            return;
+        }
+        const std::string id = "chatcmpl-mock-" + std::to_string(seq->fetch_add(1) + 1);
+        call.response.headers.add("content-type", "text/event-stream");
+        call.stream_interval = interval;
+        std::string piece;
+        piece.append("data: ");
+        {
+            detail::JsonWriter w(piece);
+            w.begin_object()
+                .field("id", id)
+                .field("object", "chat.completion.chunk")
+                .field_int("created", static_cast<std::int64_t>(std::time(nullptr)))
+                .field("model", model)
+                .key("choices")
+                .begin_array()
+                .begin_object()
+                .field_int("index", 0)
+                .key("delta")
+                .begin_object()
+                .field("role", "assistant")
+                .field("content", "")
+                .end_object()
+                .key("finish_reason")
+                .null()
+                .end_object()
+                .end_array()
+                .end_object();
+        }
+        piece.append("\n\n");
+        call.stream.push_back(std::move(piece));
+        std::string text = "Echo: ";
+        text.append(last_user_text(body));
+        std::int64_t words = 0;
+        std::size_t start = 0;
+        while (start < text.size()) {
+            std::size_t end = text.find(' ', start);
+            end = end == std::string::npos ? text.size() : end + 1;
+            piece.clear();
+            write_sse_chunk(piece, id, model, true,
+                            std::string_view(text).substr(start, end - start), {});
+            call.stream.push_back(piece);
+            ++words;
+            start = end;
+        }
+        piece.clear();
+        write_sse_chunk(piece, id, model, false, {}, "stop");
+        call.stream.push_back(piece);
+        piece.clear();
+        write_sse_chunk(piece, id, model, false, {}, {}, words);
+        call.stream.push_back(piece);
+        call.stream.emplace_back("data: [DONE]\n\n");
+    };
+}
+
 /// Never answers (until cancelled).
 inline MockScript hang() {
     return [](MockCall& call) { call.fault = MockCall::Fault::hang; };
@@ -399,6 +533,8 @@ class Mock {
         script_(call);
         if (call.fault == MockCall::Fault::exception)
             throw std::runtime_error("mock transport: scripted exception");
+        for (const std::string& piece : call.stream)
+            response.body.append(piece);
         if (call.latency.count() <= 0 && call.fault != MockCall::Fault::hang && !call.valve) {
             boost::system::error_code ec;
             if (call.fault == MockCall::Fault::network_error) ec = asio::error::connection_reset;
@@ -408,8 +544,98 @@ class Mock {
         start_timer(std::forward<Handler>(handler), call);
     }
 
+    /// Runs the script and streams its answer (see `MockCall` and `StreamingTransport`): the
+    /// pieces go to `on_body` one per `stream_interval`, each on a timer of this transport's
+    /// event loop. Cancellation or `on_body` returning false ends the call with
+    /// `operation_aborted` (and runs the script's `on_cancelled`).
+    template <class OnBody, class Handler>
+    void async_send_stream(const HttpRequest& request, HttpResponse& response, OnBody&& on_body,
+                           Handler&& handler) {
+        using H = std::decay_t<Handler>;
+        using Op = StreamOp<std::decay_t<OnBody>, H>;
+        response.clear();
+        response.status = 200;
+        MockCall call{request, response, {}, MockCall::Fault::none, nullptr};
+        script_(call);
+        if (call.fault == MockCall::Fault::exception)
+            throw std::runtime_error("mock transport: scripted exception");
+        const bool success = response.status >= 200 && response.status < 300;
+        if (success && call.stream.empty() && !response.body.empty()) {
+            call.stream.push_back(std::move(response.body));
+            response.body.clear();
+        }
+        auto alloc = asio::get_associated_allocator(handler);
+        using OpAlloc = typename std::allocator_traits<decltype(alloc)>::template rebind_alloc<Op>;
+        OpAlloc op_alloc(alloc);
+        Op* op = std::allocator_traits<OpAlloc>::allocate(op_alloc, 1);
+        std::allocator_traits<OpAlloc>::construct(op_alloc, op, ex_, std::forward<OnBody>(on_body),
+                                                  H(std::forward<Handler>(handler)));
+        op->call_fault = call.fault;
+        op->pieces = std::move(call.stream);
+        op->interval = call.stream_interval;
+        op->on_cancelled = std::move(call.on_cancelled);
+        op->success = success;
+        op->step(call.latency);
+    }
+
   private:
     friend class Valve;
+
+    /// One streamed call: waits, then delivers the next piece, until the pieces run out.
+    template <class OnBody, class Handler>
+    struct StreamOp {
+        StreamOp(asio::io_context::executor_type ex, OnBody&& b, Handler&& h)
+            : timer(ex), on_body(std::move(b)), handler(std::move(h)) {}
+
+        asio::steady_timer timer;
+        OnBody on_body;
+        Handler handler;
+        MockCall::Fault call_fault = MockCall::Fault::none;
+        std::vector<std::string> pieces;
+        std::size_t next = 0;
+        std::chrono::nanoseconds interval{0};
+        std::function<void()> on_cancelled;
+        bool success = true;
+
+        void step(std::chrono::nanoseconds wait) {
+            const bool silent =
+                call_fault == MockCall::Fault::hang && (!success || next == pieces.size());
+            timer.expires_after(silent ? std::chrono::hours(24 * 365) : wait);
+            auto alloc = asio::get_associated_allocator(handler);
+            timer.async_wait(asio::bind_cancellation_slot(
+                asio::get_associated_cancellation_slot(handler),
+                asio::bind_allocator(alloc,
+                                     [this](boost::system::error_code ec) { on_timer(ec); })));
+        }
+
+        void on_timer(boost::system::error_code ec) {
+            if (ec) return cancelled();
+            if (success && next < pieces.size()) {
+                if (!on_body(std::string_view(pieces[next++]))) return cancelled();
+                if (next < pieces.size() || call_fault != MockCall::Fault::none)
+                    return step(interval);
+            }
+            if (call_fault == MockCall::Fault::network_error)
+                return complete(asio::error::connection_reset);
+            complete({});
+        }
+
+        void cancelled() {
+            if (on_cancelled) on_cancelled();
+            complete(asio::error::operation_aborted);
+        }
+
+        void complete(boost::system::error_code ec) {
+            Handler h(std::move(handler));
+            auto alloc = asio::get_associated_allocator(h);
+            using OpAlloc =
+                typename std::allocator_traits<decltype(alloc)>::template rebind_alloc<StreamOp>;
+            OpAlloc op_alloc(alloc);
+            std::allocator_traits<OpAlloc>::destroy(op_alloc, this);
+            std::allocator_traits<OpAlloc>::deallocate(op_alloc, this, 1);
+            std::move(h)(ec);
+        }
+    };
 
     struct TimerBase {
         explicit TimerBase(asio::io_context::executor_type ex) : timer(ex) {}
@@ -494,6 +720,6 @@ inline void Valve::open() {
         asio::post(e.ex, [m = e.mock, id = e.id] { m->release(id); });
 }
 
-static_assert(Transport<Mock>);
+static_assert(StreamingTransport<Mock>);
 
 }  // namespace bifrost::transport
