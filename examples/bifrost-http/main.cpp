@@ -4,7 +4,7 @@
 //                [-drop-excess-requests] [-log-level info] [-io-threads 2]
 //
 // With no -config it serves a built-in `mock` provider (a simulated LLM answering "Echo: ..."
-// after a few milliseconds), so it can be tried at once:
+// after a few milliseconds, a word at a time when streamed), so it can be tried at once:
 //
 //   curl localhost:8080/v1/chat/completions
 //        -d '{"model":"mock/gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'
@@ -48,7 +48,9 @@ std::vector<std::string> served_providers() {
     return names;
 }
 
+// The built-in mock: first answer after 5 ms, then (when streaming) a word every 10 ms.
 constexpr std::chrono::milliseconds mock_latency{5};
+constexpr std::chrono::milliseconds mock_word_interval{10};
 
 struct Flags {
     std::string config;
@@ -64,8 +66,9 @@ void usage(std::FILE* out) {
     std::fputs(
         "usage: bifrost-http [flags]\n"
         "\n"
-        "An OpenAI-compatible AI gateway. Routes: POST /v1/chat/completions (also under\n"
-        "/openai/v1), GET /v1/models, GET /health, GET /metrics, GET /api/stats.\n"
+        "An OpenAI-compatible AI gateway. Routes: POST /v1/chat/completions (plain or\n"
+        "\"stream\": true), POST /v1/embeddings, POST /v1/completions, GET /v1/models (also\n"
+        "under /openai/v1), GET /health, GET /metrics, GET /api/stats.\n"
         "\n"
         "  -config FILE             Bifrost config.json (default: a built-in `mock` provider)\n"
         "  -host ADDR               address to listen on (default 127.0.0.1)\n"
@@ -208,7 +211,8 @@ int main(int argc, char** argv) {
         Transport::Options transport;
         if (name == "mock") {
             transport =
-                bifrost::transport::Mock::Options{bifrost::transport::mock::echo(mock_latency)};
+                bifrost::transport::Mock::Options{bifrost::transport::mock::stream_echo(
+                    mock_word_interval, mock_latency)};
         } else {
             bifrost::transport::Beast::Options http;
             // A worker's connections to one upstream host: enough for the provider's

@@ -514,6 +514,7 @@ inline constexpr std::string_view upstream = "upstream_error";
 inline constexpr std::string_view bad_response = "invalid_upstream_response";
 inline constexpr std::string_view internal = "internal_error";
 inline constexpr std::string_view plugin = "plugin_error";
+inline constexpr std::string_view unsupported_operation = "unsupported_operation";
 }  // namespace error_type
 
 /// An error outcome: HTTP status, OpenAI-style `type`, human-readable message (says what and
@@ -600,6 +601,16 @@ inline Error cancelled(std::string_view provider) {
 /// transport); the worker lives on.
 inline Error internal(std::string message, std::string_view provider = {}) {
     return make(500, error_type::internal, std::move(message), provider);
+}
+
+/// 400 `unsupported_operation`: the provider cannot serve this kind of request (`operation` is
+/// a readable name: "embeddings", "text completions", ...).
+inline Error unsupported_operation(std::string_view provider, std::string_view operation) {
+    std::string msg = "provider '";
+    msg.append(provider).append("' does not support ").append(operation);
+    Error e = make(400, error_type::unsupported_operation, std::move(msg), provider);
+    e.code.assign(error_type::unsupported_operation);
+    return e;
 }
 
 }  // namespace errors
@@ -1026,6 +1037,8 @@ struct FullQueue {
     std::string_view provider;
     std::size_t depth;
     std::size_t capacity;
+    /// The request; for embeddings, text completions and model listings only its `model` and
+    /// `provider` are set (the routing fields of the request of that kind).
     const ChatRequest& request;
     Clock::time_point now;
 };
@@ -1053,6 +1066,405 @@ class OnFull {
 
 }  // namespace bifrost::queue
 // ---- end bifrost/queue/on_full.hpp ----
+// ---- begin bifrost/schema/completion.hpp ----
+/// \file
+/// The legacy text-completions schema: `TextCompletionRequest` and `TextCompletionResponse`, in
+/// the shape of OpenAI's `/v1/completions` (a prompt in, text out), plus Bifrost's routing fields.
+/// Fields this schema does not model (`best_of`, `logit_bias`, penalties, ...) are kept in
+/// `extra` and forwarded.
+
+// ---- begin bifrost/schema/input.hpp ----
+/// \file
+/// `TextInput`: text or token ids, in the four forms OpenAI accepts for an embedding's `input`
+/// and a legacy completion's `prompt`: a string, an array of strings, an array of token ids, or
+/// an array of token-id arrays.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace bifrost {
+
+/// Text or tokens. `kind` says which member holds the value: `texts` for `text` (one element)
+/// and `texts` (each string), `tokens` for `tokens`, `token_arrays` for `token_arrays`. The other
+/// members are empty.
+struct TextInput {
+    enum class Kind : std::uint8_t { text, texts, tokens, token_arrays };
+
+    Kind kind = Kind::text;
+    std::vector<std::string> texts;
+    std::vector<std::int64_t> tokens;
+    std::vector<std::vector<std::int64_t>> token_arrays;
+
+    /// One string (`"input": "..."`).
+    static TextInput text(std::string s) {
+        TextInput in;
+        in.texts.push_back(std::move(s));
+        return in;
+    }
+    /// An array of strings.
+    static TextInput of_texts(std::vector<std::string> v) {
+        TextInput in;
+        in.kind = Kind::texts;
+        in.texts = std::move(v);
+        return in;
+    }
+    /// An array of token ids.
+    static TextInput of_tokens(std::vector<std::int64_t> v) {
+        TextInput in;
+        in.kind = Kind::tokens;
+        in.tokens = std::move(v);
+        return in;
+    }
+    /// An array of token-id arrays.
+    static TextInput of_token_arrays(std::vector<std::vector<std::int64_t>> v) {
+        TextInput in;
+        in.kind = Kind::token_arrays;
+        in.token_arrays = std::move(v);
+        return in;
+    }
+
+    /// How many separate inputs this is (one per string or token array; one for `text` and
+    /// `tokens`).
+    [[nodiscard]] std::size_t count() const noexcept {
+        switch (kind) {
+            case Kind::texts:
+                return texts.size();
+            case Kind::token_arrays:
+                return token_arrays.size();
+            case Kind::text:
+            case Kind::tokens:
+                return 1;
+        }
+        return 1;
+    }
+
+    /// Empties the value (kind `text`, no string), keeping capacity.
+    void clear() noexcept {
+        kind = Kind::text;
+        texts.clear();
+        tokens.clear();
+        token_arrays.clear();
+    }
+
+    friend bool operator==(const TextInput&, const TextInput&) = default;
+};
+
+}  // namespace bifrost
+// ---- end bifrost/schema/input.hpp ----
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace bifrost {
+
+/// A text-completion request. Routing as for chat (`model`, `provider`, `fallbacks`).
+struct TextCompletionRequest {
+    std::string model;
+    std::string provider;
+    TextInput prompt;
+
+    std::optional<std::int64_t> max_tokens;
+    std::optional<double> temperature;
+    std::optional<double> top_p;
+    std::optional<std::int64_t> n;
+    std::vector<std::string> stop;
+    std::optional<bool> echo;
+    std::string suffix;
+    std::optional<std::int64_t> seed;
+    std::optional<std::int64_t> logprobs;  ///< how many log-probabilities per token (0-5)
+    std::optional<bool> stream;
+    std::string user;
+
+    std::vector<std::string> fallbacks;
+
+    /// Request fields not modelled above, forwarded to the provider verbatim.
+    boost::json::object extra;
+
+    friend bool operator==(const TextCompletionRequest&, const TextCompletionRequest&) = default;
+};
+
+/// One completion alternative.
+struct TextChoice {
+    std::int64_t index = 0;
+    std::string text;
+    std::string finish_reason;    ///< "stop", "length", ... (may be empty)
+    boost::json::value logprobs;  ///< verbatim; null when absent
+    boost::json::object extra;    ///< fields not modelled here
+
+    friend bool operator==(const TextChoice&, const TextChoice&) = default;
+};
+
+/// A text-completion response.
+struct TextCompletionResponse {
+    std::string id;
+    std::string object = "text_completion";
+    std::int64_t created = 0;
+    std::string model;
+    std::string system_fingerprint;
+    std::vector<TextChoice> choices;
+    std::optional<Usage> usage;
+    ResponseExtra extra_fields;  ///< which provider served it, upstream latency
+    boost::json::object extra;   ///< response fields not modelled here
+
+    friend bool operator==(const TextCompletionResponse&, const TextCompletionResponse&) = default;
+};
+
+}  // namespace bifrost
+// ---- end bifrost/schema/completion.hpp ----
+// ---- begin bifrost/schema/embedding.hpp ----
+/// \file
+/// The unified embeddings schema: `EmbeddingRequest` and `EmbeddingResponse`, in the shape of
+/// OpenAI's `/v1/embeddings`, plus Bifrost's routing fields (`provider`, `fallbacks`). Fields
+/// this schema does not model are kept in `extra` and forwarded.
+
+
+#include <boost/json/object.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace bifrost {
+
+/// An embeddings request.
+///
+/// Routing as for chat: `model` is `"provider/model"`, or the provider's own id when `provider`
+/// is set; `fallbacks` are `"provider/model"` alternatives tried in order.
+struct EmbeddingRequest {
+    std::string model;
+    std::string provider;
+    TextInput input;
+    std::optional<std::int64_t> dimensions;
+    std::string encoding_format;  ///< "float", "base64", or empty (the upstream's default)
+    std::string user;
+
+    std::vector<std::string> fallbacks;
+
+    /// Request fields not modelled above, forwarded to the provider verbatim.
+    boost::json::object extra;
+
+    friend bool operator==(const EmbeddingRequest&, const EmbeddingRequest&) = default;
+};
+
+/// One embedding vector.
+struct Embedding {
+    std::string object = "embedding";
+    std::int64_t index = 0;
+    /// The vector, when the upstream sent numbers (`encoding_format` "float" or unset).
+    std::vector<float> embedding;
+    /// The vector as the upstream's base64 text (little-endian float32), when it sent a string
+    /// (`encoding_format` "base64"); `embedding` is then empty.
+    std::string base64;
+    boost::json::object extra;  ///< fields not modelled here
+
+    friend bool operator==(const Embedding&, const Embedding&) = default;
+};
+
+/// Token accounting of an embeddings request.
+struct EmbeddingUsage {
+    std::int64_t prompt_tokens = 0;
+    std::int64_t total_tokens = 0;
+    boost::json::object extra;
+
+    friend bool operator==(const EmbeddingUsage&, const EmbeddingUsage&) = default;
+};
+
+/// An embeddings response: one `Embedding` per input, in `data`.
+struct EmbeddingResponse {
+    std::string object = "list";
+    std::vector<Embedding> data;
+    std::string model;
+    std::optional<EmbeddingUsage> usage;
+    ResponseExtra extra_fields;  ///< which provider served it, upstream latency
+    boost::json::object extra;   ///< response fields not modelled here
+
+    friend bool operator==(const EmbeddingResponse&, const EmbeddingResponse&) = default;
+};
+
+}  // namespace bifrost
+// ---- end bifrost/schema/embedding.hpp ----
+// ---- begin bifrost/schema/models.hpp ----
+/// \file
+/// `ModelList`: the models a provider offers, in the shape of OpenAI's `GET /v1/models`.
+
+
+#include <boost/json/object.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace bifrost {
+
+/// One model.
+struct ModelInfo {
+    std::string id;  ///< the provider's own model id
+    std::string object = "model";
+    std::int64_t created = 0;
+    std::string owned_by;
+    boost::json::object extra;  ///< fields not modelled here
+
+    friend bool operator==(const ModelInfo&, const ModelInfo&) = default;
+};
+
+/// A model-listing request: which provider to ask (`Gateway::list_models`).
+struct ListModelsRequest {
+    std::string provider;
+
+    friend bool operator==(const ListModelsRequest&, const ListModelsRequest&) = default;
+};
+
+/// A list of models.
+struct ModelList {
+    std::string object = "list";
+    std::vector<ModelInfo> data;
+    ResponseExtra extra_fields;  ///< the provider asked; latency when it was asked upstream
+    boost::json::object extra;   ///< fields not modelled here
+
+    friend bool operator==(const ModelList&, const ModelList&) = default;
+};
+
+}  // namespace bifrost
+// ---- end bifrost/schema/models.hpp ----
+// ---- begin bifrost/schema/operation_outcome.hpp ----
+/// \file
+/// `OperationOutcome<Response>`: what a request of a kind other than chat produced, a response
+/// or an `Error` (`EmbeddingOutcome`, `TextCompletionOutcome`, `ModelListOutcome`). The
+/// counterpart of chat's `Outcome`; providers parse into it and post-hooks receive it.
+
+
+#include <cstdint>
+#include <string_view>
+#include <utility>
+
+namespace bifrost {
+
+/// The kinds of request the gateway carries.
+enum class Operation : std::uint8_t { chat, embedding, text_completion, list_models };
+
+/// A readable name of an operation ("chat completions", "embeddings", ...), for messages.
+constexpr std::string_view to_string(Operation op) noexcept {
+    switch (op) {
+        case Operation::chat:
+            return "chat completions";
+        case Operation::embedding:
+            return "embeddings";
+        case Operation::text_completion:
+            return "text completions";
+        case Operation::list_models:
+            return "model listing";
+    }
+    return "chat completions";
+}
+
+/// A response or an error. `ok()` is true when no error is set (`error.status == 0`).
+template <class Response>
+class OperationOutcome {
+  public:
+    using response_type = Response;
+
+    Response response;
+    Error error;
+
+    [[nodiscard]] bool ok() const noexcept { return error.status == 0; }
+
+    /// Sets the error (the response is then meaningless).
+    void fail(Error e) { error = std::move(e); }
+    void fail(int status, std::string_view type, std::string_view message,
+              std::string_view provider = {}) {
+        error.assign(status, type, message, provider);
+    }
+
+    /// Empties the outcome: no error, an empty response.
+    void recycle() {
+        error.clear();
+        response = Response{};
+    }
+};
+
+using EmbeddingOutcome = OperationOutcome<EmbeddingResponse>;
+using TextCompletionOutcome = OperationOutcome<TextCompletionResponse>;
+using ModelListOutcome = OperationOutcome<ModelList>;
+
+}  // namespace bifrost
+// ---- end bifrost/schema/operation_outcome.hpp ----
+// ---- begin bifrost/schema/stream.hpp ----
+/// \file
+/// Streaming chat completions in the unified schema: `StreamChunk` (OpenAI's
+/// `chat.completion.chunk` shape, what every provider's stream is mapped to) and `StreamStatus`,
+/// the answer of a provider's stream decoder.
+
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace bifrost {
+
+/// A piece of a tool call as it streams: the first delta of a call carries `id`, `type` and
+/// `name`; later ones append to `arguments`. `index` says which call of the choice it extends.
+struct ToolCallDelta {
+    std::int64_t index = 0;
+    std::string id;
+    std::string type;  ///< "function" on the first delta, else empty
+    std::string name;
+    std::string arguments;  ///< a fragment of the JSON arguments text
+
+    friend bool operator==(const ToolCallDelta&, const ToolCallDelta&) = default;
+};
+
+/// What one choice gained in one chunk.
+struct ChoiceDelta {
+    std::int64_t index = 0;
+    std::optional<Role> role;  ///< usually only on the first chunk
+    std::optional<std::string>
+        content;  ///< text appended to the message; absent (not empty) when the chunk has none
+    std::vector<ToolCallDelta> tool_calls;
+    std::string finish_reason;  ///< set on the choice's last chunk ("stop", "length", ...)
+    boost::json::value logprobs;
+    boost::json::object extra;  ///< delta fields not modelled here (e.g. `refusal`), verbatim
+
+    friend bool operator==(const ChoiceDelta&, const ChoiceDelta&) = default;
+};
+
+/// One chunk of a streamed chat completion (`"object": "chat.completion.chunk"`).
+struct StreamChunk {
+    std::string id;
+    std::string object = "chat.completion.chunk";
+    std::int64_t created = 0;
+    std::string model;
+    std::string system_fingerprint;
+    std::vector<ChoiceDelta> choices;  ///< may be empty (e.g. the final usage-only chunk)
+    std::optional<Usage> usage;
+    ResponseExtra extra_fields;  ///< the provider that serves the stream
+    boost::json::object extra;   ///< chunk fields not modelled here, verbatim
+
+    friend bool operator==(const StreamChunk&, const StreamChunk&) = default;
+};
+
+/// What a provider's stream decoder has for the engine (see `StreamingProvider`).
+enum class StreamStatus : std::uint8_t {
+    need_more,  ///< no complete chunk yet: feed more bytes (or `finish()` at end of body)
+    chunk,      ///< a chunk was written to the caller's `StreamChunk`
+    done,       ///< the stream ended normally; nothing follows
+    error,      ///< the stream failed; the error was written, nothing follows
+};
+
+}  // namespace bifrost
+// ---- end bifrost/schema/stream.hpp ----
 // ---- begin bifrost/transport/http.hpp ----
 /// \file
 /// The HTTP request/response values a `Provider` builds and a `Transport` carries. Plain, reusable
@@ -1220,6 +1632,17 @@ struct BuildContext {
     const ProviderConfig& config;  ///< the provider instance's configuration
 };
 
+/// What a provider needs to build one upstream request of a kind other than chat
+/// (`RequestContext<EmbeddingRequest>`, `RequestContext<TextCompletionRequest>`,
+/// `RequestContext<ListModelsRequest>`): the same facts as `BuildContext`.
+template <class Request>
+struct RequestContext {
+    const Request& request;        ///< the request after pre-hooks
+    std::string_view model;        ///< the provider-local model id (empty for model listing)
+    const Key* key;                ///< the selected key; nullptr for keyless providers
+    const ProviderConfig& config;  ///< the provider instance's configuration
+};
+
 namespace detail {
 
 /// The shape of the completion handler the engine passes to `Transport::async_send`: callable
@@ -1231,6 +1654,13 @@ struct TransportHandlerArchetype {
     allocator_type get_allocator() const noexcept;
     cancellation_slot_type get_cancellation_slot() const noexcept;
     void operator()(boost::system::error_code);
+};
+
+/// The shape of the body sink the engine passes to `StreamingTransport::async_send_stream`:
+/// called with each piece of a 2xx response body as it arrives; returning false stops the
+/// exchange. Only for concept checks.
+struct BodySinkArchetype {
+    bool operator()(std::string_view);
 };
 
 /// A stand-in for the engine's pooled object in `PoolPolicy` checks.
@@ -1258,6 +1688,23 @@ concept Transport = std::default_initializable<typename T::Options> &&
     t.async_send(req, res, std::move(h));
 };
 
+/// A transport that can also deliver a response body as it arrives (streaming completions).
+///
+/// `async_send_stream(req, res, on_body, handler)` behaves as `async_send` except for the body:
+/// once the response head is in, `res.status` and `res.headers` are set; for a 2xx status each
+/// piece of the (de-chunked) body is passed to `on_body(std::string_view)` as it arrives, on the
+/// executor's thread, and `res.body` stays empty; for any other status the body is collected into
+/// `res.body` (errors are parsed whole). `handler(ec)` runs once at the end: no error when the
+/// body ended, `operation_aborted` if `on_body` returned false or the call was cancelled, or
+/// the network error. A stream that stays silent longer than the transport's idle timeout fails
+/// with `timed_out`.
+template <class T>
+concept StreamingTransport = Transport<T> &&
+    requires(T& t, const HttpRequest& req, HttpResponse& res, detail::BodySinkArchetype sink,
+             detail::TransportHandlerArchetype h) {
+    t.async_send_stream(req, res, std::move(sink), std::move(h));
+};
+
 /// Maps the unified schema to one upstream API and back. Stateless in spirit: one instance per
 /// provider pool, called concurrently from its worker threads through const members.
 ///
@@ -1272,6 +1719,62 @@ concept Provider = std::copy_constructible<P> &&
     { P::requires_key } -> std::convertible_to<bool>;
     p.build_chat(ctx, out);
     p.parse_chat(in, outcome);
+};
+
+/// A provider that can create embeddings (OpenAI's `/v1/embeddings`): `build_embedding` fills the
+/// upstream request, `parse_embedding` reads the answer (any status) into `outcome.response` or
+/// `outcome.error`, as `build_chat` / `parse_chat` do. Optional: the gateway answers embedding
+/// requests for a provider without these members with 400 `unsupported_operation`.
+template <class P>
+concept EmbeddingProvider = Provider<P> &&
+    requires(const P& p, const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out,
+             const HttpResponse& in, EmbeddingOutcome& outcome) {
+    p.build_embedding(ctx, out);
+    p.parse_embedding(in, outcome);
+};
+
+/// A provider that serves legacy text completions (OpenAI's `/v1/completions`), as
+/// `EmbeddingProvider` with `build_text_completion` / `parse_text_completion`.
+template <class P>
+concept TextCompletionProvider = Provider<P> &&
+    requires(const P& p, const RequestContext<TextCompletionRequest>& ctx, HttpRequest& out,
+             const HttpResponse& in, TextCompletionOutcome& outcome) {
+    p.build_text_completion(ctx, out);
+    p.parse_text_completion(in, outcome);
+};
+
+/// A provider that can list its upstream's models (OpenAI's `GET /v1/models`), as
+/// `EmbeddingProvider` with `build_list_models` / `parse_list_models`. Without it,
+/// `Gateway::list_models` answers from the configured keys' `models`.
+template <class P>
+concept ModelListingProvider = Provider<P> &&
+    requires(const P& p, const RequestContext<ListModelsRequest>& ctx, HttpRequest& out,
+             const HttpResponse& in, ModelListOutcome& outcome) {
+    p.build_list_models(ctx, out);
+    p.parse_list_models(in, outcome);
+};
+
+/// A provider that can stream chat completions.
+///
+/// `build_chat_stream` fills the upstream request for a streamed completion (as `build_chat`,
+/// plus whatever the API needs to stream, e.g. `"stream": true`). The upstream's 2xx body is fed
+/// to a `StreamDecoder` (one per stream, default-constructed or `reset()`): `feed(bytes)` takes
+/// the next piece of body, cut anywhere (false if the framing is broken beyond repair);
+/// `next(chunk, error)` returns the next decoded `StreamChunk` (`StreamStatus::chunk`), or says
+/// that more bytes are needed, that the stream is `done`, or that it failed (`error` written,
+/// keeping the upstream's status and message where it sent one); `finish()` says the body has
+/// ended, after which `next` drains what is left and then answers `done` or `error` (a stream
+/// cut before its end marker is an error). Non-2xx responses go to `parse_chat` whole.
+template <class P>
+concept StreamingProvider = Provider<P> &&
+    std::default_initializable<typename P::StreamDecoder> &&
+    requires(const P& p, const BuildContext& ctx, HttpRequest& out, typename P::StreamDecoder& d,
+             std::string_view bytes, StreamChunk& chunk, Error& error) {
+    p.build_chat_stream(ctx, out);
+    { d.feed(bytes) } -> std::same_as<bool>;
+    { d.next(chunk, error) } -> std::same_as<StreamStatus>;
+    d.finish();
+    d.reset();
 };
 
 /// Decides what a request does when its provider's queue is full (shipped ones in
@@ -1302,6 +1805,14 @@ concept PoolPolicy = requires(typename P::template pool<detail::PoolObjectArchet
 /// receives the result; it may change the response or the error. Hooks run concurrently for
 /// different requests, so plugin state must be thread-safe. An exception from a hook becomes a
 /// 500 `plugin_error` for that request.
+///
+/// Other kinds of request run the hooks written for them and skip the others: a plugin with
+/// `pre_hook(Context&, EmbeddingRequest&)` / `post_hook(Context&, EmbeddingOutcome&)` (or the
+/// `TextCompletionRequest` / `TextCompletionOutcome` pair) sees embeddings (text completions); a
+/// chat-only plugin is skipped for them (and counts as having run). A pre-hook of another kind may
+/// rewrite the request or fail it (`ctx.fail`); `ctx.respond` answers chat requests only. A
+/// generic hook (`pre_hook(Context&, auto&)`) is called for every kind, so it must compile for
+/// each. Model listing runs no hooks.
 template <class P>
 concept HasPreHook = requires(P& p, Context& ctx, ChatRequest& req) {
     p.pre_hook(ctx, req);
@@ -1312,8 +1823,22 @@ concept HasPostHook = requires(P& p, Context& ctx, Outcome& out) {
     p.post_hook(ctx, out);
 };
 
+/// A plugin with a pre-hook for requests of type `Request` (`EmbeddingRequest`, ...).
+template <class P, class Request>
+concept HasPreHookFor = requires(P& p, Context& ctx, Request& req) {
+    p.pre_hook(ctx, req);
+};
+
+/// A plugin with a post-hook for outcomes of type `O` (`EmbeddingOutcome`, ...).
+template <class P, class O>
+concept HasPostHookFor = requires(P& p, Context& ctx, O& out) {
+    p.post_hook(ctx, out);
+};
+
 template <class P>
-concept Plugin = HasPreHook<P> || HasPostHook<P>;
+concept Plugin = HasPreHook<P> || HasPostHook<P> || HasPreHookFor<P, EmbeddingRequest> ||
+    HasPostHookFor<P, EmbeddingOutcome> || HasPreHookFor<P, TextCompletionRequest> ||
+    HasPostHookFor<P, TextCompletionOutcome>;
 
 }  // namespace bifrost
 // ---- end bifrost/concepts.hpp ----
@@ -3605,6 +4130,215 @@ inline void tag_invoke(const boost::json::value_from_tag&, boost::json::value& j
 }
 
 }  // namespace bifrost
+
+// StreamChunk conversions (they use the readers above).
+// ---- begin bifrost/schema/stream_json.hpp ----
+/// \file
+/// JSON conversions of `StreamChunk`, OpenAI's `chat.completion.chunk` (one SSE `data:` event of
+/// a streamed chat completion). Included by `schema/json.hpp`.
+
+
+#include <boost/json/value.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace bifrost {
+
+/// Appends the OpenAI JSON form of `c` (`"object": "chat.completion.chunk"`): per choice a
+/// `delta` with `role` when set, `content` when present (omitted, not `null`, when absent),
+/// `tool_calls` when any; `"finish_reason": null` until the choice's last chunk; `usage` when
+/// present; `extra_fields.provider` when a provider is set.
+inline void write_stream_chunk(std::string& out, const StreamChunk& c);
+
+/// Parses one OpenAI `chat.completion.chunk` JSON text into `out`. On failure returns false and
+/// sets `err` to a 502 `invalid_upstream_response` saying what is wrong and where
+/// (`choices[0].delta.content: expected a string, got a number`). Lenient like
+/// `parse_chat_response`: `id`, `object`, `created`, `model` may be missing and `null` means
+/// absent. Unknown fields are kept in `extra` (of the chunk, or of a choice's delta).
+/// Thread-safe.
+inline bool parse_stream_chunk(std::string_view text, StreamChunk& out, Error& err);
+
+/// Reads an already-parsed chunk document (same rules as `parse_stream_chunk`).
+inline bool read_stream_chunk(const boost::json::value& v, StreamChunk& out, Error& err);
+
+}  // namespace bifrost
+
+namespace bifrost::detail::json_impl {
+
+inline bool read_tool_call_delta(const Reader& rd, const json::value& v, const Path* at,
+                                 ToolCallDelta& tc) {
+    const json::object* o = nullptr;
+    if (!as_object(rd, v, at, o)) return false;
+    if (!optional_member_or(rd, *o, at, "index", tc.index, std::int64_t{0}) ||
+        !optional_string(rd, *o, at, "id", tc.id) ||
+        !optional_string(rd, *o, at, "type", tc.type)) {
+        return false;
+    }
+    tc.name.clear();
+    tc.arguments.clear();
+    const json::value* f = o->if_contains("function");
+    if (f == nullptr || f->is_null()) return true;
+    const Path pf(at, "function");
+    const json::object* fo = nullptr;
+    if (!as_object(rd, *f, &pf, fo)) return false;
+    return optional_string(rd, *fo, &pf, "name", tc.name) &&
+           optional_string(rd, *fo, &pf, "arguments", tc.arguments);
+}
+
+inline bool read_choice_delta(const Reader& rd, const json::value& v, const Path* at, std::size_t i,
+                              ChoiceDelta& c) {
+    const json::object* o = nullptr;
+    if (!as_object(rd, v, at, o)) return false;
+    if (!optional_member_or(rd, *o, at, "index", c.index, static_cast<std::int64_t>(i)) ||
+        !optional_string(rd, *o, at, "finish_reason", c.finish_reason)) {
+        return false;
+    }
+    const json::value* lp = o->if_contains("logprobs");
+    c.logprobs = lp ? *lp : json::value();
+    c.role.reset();
+    c.content.reset();
+    c.tool_calls.clear();
+    c.extra.clear();
+    const json::value* d = o->if_contains("delta");
+    if (d == nullptr || d->is_null()) return true;  // some servers send none on the last chunk
+    const Path pd(at, "delta");
+    const json::object* dobj = nullptr;
+    if (!as_object(rd, *d, &pd, dobj)) return false;
+    if (const json::value* r = dobj->if_contains("role"); r && !r->is_null()) {
+        const Path pr(&pd, "role");
+        const json::string* s = r->if_string();
+        if (s == nullptr) return type_error(rd, &pr, "a string", *r);
+        Role role{};
+        if (!parse_role(sv(*s), role)) return rd.fail(&pr, {"unknown role \"", sv(*s), "\""});
+        c.role = role;
+    }
+    if (const json::value* t = dobj->if_contains("content"); t && !t->is_null()) {
+        const Path pt(&pd, "content");
+        c.content.emplace();
+        if (!read_value(rd, *t, &pt, *c.content)) return false;
+    }
+    if (const json::value* tcs = dobj->if_contains("tool_calls"); tcs && !tcs->is_null()) {
+        const Path pt(&pd, "tool_calls");
+        const json::array* a = nullptr;
+        if (!as_array(rd, *tcs, &pt, a)) return false;
+        c.tool_calls.resize(a->size());
+        for (std::size_t k = 0; k < a->size(); ++k) {
+            const Path pk(&pt, k);
+            if (!read_tool_call_delta(rd, (*a)[k], &pk, c.tool_calls[k])) return false;
+        }
+    }
+    copy_unknown(*dobj, {"role", "content", "tool_calls"}, c.extra);
+    return true;
+}
+
+inline bool read_chunk(const Reader& rd, const json::value& v, StreamChunk& c) {
+    const json::object* root = nullptr;
+    if (!as_object(rd, v, nullptr, root)) return false;
+    const json::object& o = *root;
+    if (!optional_string(rd, o, nullptr, "id", c.id) ||
+        !optional_member_or(rd, o, nullptr, "object", c.object,
+                            std::string_view("chat.completion.chunk")) ||
+        !optional_member_or(rd, o, nullptr, "created", c.created, std::int64_t{0}) ||
+        !optional_string(rd, o, nullptr, "model", c.model) ||
+        !optional_string(rd, o, nullptr, "system_fingerprint", c.system_fingerprint)) {
+        return false;
+    }
+    c.choices.clear();
+    if (const json::value* cs = o.if_contains("choices"); cs && !cs->is_null()) {
+        const Path pc(nullptr, "choices");
+        const json::array* a = nullptr;
+        if (!as_array(rd, *cs, &pc, a)) return false;
+        c.choices.resize(a->size());
+        for (std::size_t i = 0; i < a->size(); ++i) {
+            const Path pi(&pc, i);
+            if (!read_choice_delta(rd, (*a)[i], &pi, i, c.choices[i])) return false;
+        }
+    }
+    if (!read_usage(rd, o, c.usage) || !read_extra_fields(rd, o, c.extra_fields)) return false;
+    copy_unknown(o,
+                 {"id", "object", "created", "model", "system_fingerprint", "choices", "usage",
+                  "extra_fields"},
+                 c.extra);
+    return true;
+}
+
+inline void write_tool_call_delta(JsonWriter& w, const ToolCallDelta& tc) {
+    w.begin_object().field_int("index", tc.index);
+    if (!tc.id.empty()) w.field("id", tc.id);
+    if (!tc.type.empty()) w.field("type", tc.type);
+    w.key("function").begin_object();
+    if (!tc.name.empty()) w.field("name", tc.name);
+    w.field("arguments", tc.arguments);
+    w.end_object().end_object();
+}
+
+}  // namespace bifrost::detail::json_impl
+
+namespace bifrost {
+
+inline void write_stream_chunk(std::string& out, const StreamChunk& c) {
+    using namespace detail::json_impl;
+    detail::JsonWriter w(out);
+    w.begin_object();
+    w.field("id", c.id).field("object", c.object).field_int("created", c.created);
+    w.field("model", c.model);
+    if (!c.system_fingerprint.empty()) w.field("system_fingerprint", c.system_fingerprint);
+    w.key("choices").begin_array();
+    for (const ChoiceDelta& d : c.choices) {
+        w.begin_object().field_int("index", d.index).key("delta").begin_object();
+        if (d.role) w.field("role", to_string(*d.role));
+        if (d.content) w.field("content", *d.content);
+        if (!d.tool_calls.empty()) {
+            w.key("tool_calls").begin_array();
+            for (const ToolCallDelta& tc : d.tool_calls)
+                write_tool_call_delta(w, tc);
+            w.end_array();
+        }
+        write_members(w, d.extra);
+        w.end_object();
+        if (!d.logprobs.is_null()) w.key("logprobs").value(d.logprobs);
+        w.key("finish_reason");
+        if (d.finish_reason.empty()) {
+            w.null();
+        } else {
+            w.string(d.finish_reason);
+        }
+        w.end_object();
+    }
+    w.end_array();
+    if (c.usage) {
+        w.key("usage").begin_object();
+        w.field_int("prompt_tokens", c.usage->prompt_tokens);
+        w.field_int("completion_tokens", c.usage->completion_tokens);
+        w.field_int("total_tokens", c.usage->total_tokens);
+        write_members(w, c.usage->extra);
+        w.end_object();
+    }
+    write_members(w, c.extra);
+    if (!c.extra_fields.provider.empty()) {
+        w.key("extra_fields").begin_object().field("provider", c.extra_fields.provider);
+        w.end_object();
+    }
+    w.end_object();
+}
+
+inline bool read_stream_chunk(const boost::json::value& v, StreamChunk& out, Error& err) {
+    const detail::json_impl::Reader rd{&err, true};
+    return detail::json_impl::read_chunk(rd, v, out);
+}
+
+inline bool parse_stream_chunk(std::string_view text, StreamChunk& out, Error& err) {
+    const detail::json_impl::Reader rd{&err, true};
+    return detail::json_impl::parse_then(
+        rd, text, "stream chunk is empty",
+        [&](const boost::json::value& doc) { return detail::json_impl::read_chunk(rd, doc, out); });
+}
+
+}  // namespace bifrost
+// ---- end bifrost/schema/stream_json.hpp ----
 // ---- end bifrost/schema/json.hpp ----
 
 #include <boost/json/stream_parser.hpp>
@@ -3682,10 +4416,11 @@ struct ConfigError {
 
 /// Provider names Bifrost knows. `keyless_providers` need no keys.
 inline constexpr std::string_view known_providers[] = {
-    "openai",  "anthropic",  "azure", "bedrock",    "cohere",   "vertex",
-    "mistral", "ollama",     "groq",  "sgl",        "parasail", "cerebras",
-    "gemini",  "openrouter", "vllm",  "perplexity", "xai",      "mock"};
-inline constexpr std::string_view keyless_providers[] = {"ollama", "sgl", "vllm", "mock"};
+    "openai", "anthropic", "azure", "bedrock", "cohere", "vertex", "mistral", "ollama", "groq",
+    "sgl", "parasail", "cerebras", "gemini", "openrouter", "vllm", "perplexity", "xai", "mock",
+    // bifrost-cpp additions: more OpenAI-compatible services
+    "sglang", "together", "fireworks", "deepseek"};
+inline constexpr std::string_view keyless_providers[] = {"ollama", "sgl", "sglang", "vllm", "mock"};
 
 /// How `parse_config` / `load_config` read a file.
 struct ConfigOptions {
@@ -4429,10 +5164,12 @@ class KeySelector {
 
 }  // namespace bifrost
 // ---- end bifrost/core/key_selector.hpp ----
-// ---- begin bifrost/core/result.hpp ----
+// ---- begin bifrost/core/operation_result.hpp ----
 /// \file
-/// `Result`: the caller's handle on a finished request: the response or the error, held in the
-/// gateway's pooled object until the handle goes away.
+/// `OperationResult<Response>`: the caller's handle on a finished request of a kind other than
+/// chat (`EmbeddingResult`, `TextCompletionResult`, `ModelListResult`). Same ownership model as
+/// `Result`: the response or the error stays in the gateway's pooled object until the handle goes
+/// away.
 
 // ---- begin bifrost/core/job.hpp ----
 /// \file
@@ -4445,6 +5182,39 @@ class KeySelector {
 /// or an abort: deadline, caller cancellation, shutdown) alone writes the outcome and completes
 /// the caller. The others only drop their references.
 
+// ---- begin bifrost/core/operation_data.hpp ----
+/// \file
+/// `detail::OperationData`: a job's storage for the requests and outcomes of the kinds other than
+/// chat (embeddings, text completions, model listing). A job allocates it on its first request of
+/// such a kind and keeps it across reuse, so chat jobs never touch it.
+
+
+#include <type_traits>
+
+namespace bifrost::detail {
+
+struct OperationData {
+    EmbeddingRequest embedding_request;
+    EmbeddingOutcome embedding;
+    TextCompletionRequest completion_request;
+    TextCompletionOutcome completion;
+    ListModelsRequest list_request;
+    ModelListOutcome models;
+
+    /// The outcome holding responses of type `Response`.
+    template <class Response>
+    OperationOutcome<Response>& outcome() noexcept {
+        if constexpr (std::is_same_v<Response, EmbeddingResponse>)
+            return embedding;
+        else if constexpr (std::is_same_v<Response, TextCompletionResponse>)
+            return completion;
+        else
+            return models;
+    }
+};
+
+}  // namespace bifrost::detail
+// ---- end bifrost/core/operation_data.hpp ----
 
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -4453,6 +5223,7 @@ class KeySelector {
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -4461,6 +5232,21 @@ namespace bifrost::detail {
 
 class ProviderQueue;
 struct WorkerCore;
+
+/// Where a streamed request's chunks go: the caller's callback, type-erased.
+struct StreamSink {
+    bool (*fn)(void* target, const StreamChunk& chunk) = nullptr;
+    void* target = nullptr;
+};
+
+/// Per-request streaming state owned by a job (the caller's callback for async streams, the
+/// provider's decoder for a running attempt); destroyed with the job's reset.
+struct StreamStateBase {
+    StreamStateBase() = default;
+    StreamStateBase(const StreamStateBase&) = delete;
+    StreamStateBase& operator=(const StreamStateBase&) = delete;
+    virtual ~StreamStateBase() = default;
+};
 
 struct Job {
     using Clock = std::chrono::steady_clock;
@@ -4475,8 +5261,15 @@ struct Job {
     Job& operator=(const Job&) = delete;
 
     Context ctx;
+    /// The chat request; for other kinds only its `model` and `provider` are set (the routing
+    /// fields, copied from the request in `op_data`).
     ChatRequest request;
+    /// The chat outcome; for other kinds its `error` is the attempt's error (the engine's one
+    /// error slot) and the response is in `op_data`.
     Outcome outcome;
+    /// The kind of request; anything but `chat` keeps its request and response in `op_data`.
+    Operation op = Operation::chat;
+    std::unique_ptr<OperationData> op_data;  ///< allocated on first use, kept across reuse
     HttpRequest http_request;
     HttpResponse http_response;
 
@@ -4513,6 +5306,19 @@ struct Job {
     /// whether the caller cancelled.
     std::atomic<Job*> current_attempt{nullptr};
     std::atomic<bool> cancel_requested{false};
+
+    // ---- streaming (null `stream` for plain requests) ----
+    /// Where chunks go; shared by a request's attempts (fallbacks feed the same sink).
+    const StreamSink* stream = nullptr;
+    /// A chunk reached the caller (written under `stream_mutex`; read after completion).
+    bool stream_delivered = false;
+    /// The caller's callback returned false (worker-side).
+    bool stream_stopped = false;
+    /// Held while a chunk is delivered; `complete()` takes it, so that no chunk reaches the
+    /// caller once the attempt is decided. Recursive: a callback may cancel its own request.
+    std::recursive_mutex stream_mutex;
+    std::unique_ptr<StreamStateBase> stream_owned;  ///< an async stream's callback (primary)
+    std::unique_ptr<StreamStateBase> stream_state;  ///< the attempt's decoder (worker-side)
 
     /// Memory for this request's asynchronous operations.
     HandlerArena arena;
@@ -4559,10 +5365,18 @@ struct Job {
         return state.load(std::memory_order_acquire) == claimed;
     }
 
+    /// The storage for other kinds of request (allocated on the first call).
+    OperationData& ops() {
+        if (!op_data) op_data = std::make_unique<OperationData>();
+        return *op_data;
+    }
+
     /// Makes the job clean for its next request (called by the pool policy on release).
+    /// `op_data` is left as it is: it is cleaned when a request of another kind is loaded.
     void reset() {
         ctx.reset(&outcome);
         outcome.recycle();
+        op = Operation::chat;
         http_request.clear();
         http_response.clear();
         target = nullptr;
@@ -4585,6 +5399,10 @@ struct Job {
         current_attempt.store(nullptr, std::memory_order_relaxed);
         cancel_requested.store(false, std::memory_order_relaxed);
         next = prev = nullptr;
+        stream = nullptr;
+        stream_delivered = stream_stopped = false;
+        stream_owned.reset();
+        stream_state.reset();
         refs.store(0, std::memory_order_relaxed);
         done.store(pending, std::memory_order_relaxed);
     }
@@ -4592,6 +5410,10 @@ struct Job {
     /// Hands the attempt's final outcome to the caller: runs the async completion, or wakes the
     /// thread blocked in `chat()`. Called once per attempt, by whoever claimed it.
     void complete() {
+        if (stream != nullptr) {
+            // Waits out a chunk being delivered; later deliveries see the claim and stop.
+            std::lock_guard lock(stream_mutex);
+        }
         if (deadline_armed.exchange(false, std::memory_order_acq_rel)) deadline_timer->cancel();
         if (completion.has_value()) {
             completion(this);
@@ -4633,6 +5455,101 @@ struct Job {
 
 }  // namespace bifrost::detail
 // ---- end bifrost/core/job.hpp ----
+
+#include <cassert>
+#include <utility>
+
+namespace bifrost {
+
+namespace detail {
+struct GatewayAccess;
+}
+
+/// A move-only handle on a finished request: `ok()` and the response (`value()`, `*`, `->`), or
+/// `error()`. The memory behind it returns to the gateway's pool when the handle is destroyed;
+/// `take()` moves the response out when it must outlive the handle.
+///
+/// A handle must not outlive the gateway that produced it.
+template <class Response>
+class OperationResult {
+  public:
+    using response_type = Response;
+
+    OperationResult() noexcept = default;
+    OperationResult(OperationResult&& other) noexcept : job_(std::exchange(other.job_, nullptr)) {}
+    OperationResult& operator=(OperationResult&& other) noexcept {
+        if (this != &other) {
+            reset();
+            job_ = std::exchange(other.job_, nullptr);
+        }
+        return *this;
+    }
+    OperationResult(const OperationResult&) = delete;
+    OperationResult& operator=(const OperationResult&) = delete;
+    ~OperationResult() { reset(); }
+
+    /// True when the request produced a response.
+    [[nodiscard]] bool ok() const noexcept { return job_ != nullptr && job_->outcome.ok(); }
+    explicit operator bool() const noexcept { return ok(); }
+
+    /// The response. Precondition: `ok()`.
+    [[nodiscard]] const Response& value() const& noexcept {
+        assert(ok());
+        return job_->op_data->template outcome<Response>().response;
+    }
+    [[nodiscard]] Response& value() & noexcept {
+        assert(ok());
+        return job_->op_data->template outcome<Response>().response;
+    }
+    [[nodiscard]] const Response& operator*() const& noexcept { return value(); }
+    [[nodiscard]] const Response* operator->() const noexcept { return &value(); }
+
+    /// Moves the response out. Precondition: `ok()`.
+    [[nodiscard]] Response take() {
+        assert(ok());
+        return std::move(job_->op_data->template outcome<Response>().response);
+    }
+
+    /// The error. Precondition: `!ok()`. An empty handle reports a 500 "empty result".
+    [[nodiscard]] const Error& error() const noexcept {
+        if (job_ == nullptr) return empty_error();
+        return job_->outcome.error;
+    }
+
+    /// True when the handle holds nothing (default-constructed or moved from).
+    [[nodiscard]] bool empty() const noexcept { return job_ == nullptr; }
+
+  private:
+    friend struct detail::GatewayAccess;
+
+    explicit OperationResult(detail::Job* job) noexcept : job_(job) {}
+
+    void reset() noexcept {
+        if (job_ != nullptr) std::exchange(job_, nullptr)->release();
+    }
+
+    static const Error& empty_error() noexcept {
+        static const Error e{500, "internal_error", "empty result", {}, {}, {}};
+        return e;
+    }
+
+    detail::Job* job_ = nullptr;
+};
+
+/// The answer of `Gateway::embed` / `async_embed`.
+using EmbeddingResult = OperationResult<EmbeddingResponse>;
+/// The answer of `Gateway::text_complete` / `async_text_complete`.
+using TextCompletionResult = OperationResult<TextCompletionResponse>;
+/// The answer of `Gateway::list_models`.
+using ModelListResult = OperationResult<ModelList>;
+
+}  // namespace bifrost
+// ---- end bifrost/core/operation_result.hpp ----
+// ---- begin bifrost/core/result.hpp ----
+/// \file
+/// `Result`: the caller's handle on a finished request: the response or the error, held in the
+/// gateway's pooled object until the handle goes away.
+
 
 #include <cassert>
 #include <utility>
@@ -4804,7 +5721,8 @@ struct GatewayStats {
 // ---- begin bifrost/gateway.hpp ----
 /// \file
 /// `Gateway<Transport, QueuePolicy, PoolPolicy, Plugins...>`: the unified entry point. Callers
-/// on any number of threads send chat requests; each request runs the plugins' pre-hooks, is
+/// on any number of threads send chat requests (and embeddings, legacy text completions and
+/// model listings, which take the same path); each request runs the plugins' pre-hooks, is
 /// routed by its `"provider/model"` name to that provider's own bounded lock-free queue, is
 /// served by that provider's own worker threads (with retries), comes back through the
 /// post-hooks, and, when it failed, is tried again on each of its fallbacks in turn. Everything
@@ -5147,6 +6065,15 @@ class ProviderQueue {
     [[nodiscard]] const ProviderSettings& settings() const noexcept {
         return *settings_.load(std::memory_order_acquire);
     }
+    /// Whether the provider type serves requests of kind `op` (chat always).
+    [[nodiscard]] bool supports(Operation op) const noexcept {
+        return (operations_ & (1u << static_cast<unsigned>(op))) != 0;
+    }
+    /// Why streamed requests cannot be served here, or nullptr when they can.
+    [[nodiscard]] const char* streaming_unsupported() const noexcept {
+        return streaming_unsupported_;
+    }
+
     /// The attempt timeout (`default_request_timeout_in_seconds`; 0 = none).
     [[nodiscard]] std::chrono::nanoseconds default_timeout() const noexcept {
         return settings().config.network_config.default_request_timeout;
@@ -5375,6 +6302,9 @@ class ProviderQueue {
     }
 
   protected:
+    /// Set by the pool when its provider or transport cannot stream.
+    const char* streaming_unsupported_ = nullptr;
+
     // ---- consumer side (worker threads) ------------------------------------------------------
 
     /// Claims one of `concurrency` in-flight slots.
@@ -5482,6 +6412,9 @@ class ProviderQueue {
 
     LatencyHistogram queue_wait_;
     LatencyHistogram upstream_;
+    /// Bit `1 << Operation`: the kinds of request the provider type serves (set once, before
+    /// any request).
+    std::uint8_t operations_ = 1u << static_cast<unsigned>(Operation::chat);
 
   private:
     void prepare(Job* j) noexcept {
@@ -5790,6 +6723,17 @@ inline std::optional<std::chrono::nanoseconds> parse_retry_after(
 
 namespace bifrost::detail {
 
+/// The provider's stream decoder type, or a placeholder for pools that cannot stream.
+struct NoStreamDecoder {};
+template <class P, bool Streams>
+struct StreamDecoderOf {
+    using type = NoStreamDecoder;
+};
+template <class P>
+struct StreamDecoderOf<P, true> {
+    using type = typename P::StreamDecoder;
+};
+
 template <Provider P, Transport T>
 class ProviderPool final : public ProviderQueue {
   public:
@@ -5802,7 +6746,15 @@ class ProviderPool final : public ProviderQueue {
         : ProviderQueue(std::move(name), std::move(config)),
           provider_(std::move(provider)),
           worker_spin_(gopts.worker_spin) {
+        if constexpr (!StreamingProvider<P>)
+            streaming_unsupported_ = "its provider type cannot stream chat completions";
+        else if constexpr (!StreamingTransport<T>)
+            streaming_unsupported_ = "the gateway's transport cannot stream responses";
         const ProviderConfig& cfg = settings().config;
+        const auto bit = [](Operation op) { return 1u << static_cast<unsigned>(op); };
+        if constexpr (EmbeddingProvider<P>) operations_ |= bit(Operation::embedding);
+        if constexpr (TextCompletionProvider<P>) operations_ |= bit(Operation::text_completion);
+        if constexpr (ModelListingProvider<P>) operations_ |= bit(Operation::list_models);
         const std::size_t n = cfg.concurrency_and_buffer_size.worker_threads;
         workers_.reserve(n);
         for (std::size_t i = 0; i < n; ++i) {
@@ -5875,6 +6827,46 @@ class ProviderPool final : public ProviderQueue {
             return job->upstream_cancel.slot();
         }
         void operator()(boost::system::error_code ec) { pool->on_upstream_done(*worker, job, ec); }
+    };
+
+    static constexpr bool can_stream = StreamingProvider<P> && StreamingTransport<T>;
+
+    /// A streamed attempt's state: the provider's decoder, the chunk being decoded, and what the
+    /// stream said so far (the outcome's summary, or why it failed).
+    template <class Decoder>
+    struct StreamState final : StreamStateBase {
+        Decoder decoder;
+        StreamChunk chunk;
+        ChatResponse summary;
+        Error error;
+        bool done = false;
+        bool failed = false;
+    };
+    using Stream = StreamState<typename StreamDecoderOf<P, can_stream>::type>;
+
+    /// The body sink given to the transport for a streamed attempt.
+    struct BodySink {
+        ProviderPool* pool;
+        Job* job;
+        Stream* state;
+        bool operator()(std::string_view bytes) {
+            return pool->on_stream_bytes(job, *state, bytes);
+        }
+    };
+
+    /// The completion handler of a streamed attempt (as `UpstreamHandler`).
+    struct StreamHandler {
+        ProviderPool* pool;
+        Worker* worker;
+        Job* job;
+
+        using allocator_type = ArenaAllocator<void>;
+        allocator_type get_allocator() const noexcept { return allocator_type(job->arena); }
+        using cancellation_slot_type = asio::cancellation_slot;
+        cancellation_slot_type get_cancellation_slot() const noexcept {
+            return job->upstream_cancel.slot();
+        }
+        void operator()(boost::system::error_code ec) { pool->on_stream_done(*worker, job, ec); }
     };
 
     // ---- the loop -------------------------------------------------------------------------------
@@ -5971,6 +6963,7 @@ class ProviderPool final : public ProviderQueue {
             const Key* key = nullptr;
             if constexpr (P::requires_key) {
                 key = pick_key(settings, j);
+                if (!key && j->op == Operation::list_models) key = any_key(settings);
                 if (!key) {
                     decide(w, j,
                            errors::make(400, error_type::no_key,
@@ -5983,8 +6976,17 @@ class ProviderPool final : public ProviderQueue {
             }
             j->http_request.clear();
             j->http_response.clear();
-            provider_.build_chat(BuildContext{j->request, j->model_id, key, settings.config},
-                                 j->http_request);
+            if (j->stream != nullptr) {
+                start_stream(w, j, key, settings);
+                return;
+            }
+            if (j->op == Operation::chat) {
+                provider_.build_chat(BuildContext{j->request, j->model_id, key, settings.config},
+                                     j->http_request);
+            } else if (!build_other(j, key, settings.config)) {
+                decide(w, j, errors::unsupported_operation(name_, to_string(j->op)));
+                return;
+            }
             j->upstream_started_at = Clock::now();
             w.transport->async_send(j->http_request, j->http_response,
                                     UpstreamHandler{this, &w, j});
@@ -5995,6 +6997,88 @@ class ProviderPool final : public ProviderQueue {
         } catch (...) {
             decide(w, j, errors::internal("provider '" + name_ + "' failed", name_));
         }
+    }
+
+    /// Builds the upstream request of a job of a kind other than chat. False when `P` does not
+    /// serve that kind (the gateway refuses those before queueing; this is the backstop).
+    bool build_other(Job* j, const Key* key, const ProviderConfig& config) {
+        OperationData& d = j->ops();
+        switch (j->op) {
+            case Operation::embedding:
+                if constexpr (EmbeddingProvider<P>) {
+                    provider_.build_embedding(
+                        RequestContext<EmbeddingRequest>{d.embedding_request, j->model_id, key,
+                                                         config},
+                        j->http_request);
+                    return true;
+                }
+                break;
+            case Operation::text_completion:
+                if constexpr (TextCompletionProvider<P>) {
+                    provider_.build_text_completion(
+                        RequestContext<TextCompletionRequest>{d.completion_request, j->model_id,
+                                                              key, config},
+                        j->http_request);
+                    return true;
+                }
+                break;
+            case Operation::list_models:
+                if constexpr (ModelListingProvider<P>) {
+                    provider_.build_list_models(
+                        RequestContext<ListModelsRequest>{d.list_request, j->model_id, key, config},
+                        j->http_request);
+                    return true;
+                }
+                break;
+            case Operation::chat:
+                break;
+        }
+        return false;
+    }
+
+    /// Reads the upstream's answer for a job of a kind other than chat into its outcome in
+    /// `op_data`; an error moves to `j->outcome.error`, the engine's error slot. On success,
+    /// returns the response's `extra_fields` for the gateway to fill; else nullptr.
+    ResponseExtra* parse_other(Job* j) {
+        OperationData& d = j->ops();
+        const auto read = [&](auto& outcome, auto parse) -> ResponseExtra* {
+            outcome.recycle();
+            parse(outcome);
+            if (outcome.ok()) return &outcome.response.extra_fields;
+            std::swap(j->outcome.error, outcome.error);
+            return nullptr;
+        };
+        switch (j->op) {
+            case Operation::embedding:
+                if constexpr (EmbeddingProvider<P>)
+                    return read(d.embedding, [&](EmbeddingOutcome& o) {
+                        provider_.parse_embedding(j->http_response, o);
+                    });
+                break;
+            case Operation::text_completion:
+                if constexpr (TextCompletionProvider<P>)
+                    return read(d.completion, [&](TextCompletionOutcome& o) {
+                        provider_.parse_text_completion(j->http_response, o);
+                    });
+                break;
+            case Operation::list_models:
+                if constexpr (ModelListingProvider<P>)
+                    return read(d.models, [&](ModelListOutcome& o) {
+                        provider_.parse_list_models(j->http_response, o);
+                    });
+                break;
+            case Operation::chat:
+                break;
+        }
+        j->outcome.fail(errors::unsupported_operation(name_, to_string(j->op)));
+        return nullptr;
+    }
+
+    /// Any enabled key (model listing concerns no model).
+    static const Key* any_key(const ProviderSettings& s) noexcept {
+        for (const Key& k : s.config.keys)
+            if (k.enabled) return &k;
+        return nullptr;
     }
 
     /// A key for the job; on a retry, another key than the previous try's when there is one.
@@ -6014,6 +7098,12 @@ class ProviderPool final : public ProviderQueue {
             drop(w, j, true);
             return;
         }
+        conclude(w, j, ec);
+    }
+
+    /// Decides (or retries) an attempt whose upstream exchange ended with `ec` and
+    /// `j->http_response`, the response body collected whole.
+    void conclude(Worker& w, Job* j, boost::system::error_code ec) {
         const ProviderSettings& settings = this->settings();
         if (auto delay = retry_delay(settings, j, ec)) {
             if (aborting_.load(std::memory_order_relaxed)) {
@@ -6045,17 +7135,21 @@ class ProviderPool final : public ProviderQueue {
             drop(w, j, true);
             return;
         }
+        ResponseExtra* extra = &j->outcome.response.extra_fields;
         try {
-            provider_.parse_chat(j->http_response, j->outcome);
+            if (j->op == Operation::chat)
+                provider_.parse_chat(j->http_response, j->outcome);
+            else
+                extra = parse_other(j);
         } catch (const std::exception& e) {
             j->outcome.fail(
                 502, error_type::bad_response,
                 std::string("could not read the response of provider '") + name_ + "': " + e.what(),
                 name_);
         }
-        if (j->outcome.ok()) {
-            j->outcome.response.extra_fields.provider.assign(name_);
-            j->outcome.response.extra_fields.latency = j->upstream_latency;
+        if (j->outcome.ok() && extra != nullptr) {
+            extra->provider.assign(name_);
+            extra->latency = j->upstream_latency;
         } else if (j->outcome.error.provider.empty()) {
             j->outcome.error.provider.assign(name_);
         }
@@ -6067,13 +7161,225 @@ class ProviderPool final : public ProviderQueue {
         finish(w, j);
     }
 
+    // ---- streamed attempts ----------------------------------------------------------------------
+
+    /// Starts a streamed upstream call for `j` (inside `attempt`'s try block).
+    void start_stream(Worker& w, Job* j, const Key* key, const ProviderSettings& settings) {
+        if constexpr (can_stream) {
+            if (!j->stream_state) j->stream_state = std::make_unique<Stream>();
+            auto* st = static_cast<Stream*>(j->stream_state.get());
+            st->decoder.reset();
+            st->summary = ChatResponse{};
+            st->error.clear();
+            st->done = st->failed = false;
+            provider_.build_chat_stream(BuildContext{j->request, j->model_id, key, settings.config},
+                                        j->http_request);
+            j->upstream_started_at = Clock::now();
+            w.transport->async_send_stream(j->http_request, j->http_response, BodySink{this, j, st},
+                                           StreamHandler{this, &w, j});
+        } else {
+            (void)key;
+            (void)settings;
+            decide(w, j,
+                   errors::make(501, error_type::internal,
+                                "provider '" + name_ + "' cannot stream: " + streaming_unsupported_,
+                                name_));
+        }
+    }
+
+    /// On the worker: the next piece of a streamed 2xx body. False stops the exchange.
+    bool on_stream_bytes(Job* j, Stream& st, std::string_view bytes) {
+        if constexpr (can_stream) {
+            if (st.done || st.failed) return !st.failed;
+            bool framed = true;
+            try {
+                framed = st.decoder.feed(bytes);
+            } catch (const std::exception& e) {
+                return stream_failed(st, std::string("could not read the stream of provider '") +
+                                             name_ + "': " + e.what());
+            }
+            if (!drain(j, st)) return false;
+            if (!framed && !st.done)
+                return stream_failed(st,
+                                     "the event stream of provider '" + name_ + "' is malformed");
+            return true;
+        } else {
+            (void)j;
+            (void)st;
+            (void)bytes;
+            return false;
+        }
+    }
+
+    bool stream_failed(Stream& st, std::string message) {
+        if (!st.failed) {
+            st.error.assign(502, error_type::bad_response, message, name_);
+            st.failed = true;
+        }
+        return false;
+    }
+
+    /// Hands every decoded chunk to the caller. False when the stream failed or the caller
+    /// stopped (or the attempt was decided elsewhere).
+    bool drain(Job* j, Stream& st) {
+        if constexpr (can_stream) {
+            for (;;) {
+                StreamStatus status = StreamStatus::error;
+                try {
+                    status = st.decoder.next(st.chunk, st.error);
+                } catch (const std::exception& e) {
+                    return stream_failed(
+                        st, std::string("could not read the stream of provider '") + name_ +
+                                "': " + e.what());
+                }
+                switch (status) {
+                    case StreamStatus::need_more:
+                        return true;
+                    case StreamStatus::done:
+                        st.done = true;
+                        return true;  // read on to the end of the body (keeps the connection)
+                    case StreamStatus::error:
+                        if (st.error.status == 0)
+                            st.error.assign(502, error_type::bad_response, "stream failed");
+                        if (st.error.provider.empty()) st.error.provider.assign(name_);
+                        st.failed = true;
+                        return false;
+                    case StreamStatus::chunk:
+                        summarize(st.summary, st.chunk);
+                        if (!deliver(j, st.chunk)) return false;
+                        break;
+                }
+            }
+        } else {
+            (void)j;
+            (void)st;
+            return false;
+        }
+    }
+
+    /// What the outcome of a finished stream holds: id, model, created, fingerprint, usage and
+    /// each choice's finish reason (not the content, which the caller already has).
+    static void summarize(ChatResponse& r, const StreamChunk& c) {
+        if (r.id.empty()) r.id = c.id;
+        if (r.model.empty()) r.model = c.model;
+        if (r.created == 0) r.created = c.created;
+        if (r.system_fingerprint.empty()) r.system_fingerprint = c.system_fingerprint;
+        if (c.usage) r.usage = c.usage;
+        for (const ChoiceDelta& d : c.choices) {
+            if (d.index < 0 || d.index > 1024) continue;
+            const auto i = static_cast<std::size_t>(d.index);
+            if (r.choices.size() <= i) {
+                const std::size_t old = r.choices.size();
+                r.choices.resize(i + 1);
+                for (std::size_t k = old; k <= i; ++k)
+                    r.choices[k].index = static_cast<std::int64_t>(k);
+            }
+            if (!d.finish_reason.empty()) r.choices[i].finish_reason = d.finish_reason;
+        }
+    }
+
+    /// Passes one chunk to the caller unless the attempt is decided. False to stop reading.
+    bool deliver(Job* j, StreamChunk& c) {
+        std::lock_guard lock(j->stream_mutex);
+        if (j->is_claimed()) return false;
+        c.extra_fields.provider.assign(name_);
+        j->stream_delivered = true;
+        bool more = false;
+        try {
+            more = j->stream->fn(j->stream->target, c);
+        } catch (...) {
+            more = false;  // a throwing callback stops its stream; it is not the worker's fault
+        }
+        if (!more) j->stream_stopped = true;
+        // The callback may have ended its own request (e.g. cancelled it): read no further.
+        return more && !j->is_claimed();
+    }
+
+    void on_stream_done(Worker& w, Job* j, boost::system::error_code ec) {
+        j->upstream_cancel.slot().clear();
+        j->phase = Job::Phase::idle;
+        j->upstream_latency = Clock::now() - j->upstream_started_at;
+        upstream_.record(j->upstream_latency);
+        if (j->is_claimed()) {
+            drop(w, j, true);
+            return;
+        }
+        if constexpr (can_stream) {
+            auto& st = *static_cast<Stream*>(j->stream_state.get());
+            const int status = j->http_response.status;
+            const bool success = status >= 200 && status < 300;
+            if (!ec && success && !st.done && !st.failed && !j->stream_stopped) {
+                st.decoder.finish();
+                if (drain(j, st) && !st.done)
+                    stream_failed(st,
+                                  "the stream of provider '" + name_ + "' ended before its end");
+            }
+            if (j->stream_stopped) {
+                decide(w, j,
+                       errors::make(499, error_type::request_cancelled,
+                                    "the caller stopped reading the stream", name_));
+                return;
+            }
+            if (st.done) {
+                if (j->claim() == Job::claimed) {
+                    drop(w, j, true);
+                    return;
+                }
+                j->outcome.response = std::move(st.summary);
+                j->outcome.response.object.assign("chat.completion");
+                j->outcome.response.extra_fields.provider.assign(name_);
+                j->outcome.response.extra_fields.latency = j->upstream_latency;
+                breaker_.record_success();
+                finish(w, j);
+                return;
+            }
+            if (st.failed) {
+                if (!j->stream_delivered) {
+                    // Nothing reached the caller: a retryable status is retried like a response.
+                    if (auto delay = retry_delay(settings(), j, {}, st.error.status)) {
+                        if (!aborting_.load(std::memory_order_relaxed)) {
+                            release_slot();
+                            count_retry();
+                            backoff(w, j, *delay);
+                            return;
+                        }
+                    }
+                }
+                decide(w, j, std::move(st.error));
+                return;
+            }
+            if (!j->stream_delivered) {
+                conclude(w, j, ec);  // nothing reached the caller: retry or fail as a plain call
+                return;
+            }
+            if (aborting_.load(std::memory_order_relaxed) && ec == asio::error::operation_aborted) {
+                abort(j, errors::shutting_down(name_), AbortKind::shutdown);
+                drop(w, j, true);
+                return;
+            }
+            decide(w, j,
+                   errors::make(502, error_type::network,
+                                "the stream of provider '" + name_ +
+                                    "' broke off: " + (ec ? ec.message() : "no end marker"),
+                                name_));
+        } else {
+            (void)ec;
+            decide(w, j, errors::internal("provider '" + name_ + "' cannot stream", name_));
+        }
+    }
+
     /// The wait before retrying `j`, if its failure is retryable and a retry is left and fits
     /// before the deadline.
     std::optional<std::chrono::nanoseconds> retry_delay(const ProviderSettings& s, const Job* j,
                                                         boost::system::error_code ec) const {
+        return retry_delay(s, j, ec, j->http_response.status);
+    }
+
+    std::optional<std::chrono::nanoseconds> retry_delay(const ProviderSettings& s, const Job* j,
+                                                        boost::system::error_code ec,
+                                                        int status) const {
         const NetworkConfig& n = s.config.network_config;
         if (j->retries >= n.max_retries) return {};
-        const int status = j->http_response.status;
         bool retry = false;
         if (ec) {
             retry = ec != asio::error::operation_aborted;
@@ -6389,6 +7695,7 @@ static_assert(QueuePolicy<FromConfig>);
 }  // namespace bifrost::queue
 // ---- end bifrost/queue/policies.hpp ----
 
+#include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -6398,6 +7705,7 @@ static_assert(QueuePolicy<FromConfig>);
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/system_executor.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -6441,7 +7749,74 @@ struct GatewayAccess {
     }
     static void set_provider(Job* j, std::string_view p) noexcept { j->ctx.provider_ = p; }
     static void mark_short_circuit(Job* j) noexcept { j->ctx.short_circuit_ = true; }
+    /// Moves the job of a finished request from its `Result` into the handle of its kind.
+    template <class R>
+    static R convert(Result&& r) noexcept {
+        return R(std::exchange(r.job_, nullptr));
+    }
 };
+
+/// Wraps the handler of a request of another kind so that the chat machinery can complete it
+/// with a `Result`: converts that to the kind's handle `R`. Keeps the handler's associated
+/// executor, allocator and cancellation slot.
+template <class Handler, class R>
+struct ResultAdapter {
+    Handler handler;
+
+    using executor_type = asio::associated_executor_t<Handler>;
+    executor_type get_executor() const noexcept { return asio::get_associated_executor(handler); }
+    using allocator_type = asio::associated_allocator_t<Handler>;
+    allocator_type get_allocator() const noexcept {
+        return asio::get_associated_allocator(handler);
+    }
+    using cancellation_slot_type = asio::associated_cancellation_slot_t<Handler>;
+    cancellation_slot_type get_cancellation_slot() const noexcept {
+        return asio::get_associated_cancellation_slot(handler);
+    }
+
+    void operator()(Result r) { std::move(handler)(GatewayAccess::convert<R>(std::move(r))); }
+};
+
+/// The request of kind `Req` stored in a job's `op_data`.
+template <class Req>
+Req& op_request(OperationData& d) noexcept {
+    if constexpr (std::is_same_v<Req, EmbeddingRequest>)
+        return d.embedding_request;
+    else
+        return d.completion_request;
+}
+
+template <class Req>
+constexpr Operation operation_of() noexcept {
+    return std::is_same_v<Req, EmbeddingRequest> ? Operation::embedding
+                                                 : Operation::text_completion;
+}
+
+/// Copies the routing fields of the job's request of another kind into `request`, where routing
+/// and the queue policy read them.
+inline void sync_routing(Job* j) {
+    const auto copy = [&](const auto& req) {
+        j->request.model = req.model;
+        j->request.provider = req.provider;
+    };
+    if (j->op == Operation::embedding)
+        copy(j->ops().embedding_request);
+    else if (j->op == Operation::text_completion)
+        copy(j->ops().completion_request);
+}
+
+/// Loads a request of another kind into a fresh job.
+template <class Req>
+void load(Job* j, const Req& req) {
+    j->op = operation_of<Req>();
+    OperationData& d = j->ops();
+    op_request<Req>(d) = req;
+    d.template outcome<std::conditional_t<std::is_same_v<Req, EmbeddingRequest>, EmbeddingResponse,
+                                          TextCompletionResponse>>()
+        .recycle();
+    j->request.messages.clear();
+    sync_routing(j);
+}
 
 /// Owns one reference to a job until released (async initiation arguments).
 class JobRef {
@@ -6459,6 +7834,9 @@ class JobRef {
   private:
     Job* job_;
 };
+
+template <class T>
+inline constexpr bool transport_cannot_stream = !StreamingTransport<T>;
 
 template <class P>
 constexpr std::string_view plugin_name() {
@@ -6478,7 +7856,8 @@ constexpr std::string_view plugin_name() {
 /// - `PoolT`: where per-request objects come from (`pool::Preallocated`, `pool::Heap`).
 /// - `Plugins...`: pre-hooks run in this order, post-hooks in reverse.
 ///
-/// Thread safety: `chat`, `async_chat`, `stats` and `update_provider` may be called from any
+/// Thread safety: `chat`, `async_chat`, `embed`, `async_embed`, `text_complete`,
+/// `async_text_complete`, `list_models`, `stats` and `update_provider` may be called from any
 /// number of threads at once. `add_provider` may run concurrently with requests (a request for
 /// a provider not yet added fails with 400). `shutdown` may be called from any thread; the
 /// destructor calls it.
@@ -6616,6 +7995,174 @@ class Gateway {
             Initiation{this, opts}, token, std::move(primary), std::move(origin));
     }
 
+    // ---- embeddings, text completions, model listing ------------------------------------------
+
+    /// Creates embeddings and blocks until the outcome is final. The request takes the chat path:
+    /// its provider's queue and workers, key selection, retries, deadline, circuit breaker and
+    /// fallbacks, plus the plugins' embedding hooks. A provider type without the capability
+    /// (`EmbeddingProvider`) answers 400 `unsupported_operation`.
+    EmbeddingResult embed(const EmbeddingRequest& request, const RequestOptions& opts = {}) {
+        return run_sync_other<EmbeddingResult>(request, opts);
+    }
+
+    /// Creates embeddings asynchronously; completes with `void(EmbeddingResult)`. Completion
+    /// tokens, executors and cancellation work as for `async_chat`.
+    template <class CompletionToken>
+    auto async_embed(const EmbeddingRequest& request, CompletionToken&& token) {
+        return async_embed(request, RequestOptions{}, std::forward<CompletionToken>(token));
+    }
+
+    template <class CompletionToken>
+    auto async_embed(const EmbeddingRequest& request, const RequestOptions& opts,
+                     CompletionToken&& token) {
+        return async_other<EmbeddingResult>(request, opts, std::forward<CompletionToken>(token));
+    }
+
+    /// A legacy text completion (OpenAI's `/v1/completions`), blocking; as `embed`
+    /// (`TextCompletionProvider`).
+    TextCompletionResult text_complete(const TextCompletionRequest& request,
+                                       const RequestOptions& opts = {}) {
+        return run_sync_other<TextCompletionResult>(request, opts);
+    }
+
+    /// A legacy text completion, asynchronously; completes with `void(TextCompletionResult)`.
+    template <class CompletionToken>
+    auto async_text_complete(const TextCompletionRequest& request, CompletionToken&& token) {
+        return async_text_complete(request, RequestOptions{}, std::forward<CompletionToken>(token));
+    }
+
+    template <class CompletionToken>
+    auto async_text_complete(const TextCompletionRequest& request, const RequestOptions& opts,
+                             CompletionToken&& token) {
+        return async_other<TextCompletionResult>(request, opts,
+                                                 std::forward<CompletionToken>(token));
+    }
+
+    /// The models of provider `provider`, blocking. A `ModelListingProvider` is asked upstream
+    /// (OpenAI's `GET /v1/models`) through its queue and workers, with retries, deadline and
+    /// circuit breaker (no fallbacks, no plugin hooks; any enabled key is used). Other providers
+    /// are answered at once from the configured keys' `models` (empty when every key serves all
+    /// models). Ids are the provider's own; `extra_fields.provider` names the provider.
+    ModelListResult list_models(std::string_view provider, const RequestOptions& opts = {}) {
+        detail::Job* j = acquire_job();
+        j->op = Operation::list_models;
+        detail::OperationData& d = j->ops();
+        d.models.recycle();
+        d.list_request.provider.assign(provider);
+        j->request.messages.clear();
+        j->request.model.clear();
+        j->request.provider.assign(provider);
+        detail::GatewayAccess::begin(j, next_id(), Clock::now(), opts.user_data, 0);
+        detail::ProviderQueue* q = find(provider);
+        if (q == nullptr) {
+            Error e = errors::invalid_request(
+                "unknown provider '" + std::string(provider) + "'" + configured_list(), "provider");
+            e.type.assign(error_type::unknown_provider);
+            reject(j, std::move(e));
+            return make_other<ModelListResult>(j);
+        }
+        j->target = q;
+        j->model_id = {};
+        detail::GatewayAccess::set_provider(j, q->name());
+        if (!q->supports(Operation::list_models)) {
+            ModelList& list = d.models.response;
+            for (const Key& k : q->settings().config.keys) {
+                if (!k.enabled) continue;
+                for (const std::string& m : k.models) {
+                    const bool seen = std::any_of(list.data.begin(), list.data.end(),
+                                                  [&](const ModelInfo& i) { return i.id == m; });
+                    if (seen) continue;
+                    ModelInfo info;
+                    info.id = m;
+                    info.owned_by.assign(q->name());
+                    list.data.push_back(std::move(info));
+                }
+            }
+            list.extra_fields.provider.assign(q->name());
+            return make_other<ModelListResult>(j);
+        }
+        j->deadline = attempt_deadline(*q, overall_deadline(opts));
+        if (admit(j, true)) wait_sync(j);
+        return make_other<ModelListResult>(j);
+    }
+
+    /// Streams a chat completion: blocks the calling thread until the stream is over, passing
+    /// each chunk to `on_chunk(const StreamChunk&)` as it arrives, in order. Returns the final
+    /// `Result`: ok when the stream ended normally, else the error that ended it.
+    ///
+    /// `on_chunk` runs on a provider worker thread, one call at a time, never after the final
+    /// outcome is decided: keep it short and non-blocking (hand the chunk over, do not do slow
+    /// I/O). It returns `bool`: false stops reading, which closes the upstream stream and ends the
+    /// request with 499 `request_cancelled`. Each chunk carries `extra_fields.provider`.
+    ///
+    /// Everything else is as for `chat`: the same queue, workers, concurrency limit, plugins and
+    /// fallbacks, with two differences. A failure before the first chunk reached `on_chunk` is
+    /// retried, key-rotated and fallen back like any request (a fallback's stream feeds the same
+    /// `on_chunk`); a failure after it ends the stream with that error, with no retry. The
+    /// deadline is the request's own (`RequestOptions::timeout`, 504 when it passes mid-stream):
+    /// a stream may rightly outlast the provider's `default_request_timeout_in_seconds`, and the
+    /// transport bounds the silence between chunks (`Beast::Options::stream_idle_timeout`).
+    ///
+    /// The outcome post-hooks see (and `Result` holds) for a successful stream is a summary, not
+    /// the text: `id`, `model`, `created`, `usage` (from the usage chunk, when the upstream sent
+    /// one), one choice per index with its `finish_reason` and an empty message, and
+    /// `extra_fields`. A provider type or transport that cannot stream answers 400 or 501.
+    template <class OnChunk>
+    Result chat_stream(const ChatRequest& request, OnChunk&& on_chunk,
+                       const RequestOptions& opts = {}) {
+        using F = std::remove_reference_t<OnChunk>;
+        const detail::StreamSink sink{&invoke_on_chunk<F>,
+                                      const_cast<void*>(static_cast<const void*>(&on_chunk))};
+        detail::Job* primary = acquire_job();
+        primary->request = request;
+        primary->stream = &sink;
+        const auto overall = overall_deadline(opts);
+        detail::GatewayAccess::begin(primary, next_id(), Clock::now(), opts.user_data, 0);
+        attempt_sync(primary, overall);
+        if (primary->outcome.ok() || primary->stream_delivered || !may_fall_back(primary, primary))
+            return detail::GatewayAccess::make_result(primary);
+        for (std::size_t k = 0; k < request.fallbacks.size() && Clock::now() < overall; ++k) {
+            detail::Job* f = make_fallback(request, primary, k);
+            attempt_sync(f, overall);
+            if (f->outcome.ok() || f->stream_delivered) {
+                if (f->outcome.ok()) fallback_successes_.fetch_add(1, std::memory_order_relaxed);
+                primary->release();
+                return detail::GatewayAccess::make_result(f);
+            }
+            const bool go_on = may_fall_back(f, primary);
+            f->release();
+            if (!go_on) break;
+        }
+        return detail::GatewayAccess::make_result(primary);
+    }
+
+    /// Streams a chat completion asynchronously: chunks go to `on_chunk` as for `chat_stream`
+    /// (on a worker thread), then the operation completes with `void(Result)` like `async_chat`
+    /// (any completion token; the handler's executor; cancellation through its slot ends the
+    /// stream with 499). No chunk is delivered after the completion handler is invoked.
+    template <class OnChunk, class CompletionToken>
+    auto async_chat_stream(const ChatRequest& request, OnChunk&& on_chunk,
+                           CompletionToken&& token) {
+        return async_chat_stream(request, std::forward<OnChunk>(on_chunk), RequestOptions{},
+                                 std::forward<CompletionToken>(token));
+    }
+
+    template <class OnChunk, class CompletionToken>
+    auto async_chat_stream(const ChatRequest& request, OnChunk&& on_chunk,
+                           const RequestOptions& opts, CompletionToken&& token) {
+        using F = std::decay_t<OnChunk>;
+        detail::JobRef primary(acquire_job());
+        primary->request = request;
+        auto box = std::make_unique<StreamBox<F>>(std::forward<OnChunk>(on_chunk));
+        box->sink = detail::StreamSink{&invoke_on_chunk<F>, &box->fn};
+        primary->stream = &box->sink;
+        primary->stream_owned = std::move(box);
+        detail::JobRef origin(request.fallbacks.empty() ? nullptr : acquire_job());
+        if (origin.get()) origin->request = request;
+        return asio::async_initiate<CompletionToken, void(Result)>(
+            Initiation{this, opts}, token, std::move(primary), std::move(origin));
+    }
+
     /// A snapshot of every provider's figures and the pool's.
     [[nodiscard]] GatewayStats stats() const {
         GatewayStats s;
@@ -6664,6 +8211,25 @@ class Gateway {
     using JobPool = typename PoolT::template pool<detail::Job>;
     static constexpr std::size_t plugin_count = sizeof...(Plugins);
 
+    /// An async stream's callback, owned by its first attempt's job.
+    template <class F>
+    struct StreamBox final : detail::StreamStateBase {
+        template <class G>
+        explicit StreamBox(G&& g) : fn(std::forward<G>(g)) {}
+        F fn;
+        detail::StreamSink sink;
+    };
+
+    template <class F>
+    static bool invoke_on_chunk(void* f, const StreamChunk& chunk) {
+        if constexpr (std::is_void_v<std::invoke_result_t<F&, const StreamChunk&>>) {
+            (*static_cast<F*>(f))(chunk);
+            return true;
+        } else {
+            return static_cast<bool>((*static_cast<F*>(f))(chunk));
+        }
+    }
+
     struct Initiation {
         Gateway* self;
         RequestOptions opts;
@@ -6706,10 +8272,89 @@ class Gateway {
         f->request = original;
         f->request.model = original.fallbacks[k];
         f->request.provider.clear();
+        f->stream = primary->stream;
         detail::GatewayAccess::begin(f, primary->ctx.request_id(), primary->ctx.start_time(),
                                      primary->ctx.user_data(), static_cast<int>(k + 1));
         fallback_attempts_.fetch_add(1, std::memory_order_relaxed);
         return f;
+    }
+
+    /// A fallback attempt for a request of another kind (as above).
+    template <class Req>
+    requires(std::is_same_v<Req, EmbeddingRequest> || std::is_same_v<Req, TextCompletionRequest>)
+        detail::Job* make_fallback(const Req& original, const detail::Job* primary, std::size_t k) {
+        detail::Job* f = acquire_job();
+        detail::load(f, original);
+        Req& req = detail::op_request<Req>(f->ops());
+        req.model = original.fallbacks[k];
+        req.provider.clear();
+        detail::sync_routing(f);
+        detail::GatewayAccess::begin(f, primary->ctx.request_id(), primary->ctx.start_time(),
+                                     primary->ctx.user_data(), static_cast<int>(k + 1));
+        fallback_attempts_.fetch_add(1, std::memory_order_relaxed);
+        return f;
+    }
+
+    /// The k-th fallback attempt of the request held by `origin` (any kind).
+    detail::Job* make_fallback(detail::Job* origin, const detail::Job* primary, std::size_t k) {
+        switch (origin->op) {
+            case Operation::embedding:
+                return make_fallback(origin->ops().embedding_request, primary, k);
+            case Operation::text_completion:
+                return make_fallback(origin->ops().completion_request, primary, k);
+            case Operation::chat:
+            case Operation::list_models:
+                break;
+        }
+        return make_fallback(origin->request, primary, k);
+    }
+
+    /// How many fallbacks the request held by `origin` lists.
+    static std::size_t fallback_count(detail::Job* origin) {
+        switch (origin->op) {
+            case Operation::embedding:
+                return origin->ops().embedding_request.fallbacks.size();
+            case Operation::text_completion:
+                return origin->ops().completion_request.fallbacks.size();
+            case Operation::chat:
+            case Operation::list_models:
+                break;
+        }
+        return origin->request.fallbacks.size();
+    }
+
+    template <class R>
+    static R make_other(detail::Job* j) noexcept {
+        return detail::GatewayAccess::convert<R>(detail::GatewayAccess::make_result(j));
+    }
+
+    template <class R, class Req>
+    R run_sync_other(const Req& request, const RequestOptions& opts) {
+        detail::Job* j = acquire_job();
+        detail::load(j, request);
+        return detail::GatewayAccess::convert<R>(run_sync(j, request, opts));
+    }
+
+    template <class R>
+    struct OtherInitiation {
+        Gateway* self;
+        RequestOptions opts;
+        template <class Handler>
+        void operator()(Handler&& handler, detail::JobRef primary, detail::JobRef origin) const {
+            self->start_async(
+                detail::ResultAdapter<std::decay_t<Handler>, R>{std::forward<Handler>(handler)},
+                primary.release(), origin.release(), opts);
+        }
+    };
+
+    template <class R, class Req, class CompletionToken>
+    auto async_other(const Req& request, const RequestOptions& opts, CompletionToken&& token) {
+        detail::JobRef primary(acquire_job());
+        detail::load(primary.get(), request);
+        detail::JobRef origin(request.fallbacks.empty() ? nullptr : acquire_job());
+        if (origin.get()) detail::load(origin.get(), request);
+        return asio::async_initiate<CompletionToken, void(R)>(
+            OtherInitiation<R>{this, opts}, token, std::move(primary), std::move(origin));
     }
 
     /// Whether a failed attempt may be followed by a fallback: not after the caller cancelled,
@@ -6723,7 +8368,8 @@ class Gateway {
 
     // ---- the synchronous path -----------------------------------------------------------------
 
-    Result run_sync(detail::Job* primary, const ChatRequest& original, const RequestOptions& opts) {
+    template <class Req>
+    Result run_sync(detail::Job* primary, const Req& original, const RequestOptions& opts) {
         const auto overall = overall_deadline(opts);
         detail::GatewayAccess::begin(primary, next_id(), Clock::now(), opts.user_data, 0);
         attempt_sync(primary, overall);
@@ -6747,7 +8393,7 @@ class Gateway {
         if (j->ctx.short_circuited()) {
             short_circuited_.fetch_add(1, std::memory_order_relaxed);
         } else if (route(j)) {
-            j->deadline = attempt_deadline(*j->target, overall);
+            j->deadline = j->stream ? overall : attempt_deadline(*j->target, overall);
             if (admit(j, true)) wait_sync(j);
         }
         run_post_hooks(j, ran);
@@ -6930,7 +8576,8 @@ class Gateway {
         }
         detail::ProviderQueue& q = *j->target;
         const auto t = q.default_timeout();
-        const auto provider_deadline = t.count() > 0 ? Clock::now() + t : Clock::time_point::max();
+        const auto provider_deadline =
+            t.count() > 0 && j->stream == nullptr ? Clock::now() + t : Clock::time_point::max();
         j->deadline = std::min(overall, provider_deadline);
         // A worker enforces the deadline of the jobs it runs. A timer on the timekeeper (a
         // cross-thread wake-up or two, so not for every request) makes it prompt where a worker
@@ -6967,10 +8614,11 @@ class Gateway {
     void on_attempt_done(AsyncRequest<H>&& r, detail::Job* j) {
         run_post_hooks(j, r.ran);
         detail::Job* primary = r.primary;
-        if (!j->outcome.ok() && r.origin != nullptr && may_fall_back(j, primary) &&
-            r.next_fallback < r.origin->request.fallbacks.size() && Clock::now() < r.overall) {
+        if (!j->outcome.ok() && r.origin != nullptr && !j->stream_delivered &&
+            may_fall_back(j, primary) && r.next_fallback < fallback_count(r.origin) &&
+            Clock::now() < r.overall) {
             if (j != primary) j->release();
-            detail::Job* f = make_fallback(r.origin->request, primary, r.next_fallback++);
+            detail::Job* f = make_fallback(r.origin, primary, r.next_fallback++);
             attempt_async(f, std::move(r));
             return;
         }
@@ -6984,8 +8632,14 @@ class Gateway {
                 primary->release();
             }
         } else if (j != primary) {
-            j->release();  // every attempt failed: the caller gets the primary's error
+            if (j->stream_delivered) {  // a fallback's stream broke: its error is the answer
+                answer = j;
+                primary->release();
+            } else {
+                j->release();  // every attempt failed: the caller gets the primary's error
+            }
         }
+        if (answer->stream_owned) answer->stream_owned.reset();  // the stream is over
         if (r.origin) r.origin->release();
         std::move(r.handler)(detail::GatewayAccess::make_result(answer));
     }
@@ -7017,6 +8671,17 @@ class Gateway {
                 "unknown provider '" + std::string(provider) + "'" + configured_list(), "model");
             e.type.assign(error_type::unknown_provider);
             return reject(j, std::move(e));
+        }
+        if (j->op != Operation::chat && !q->supports(j->op))
+            return reject(j, errors::unsupported_operation(q->name(), to_string(j->op)));
+        if (j->stream != nullptr && q->streaming_unsupported() != nullptr) {
+            const bool by_provider = !detail::transport_cannot_stream<TransportT>;
+            return reject(
+                j, errors::make(by_provider ? 400 : 501,
+                                by_provider ? error_type::invalid_request : error_type::internal,
+                                "provider '" + std::string(provider) +
+                                    "' cannot stream: " + q->streaming_unsupported(),
+                                q->name()));
         }
         j->target = q;
         j->model_id = model;
@@ -7070,7 +8735,12 @@ class Gateway {
     void pre_hook_one(detail::Job* j, std::size_t& ran, bool& stop) {
         if (stop) return;
         using P = std::tuple_element_t<I, std::tuple<Plugins...>>;
-        if constexpr (HasPreHook<P>) {
+        if (j->op != Operation::chat) {
+            if (!other_pre_hook<P, I>(j)) {
+                stop = true;
+                return;
+            }
+        } else if constexpr (HasPreHook<P>) {
             try {
                 std::get<I>(plugins_).pre_hook(j->ctx, j->request);
             } catch (const std::exception& e) {
@@ -7095,9 +8765,67 @@ class Gateway {
         (std::make_index_sequence<plugin_count>{});
     }
 
+    /// The pre-hook of plugin `I` for a request of another kind, if it has one for that kind.
+    /// False when it threw (the request then fails with 500 `plugin_error`).
+    template <class P, std::size_t I>
+    bool other_pre_hook(detail::Job* j) {
+        bool ok = true;
+        const auto call = [&](auto& req) {
+            using Req = std::decay_t<decltype(req)>;
+            if constexpr (HasPreHookFor<P, Req>) {
+                try {
+                    std::get<I>(plugins_).pre_hook(j->ctx, req);
+                } catch (const std::exception& e) {
+                    plugin_failed<P>(j, "pre", e.what());
+                    ok = false;
+                } catch (...) {
+                    plugin_failed<P>(j, "pre", "unknown exception");
+                    ok = false;
+                }
+                detail::sync_routing(j);  // the hook may have changed the model
+            }
+        };
+        if (j->op == Operation::embedding)
+            call(j->ops().embedding_request);
+        else if (j->op == Operation::text_completion)
+            call(j->ops().completion_request);
+        return ok;
+    }
+
+    /// The post-hook of plugin `I` for a request of another kind, if it has one for that kind.
+    /// The hook sees the attempt's error in the outcome it receives, and what it leaves there is
+    /// the attempt's error.
+    template <class P, std::size_t I>
+    void other_post_hook(detail::Job* j) {
+        const auto call = [&](auto& outcome) {
+            using O = std::decay_t<decltype(outcome)>;
+            if constexpr (HasPostHookFor<P, O>) {
+                outcome.error = j->outcome.error;
+                try {
+                    std::get<I>(plugins_).post_hook(j->ctx, outcome);
+                } catch (const std::exception& e) {
+                    plugin_failed<P>(j, "post", e.what());
+                    return;
+                } catch (...) {
+                    plugin_failed<P>(j, "post", "unknown exception");
+                    return;
+                }
+                std::swap(j->outcome.error, outcome.error);
+            }
+        };
+        if (j->op == Operation::embedding)
+            call(j->ops().embedding);
+        else if (j->op == Operation::text_completion)
+            call(j->ops().completion);
+    }
+
     template <std::size_t I>
     void post_hook_one(detail::Job* j, std::size_t ran) {
         using P = std::tuple_element_t<I, std::tuple<Plugins...>>;
+        if (j->op != Operation::chat) {
+            if (I < ran) other_post_hook<P, I>(j);
+            return;
+        }
         if constexpr (HasPostHook<P>) {
             if (I >= ran) return;
             try {
@@ -7282,16 +9010,880 @@ static_assert(PoolPolicy<Preallocated>);
 
 }  // namespace bifrost::pool
 // ---- end bifrost/pool/preallocated.hpp ----
+// ---- begin bifrost/providers/native.hpp ----
+/// \file
+/// The providers whose APIs are not OpenAI's, by name, and `with_any_provider_type`, which maps
+/// any shipped provider's configuration name (OpenAI-format or native) to its type.
+///
+/// | name        | type        | API                                   | key                  |
+/// |-------------|-------------|---------------------------------------|----------------------|
+/// | `anthropic` | `Anthropic` | Messages (`/v1/messages`)             | `x-api-key`          |
+/// | `azure`     | `Azure`     | Azure OpenAI deployments              | `api-key`            |
+/// | `gemini`    | `Gemini`    | Generative Language `generateContent` | `x-goog-api-key`     |
+/// | `cohere`    | `Cohere`    | v2 chat (`/v2/chat`)                  | Bearer               |
+/// | `bedrock`   | `Bedrock`   | Converse / ConverseStream             | SigV4 (key settings) |
+///
+/// Every one streams (`StreamingProvider`).
+
+// ---- begin bifrost/providers/anthropic.hpp ----
+/// \file
+/// `providers::Anthropic`: Anthropic's Messages API (`POST /v1/messages`), plain and streamed.
+///
+/// Request mapping: system and developer messages are lifted into `system`; `max_tokens` (or
+/// `max_completion_tokens`) is required by the API and defaults to 4096; `stop` becomes
+/// `stop_sequences`; tools become `{name, description, input_schema}`; `tool_choice` auto /
+/// required / a function / none become `auto` / `any` / `tool` / `none`; an assistant's
+/// `tool_calls` become `tool_use` blocks and tool messages `tool_result` blocks of a user turn;
+/// image parts become `image` blocks (data: URLs as a base64 source, others as a url source).
+/// The key goes in `x-api-key`, with `anthropic-version: 2023-06-01`.
+///
+/// Response mapping: text blocks become the message content, `tool_use` blocks its
+/// `tool_calls`; `stop_reason` end_turn / stop_sequence / max_tokens / tool_use becomes
+/// stop / stop / length / tool_calls; `input_tokens` / `output_tokens` become prompt /
+/// completion tokens. Errors (`{"type":"error","error":{"type","message"}}`) keep the HTTP status.
+
+// ---- begin bifrost/detail/sse.hpp ----
+/// \file
+/// `detail::SseParser`: an incremental parser for Server-Sent Events (the `text/event-stream`
+/// format of streaming chat completions), following the WHATWG event-stream rules: fields
+/// `data`, `event`, `id` and `retry`, comment lines (starting with `:`), multi-line data joined
+/// with `\n`, lines ending in CRLF, LF or CR, a leading UTF-8 byte order mark ignored. Input may
+/// be cut anywhere (even inside a CRLF pair); the events are the same whatever the cuts.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace bifrost::detail {
+
+/// One dispatched event. The views stay valid until the next call to `feed`.
+struct SseEvent {
+    std::string_view event;              ///< the `event:` type; empty means "message"
+    std::string_view data;               ///< the `data:` lines joined with '\n'
+    std::string_view id;                 ///< the last event id seen so far in the stream
+    std::optional<std::uint64_t> retry;  ///< a `retry:` value received with this event
+
+    /// True for OpenAI's end-of-stream sentinel, `data: [DONE]`.
+    [[nodiscard]] bool done() const noexcept { return data == "[DONE]"; }
+};
+
+/// Parses an event stream fed in chunks of any size. Not thread-safe: one parser per stream.
+class SseParser {
+  public:
+    /// Longest line or event accepted (bytes). A stream exceeding it fails (`feed` returns
+    /// false) instead of growing without bound.
+    explicit SseParser(std::size_t max_event_size = 16u << 20) : max_event_size_(max_event_size) {}
+
+    /// Parses `chunk`, calling `on_event(const SseEvent&)` for each complete event. Returns false
+    /// if a line or an event exceeds the size limit (the parser then stays failed).
+    template <class OnEvent>
+    bool feed(std::string_view chunk, OnEvent&& on_event) {
+        if (failed_) return false;
+        std::size_t i = 0;
+        if (!bom_checked_) {
+            // The BOM may itself arrive split; collect up to three bytes before deciding.
+            while (i < chunk.size() && bom_seen_ < 3 &&
+                   static_cast<unsigned char>(chunk[i]) == bom[bom_seen_]) {
+                ++bom_seen_;
+                ++i;
+            }
+            if (bom_seen_ == 3 || i < chunk.size()) {
+                if (bom_seen_ != 3) line_.append(reinterpret_cast<const char*>(bom), bom_seen_);
+                bom_checked_ = true;
+            } else {
+                return true;  // all of this chunk may still be a BOM prefix
+            }
+        }
+        if (skip_lf_ && i < chunk.size()) {
+            if (chunk[i] == '\n') ++i;
+            skip_lf_ = false;
+        }
+        while (i < chunk.size()) {
+            std::size_t end = i;
+            while (end < chunk.size() && chunk[end] != '\n' && chunk[end] != '\r')
+                ++end;
+            if (end == chunk.size()) {  // an unfinished line: keep it for the next chunk
+                if (line_.size() + (end - i) > max_event_size_) return fail();
+                line_.append(chunk.substr(i, end - i));
+                return true;
+            }
+            std::string_view line = chunk.substr(i, end - i);
+            if (!line_.empty()) {
+                if (line_.size() + line.size() > max_event_size_) return fail();
+                line_.append(line);
+                line = line_;
+            }
+            if (!process_line(line, on_event)) return fail();
+            line_.clear();
+            i = end + 1;
+            if (chunk[end] == '\r') {
+                if (i < chunk.size()) {
+                    if (chunk[i] == '\n') ++i;
+                } else {
+                    skip_lf_ = true;  // a CR at the end of a chunk: its LF may come next
+                }
+            }
+        }
+        return true;
+    }
+
+    /// Forgets everything (including the last event id), for a new stream.
+    void reset() noexcept {
+        line_.clear();
+        data_.clear();
+        event_.clear();
+        id_.clear();
+        retry_.reset();
+        has_data_ = skip_lf_ = failed_ = bom_checked_ = false;
+        bom_seen_ = 0;
+    }
+
+  private:
+    static constexpr unsigned char bom[3] = {0xEF, 0xBB, 0xBF};
+
+    bool fail() noexcept {
+        failed_ = true;
+        return false;
+    }
+
+    template <class OnEvent>
+    bool process_line(std::string_view line, OnEvent& on_event) {
+        if (line.empty()) {
+            dispatch(on_event);
+            return true;
+        }
+        if (line.front() == ':') return true;  // a comment (keep-alive pings)
+        std::string_view field = line, value;
+        if (const auto colon = line.find(':'); colon != std::string_view::npos) {
+            field = line.substr(0, colon);
+            value = line.substr(colon + 1);
+            if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+        }
+        if (field == "data") {
+            if (data_.size() + value.size() + 1 > max_event_size_) return false;
+            if (has_data_) data_.push_back('\n');
+            data_.append(value);
+            has_data_ = true;
+        } else if (field == "event") {
+            event_.assign(value);
+        } else if (field == "id") {
+            if (value.find('\0') == std::string_view::npos) id_.assign(value);
+        } else if (field == "retry") {
+            std::uint64_t ms = 0;
+            bool digits = !value.empty();
+            for (char c : value) {
+                if (c < '0' || c > '9') {
+                    digits = false;
+                    break;
+                }
+                ms = ms * 10 + static_cast<std::uint64_t>(c - '0');
+            }
+            if (digits) retry_ = ms;
+        }
+        return true;  // unknown fields are ignored
+    }
+
+    template <class OnEvent>
+    void dispatch(OnEvent& on_event) {
+        if (!has_data_) {  // an event without data is not dispatched
+            event_.clear();
+            return;
+        }
+        on_event(SseEvent{event_, data_, id_, retry_});
+        data_.clear();
+        event_.clear();
+        retry_.reset();
+        has_data_ = false;
+    }
+
+    std::size_t max_event_size_;
+    std::string line_;  // an unfinished line carried over from the previous chunk
+    std::string data_;
+    std::string event_;
+    std::string id_;
+    std::optional<std::uint64_t> retry_;
+    bool has_data_ = false;
+    bool skip_lf_ = false;
+    bool failed_ = false;
+    bool bom_checked_ = false;
+    unsigned bom_seen_ = 0;
+};
+
+}  // namespace bifrost::detail
+// ---- end bifrost/detail/sse.hpp ----
+// ---- begin bifrost/providers/detail/native.hpp ----
+/// \file
+/// What the native (non-OpenAI-format) providers share: reading key settings, applying
+/// `extra_headers`, small JSON helpers, data: URL splitting, and `StreamQueue`, the state every
+/// stream decoder keeps (decoded chunks waiting for `next`, the end marker, a failure).
+
 // ---- begin bifrost/providers/openai.hpp ----
 /// \file
-/// `providers::OpenAI`: OpenAI's chat-completions API. The unified schema is OpenAI's shape, so
-/// the mapping is a rewrite of `model` to the provider-local id and the bearer key.
+/// `providers::OpenAI`: OpenAI's chat-completions API, plus embeddings, legacy text completions
+/// and model listing. The unified schema is OpenAI's shape, so the mapping is a rewrite of `model`
+/// to the provider-local id and the bearer key.
 
+// ---- begin bifrost/schema/operations_json.hpp ----
+/// \file
+/// JSON conversions of the embeddings, text-completion and model-list schemas, both ways, in
+/// OpenAI's wire format, with the same rules as the chat conversions in `json.hpp`: reading is
+/// strict and says what and where (`input: expected a string or an array, got a number`), unknown
+/// fields are kept in `extra` and written back out, writing appends to a caller's string.
+///
+/// Requests read into a 400 `invalid_request_error`; upstream responses read into a 502
+/// `invalid_upstream_response` in the outcome, leniently where OpenAI-compatible servers differ
+/// (`object`, `model`, `usage`, `index` may be missing; `null` stands for "absent").
+
+
+#include <boost/json/conversion.hpp>
+#include <boost/json/value.hpp>
+
+#include <charconv>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bifrost {
+
+// ---- reading -------------------------------------------------------------------------------
+
+/// Parses an OpenAI-format embeddings request. On failure returns false and sets `err` to a 400
+/// naming the field. `out` is assigned field by field (fields the input lacks are reset).
+inline bool parse_embedding_request(std::string_view text, EmbeddingRequest& out, Error& err);
+/// Reads an already-parsed document (same rules as `parse_embedding_request`).
+inline bool read_embedding_request(const boost::json::value& v, EmbeddingRequest& out, Error& err);
+
+/// Parses an OpenAI-format embeddings response into `out.response`. On failure returns false and
+/// sets `out.error` (502 `invalid_upstream_response`, naming the field).
+inline bool parse_embedding_response(std::string_view text, EmbeddingOutcome& out);
+inline bool read_embedding_response(const boost::json::value& v, EmbeddingOutcome& out);
+
+/// Parses an OpenAI-format legacy completions request (as `parse_embedding_request`).
+inline bool parse_text_completion_request(std::string_view text, TextCompletionRequest& out,
+                                          Error& err);
+inline bool read_text_completion_request(const boost::json::value& v, TextCompletionRequest& out,
+                                         Error& err);
+
+/// Parses an OpenAI-format legacy completions response (as `parse_embedding_response`).
+inline bool parse_text_completion_response(std::string_view text, TextCompletionOutcome& out);
+inline bool read_text_completion_response(const boost::json::value& v, TextCompletionOutcome& out);
+
+/// Parses an OpenAI-format model list (`GET /v1/models`) (as `parse_embedding_response`).
+inline bool parse_model_list(std::string_view text, ModelListOutcome& out);
+
+// ---- writing -------------------------------------------------------------------------------
+
+/// Appends the OpenAI JSON form of `r` to `out` (`opts` as for `write_chat_request`).
+inline void write_embedding_request(std::string& out, const EmbeddingRequest& r,
+                                    const RequestWriteOptions& opts = {});
+/// Appends the OpenAI JSON form of `r` to `out`, with `extra_fields` when a provider is set.
+inline void write_embedding_response(std::string& out, const EmbeddingResponse& r);
+
+inline void write_text_completion_request(std::string& out, const TextCompletionRequest& r,
+                                          const RequestWriteOptions& opts = {});
+inline void write_text_completion_response(std::string& out, const TextCompletionResponse& r);
+
+/// Appends `{"object":"list","data":[...]}`; with `id_prefix` ("openai/") before each id.
+inline void write_model_list(std::string& out, const ModelList& r, std::string_view id_prefix = {});
+
+}  // namespace bifrost
+
+namespace bifrost::detail::json_impl {
+
+// ---- text or tokens ------------------------------------------------------------------------
+
+/// Reads a string, an array of strings, an array of token ids or an array of token-id arrays.
+/// The first element of an array decides which form the others must have.
+inline bool read_text_input(const Reader& rd, const json::value& v, const Path* at,
+                            TextInput& out) {
+    if (const json::string* s = v.if_string()) {
+        out.kind = TextInput::Kind::text;
+        out.texts.resize(1);
+        out.texts[0].assign(s->data(), s->size());
+        out.tokens.clear();
+        out.token_arrays.clear();
+        return true;
+    }
+    const json::array* a = v.if_array();
+    if (a == nullptr) return type_error(rd, at, "a string or an array", v);
+    if (a->empty()) return rd.fail(at, {"must not be empty"});
+    const json::value& first = (*a)[0];
+    if (first.is_string()) {
+        out.kind = TextInput::Kind::texts;
+        out.tokens.clear();
+        out.token_arrays.clear();
+        out.texts.resize(a->size());
+        for (std::size_t i = 0; i < a->size(); ++i) {
+            const Path pi(at, i);
+            if (!read_value(rd, (*a)[i], &pi, out.texts[i])) return false;
+        }
+        return true;
+    }
+    if (first.is_number()) {
+        out.kind = TextInput::Kind::tokens;
+        out.texts.clear();
+        out.token_arrays.clear();
+        out.tokens.resize(a->size());
+        for (std::size_t i = 0; i < a->size(); ++i) {
+            const Path pi(at, i);
+            if (!read_value(rd, (*a)[i], &pi, out.tokens[i])) return false;
+        }
+        return true;
+    }
+    if (first.is_array()) {
+        out.kind = TextInput::Kind::token_arrays;
+        out.texts.clear();
+        out.tokens.clear();
+        out.token_arrays.resize(a->size());
+        for (std::size_t i = 0; i < a->size(); ++i) {
+            const Path pi(at, i);
+            const json::array* inner = nullptr;
+            if (!as_array(rd, (*a)[i], &pi, inner)) return false;
+            if (inner->empty()) return rd.fail(&pi, {"must not be empty"});
+            auto& dst = out.token_arrays[i];
+            dst.resize(inner->size());
+            for (std::size_t k = 0; k < inner->size(); ++k) {
+                const Path pk(&pi, k);
+                if (!read_value(rd, (*inner)[k], &pk, dst[k])) return false;
+            }
+        }
+        return true;
+    }
+    const Path p0(at, std::size_t{0});
+    return type_error(rd, &p0, "a string, a token id or an array of token ids", first);
+}
+
+/// A required text-or-tokens member.
+inline bool required_text_input(const Reader& rd, const json::object& o, std::string_view key,
+                                TextInput& out) {
+    const Path p(nullptr, key);
+    const json::value* v = o.if_contains(key);
+    if (v == nullptr) return rd.fail(&p, {"required field is missing"});
+    return read_text_input(rd, *v, &p, out);
+}
+
+inline void write_text_input(JsonWriter& w, const TextInput& in) {
+    switch (in.kind) {
+        case TextInput::Kind::text:
+            w.string(in.texts.empty() ? std::string_view() : std::string_view(in.texts[0]));
+            return;
+        case TextInput::Kind::texts:
+            w.begin_array();
+            for (const std::string& s : in.texts)
+                w.string(s);
+            w.end_array();
+            return;
+        case TextInput::Kind::tokens:
+            w.begin_array();
+            for (std::int64_t t : in.tokens)
+                w.integer(t);
+            w.end_array();
+            return;
+        case TextInput::Kind::token_arrays:
+            w.begin_array();
+            for (const auto& arr : in.token_arrays) {
+                w.begin_array();
+                for (std::int64_t t : arr)
+                    w.integer(t);
+                w.end_array();
+            }
+            w.end_array();
+            return;
+    }
+}
+
+/// The model field of a request: required, non-empty.
+inline bool read_model(const Reader& rd, const json::object& o, std::string& out) {
+    const Path pm(nullptr, "model");
+    if (!required_member(rd, o, nullptr, "model", out)) return false;
+    if (out.empty()) return rd.fail(&pm, {"must not be empty"});
+    return true;
+}
+
+/// `float` in its shortest round-tripping form (null when not finite).
+inline void write_float(JsonWriter& w, float f) {
+    if (!std::isfinite(f)) {
+        w.null();
+        return;
+    }
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof buf, f);
+    w.raw(std::string_view(buf, static_cast<std::size_t>(r.ptr - buf)));
+}
+
+// ---- embeddings ------------------------------------------------------------------------------
+
+inline bool read_embedding_request(const Reader& rd, const json::value& v, EmbeddingRequest& out) {
+    const json::object* root = nullptr;
+    if (!as_object(rd, v, nullptr, root)) return false;
+    const json::object& o = *root;
+    if (!read_model(rd, o, out.model) || !required_text_input(rd, o, "input", out.input) ||
+        !optional_string(rd, o, nullptr, "provider", out.provider) ||
+        !optional_member(rd, o, nullptr, "dimensions", out.dimensions) ||
+        !optional_string(rd, o, nullptr, "encoding_format", out.encoding_format) ||
+        !optional_string(rd, o, nullptr, "user", out.user) ||
+        !optional_strings(rd, o, nullptr, "fallbacks", out.fallbacks)) {
+        return false;
+    }
+    if (out.dimensions && *out.dimensions <= 0) {
+        const Path p(nullptr, "dimensions");
+        return rd.fail(&p, {"must be a positive integer"});
+    }
+    copy_unknown(
+        o, {"model", "provider", "input", "dimensions", "encoding_format", "user", "fallbacks"},
+        out.extra);
+    return true;
+}
+
+inline bool read_embedding(const Reader& rd, const json::value& v, const Path* at, std::size_t i,
+                           Embedding& e) {
+    const json::object* o = nullptr;
+    if (!as_object(rd, v, at, o)) return false;
+    if (!optional_member_or(rd, *o, at, "object", e.object, std::string_view("embedding")) ||
+        !optional_member_or(rd, *o, at, "index", e.index, static_cast<std::int64_t>(i))) {
+        return false;
+    }
+    const Path pe(at, "embedding");
+    const json::value* ev = o->if_contains("embedding");
+    if (ev == nullptr) return rd.fail(&pe, {"required field is missing"});
+    if (const json::string* s = ev->if_string()) {
+        e.base64.assign(s->data(), s->size());
+        e.embedding.clear();
+    } else {
+        const json::array* a = nullptr;
+        if (!as_array(rd, *ev, &pe, a)) return false;
+        e.base64.clear();
+        e.embedding.resize(a->size());
+        for (std::size_t k = 0; k < a->size(); ++k) {
+            const Path pk(&pe, k);
+            double d = 0;
+            if (!read_value(rd, (*a)[k], &pk, d)) return false;
+            e.embedding[k] = static_cast<float>(d);
+        }
+    }
+    copy_unknown(*o, {"object", "index", "embedding"}, e.extra);
+    return true;
+}
+
+inline bool read_embedding_usage(const Reader& rd, const json::object& root,
+                                 std::optional<EmbeddingUsage>& out) {
+    const json::value* v = root.if_contains("usage");
+    if (v == nullptr || v->is_null()) {
+        out.reset();
+        return true;
+    }
+    const Path p(nullptr, "usage");
+    const json::object* o = nullptr;
+    if (!as_object(rd, *v, &p, o)) return false;
+    if (!out) out.emplace();
+    constexpr std::int64_t zero = 0;
+    if (!optional_member_or(rd, *o, &p, "prompt_tokens", out->prompt_tokens, zero) ||
+        !optional_member_or(rd, *o, &p, "total_tokens", out->total_tokens, zero)) {
+        return false;
+    }
+    copy_unknown(*o, {"prompt_tokens", "total_tokens"}, out->extra);
+    return true;
+}
+
+inline bool read_embedding_response(const Reader& rd, const json::value& v, EmbeddingOutcome& out) {
+    out.error.clear();
+    EmbeddingResponse& r = out.response;
+    const json::object* root = nullptr;
+    if (!as_object(rd, v, nullptr, root)) return false;
+    const json::object& o = *root;
+    if (!optional_member_or(rd, o, nullptr, "object", r.object, std::string_view("list")) ||
+        !optional_string(rd, o, nullptr, "model", r.model)) {
+        return false;
+    }
+    const Path pd(nullptr, "data");
+    const json::value* data = o.if_contains("data");
+    if (data == nullptr) return rd.fail(&pd, {"required field is missing"});
+    const json::array* a = nullptr;
+    if (!as_array(rd, *data, &pd, a)) return false;
+    r.data.resize(a->size());
+    for (std::size_t i = 0; i < a->size(); ++i) {
+        const Path pi(&pd, i);
+        if (!read_embedding(rd, (*a)[i], &pi, i, r.data[i])) return false;
+    }
+    if (!read_embedding_usage(rd, o, r.usage) || !read_extra_fields(rd, o, r.extra_fields))
+        return false;
+    copy_unknown(o, {"object", "data", "model", "usage", "extra_fields"}, r.extra);
+    return true;
+}
+
+// ---- text completions ------------------------------------------------------------------------
+
+inline bool read_text_completion_request(const Reader& rd, const json::value& v,
+                                         TextCompletionRequest& out) {
+    const json::object* root = nullptr;
+    if (!as_object(rd, v, nullptr, root)) return false;
+    const json::object& o = *root;
+    if (!read_model(rd, o, out.model) || !required_text_input(rd, o, "prompt", out.prompt) ||
+        !optional_string(rd, o, nullptr, "provider", out.provider) ||
+        !optional_member(rd, o, nullptr, "max_tokens", out.max_tokens) ||
+        !optional_member(rd, o, nullptr, "temperature", out.temperature) ||
+        !optional_member(rd, o, nullptr, "top_p", out.top_p) ||
+        !optional_member(rd, o, nullptr, "n", out.n) || !read_stop(rd, o, out.stop) ||
+        !optional_member(rd, o, nullptr, "echo", out.echo) ||
+        !optional_string(rd, o, nullptr, "suffix", out.suffix) ||
+        !optional_member(rd, o, nullptr, "seed", out.seed) ||
+        !optional_member(rd, o, nullptr, "logprobs", out.logprobs) ||
+        !optional_member(rd, o, nullptr, "stream", out.stream) ||
+        !optional_string(rd, o, nullptr, "user", out.user) ||
+        !optional_strings(rd, o, nullptr, "fallbacks", out.fallbacks)) {
+        return false;
+    }
+    copy_unknown(o,
+                 {"model", "provider", "prompt", "max_tokens", "temperature", "top_p", "n", "stop",
+                  "echo", "suffix", "seed", "logprobs", "stream", "user", "fallbacks"},
+                 out.extra);
+    return true;
+}
+
+inline bool read_text_choice(const Reader& rd, const json::value& v, const Path* at, std::size_t i,
+                             TextChoice& c) {
+    const json::object* o = nullptr;
+    if (!as_object(rd, v, at, o)) return false;
+    if (!optional_member_or(rd, *o, at, "index", c.index, static_cast<std::int64_t>(i)) ||
+        !optional_string(rd, *o, at, "text", c.text) ||
+        !optional_string(rd, *o, at, "finish_reason", c.finish_reason)) {
+        return false;
+    }
+    if (const json::value* lp = o->if_contains("logprobs")) {
+        assign_value(c.logprobs, *lp);
+    } else {
+        c.logprobs = nullptr;
+    }
+    copy_unknown(*o, {"index", "text", "finish_reason", "logprobs"}, c.extra);
+    return true;
+}
+
+inline bool read_text_completion_response(const Reader& rd, const json::value& v,
+                                          TextCompletionOutcome& out) {
+    out.error.clear();
+    TextCompletionResponse& r = out.response;
+    const json::object* root = nullptr;
+    if (!as_object(rd, v, nullptr, root)) return false;
+    const json::object& o = *root;
+    if (!optional_string(rd, o, nullptr, "id", r.id) ||
+        !optional_member_or(rd, o, nullptr, "object", r.object,
+                            std::string_view("text_completion")) ||
+        !optional_member_or(rd, o, nullptr, "created", r.created, std::int64_t{0}) ||
+        !optional_string(rd, o, nullptr, "model", r.model) ||
+        !optional_string(rd, o, nullptr, "system_fingerprint", r.system_fingerprint)) {
+        return false;
+    }
+    const Path pc(nullptr, "choices");
+    const json::value* choices = o.if_contains("choices");
+    if (choices == nullptr) return rd.fail(&pc, {"required field is missing"});
+    const json::array* a = nullptr;
+    if (!as_array(rd, *choices, &pc, a)) return false;
+    r.choices.resize(a->size());
+    for (std::size_t i = 0; i < a->size(); ++i) {
+        const Path pi(&pc, i);
+        if (!read_text_choice(rd, (*a)[i], &pi, i, r.choices[i])) return false;
+    }
+    if (!read_usage(rd, o, r.usage) || !read_extra_fields(rd, o, r.extra_fields)) return false;
+    copy_unknown(o,
+                 {"id", "object", "created", "model", "system_fingerprint", "choices", "usage",
+                  "extra_fields"},
+                 r.extra);
+    return true;
+}
+
+// ---- model lists -----------------------------------------------------------------------------
+
+inline bool read_model_list(const Reader& rd, const json::value& v, ModelListOutcome& out) {
+    out.error.clear();
+    ModelList& r = out.response;
+    const json::object* root = nullptr;
+    if (!as_object(rd, v, nullptr, root)) return false;
+    const json::object& o = *root;
+    if (!optional_member_or(rd, o, nullptr, "object", r.object, std::string_view("list")))
+        return false;
+    const Path pd(nullptr, "data");
+    const json::value* data = o.if_contains("data");
+    if (data == nullptr) return rd.fail(&pd, {"required field is missing"});
+    const json::array* a = nullptr;
+    if (!as_array(rd, *data, &pd, a)) return false;
+    r.data.resize(a->size());
+    for (std::size_t i = 0; i < a->size(); ++i) {
+        const Path pi(&pd, i);
+        const json::object* m = nullptr;
+        if (!as_object(rd, (*a)[i], &pi, m)) return false;
+        ModelInfo& info = r.data[i];
+        if (!required_member(rd, *m, &pi, "id", info.id) ||
+            !optional_member_or(rd, *m, &pi, "object", info.object, std::string_view("model")) ||
+            !optional_member_or(rd, *m, &pi, "created", info.created, std::int64_t{0}) ||
+            !optional_string(rd, *m, &pi, "owned_by", info.owned_by)) {
+            return false;
+        }
+        copy_unknown(*m, {"id", "object", "created", "owned_by"}, info.extra);
+    }
+    if (!read_extra_fields(rd, o, r.extra_fields)) return false;
+    copy_unknown(o, {"object", "data", "extra_fields"}, r.extra);
+    return true;
+}
+
+inline void write_extra_fields(JsonWriter& w, const ResponseExtra& x) {
+    if (x.provider.empty()) return;
+    w.key("extra_fields").begin_object().field("provider", x.provider);
+    w.field_number("latency", static_cast<double>(x.latency.count()) / 1e6);
+    w.end_object();
+}
+
+inline void write_routing(JsonWriter& w, const RequestWriteOptions& opts,
+                          const std::string& provider, const std::vector<std::string>& fallbacks) {
+    if (opts.for_upstream) return;
+    if (!provider.empty()) w.field("provider", provider);
+    if (!fallbacks.empty()) write_strings(w, "fallbacks", fallbacks);
+}
+
+}  // namespace bifrost::detail::json_impl
+
+namespace bifrost {
+
+inline bool read_embedding_request(const boost::json::value& v, EmbeddingRequest& out, Error& err) {
+    const detail::json_impl::Reader rd{&err, false};
+    return detail::json_impl::read_embedding_request(rd, v, out);
+}
+
+inline bool parse_embedding_request(std::string_view text, EmbeddingRequest& out, Error& err) {
+    const detail::json_impl::Reader rd{&err, false};
+    return detail::json_impl::parse_then(
+        rd, text, "request body is empty", [&](const boost::json::value& doc) {
+            return detail::json_impl::read_embedding_request(rd, doc, out);
+        });
+}
+
+inline bool read_embedding_response(const boost::json::value& v, EmbeddingOutcome& out) {
+    const detail::json_impl::Reader rd{&out.error, true};
+    return detail::json_impl::read_embedding_response(rd, v, out);
+}
+
+inline bool parse_embedding_response(std::string_view text, EmbeddingOutcome& out) {
+    out.error.clear();
+    const detail::json_impl::Reader rd{&out.error, true};
+    return detail::json_impl::parse_then(
+        rd, text, "body is empty", [&](const boost::json::value& doc) {
+            return detail::json_impl::read_embedding_response(rd, doc, out);
+        });
+}
+
+inline bool read_text_completion_request(const boost::json::value& v, TextCompletionRequest& out,
+                                         Error& err) {
+    const detail::json_impl::Reader rd{&err, false};
+    return detail::json_impl::read_text_completion_request(rd, v, out);
+}
+
+inline bool parse_text_completion_request(std::string_view text, TextCompletionRequest& out,
+                                          Error& err) {
+    const detail::json_impl::Reader rd{&err, false};
+    return detail::json_impl::parse_then(
+        rd, text, "request body is empty", [&](const boost::json::value& doc) {
+            return detail::json_impl::read_text_completion_request(rd, doc, out);
+        });
+}
+
+inline bool read_text_completion_response(const boost::json::value& v, TextCompletionOutcome& out) {
+    const detail::json_impl::Reader rd{&out.error, true};
+    return detail::json_impl::read_text_completion_response(rd, v, out);
+}
+
+inline bool parse_text_completion_response(std::string_view text, TextCompletionOutcome& out) {
+    out.error.clear();
+    const detail::json_impl::Reader rd{&out.error, true};
+    return detail::json_impl::parse_then(
+        rd, text, "body is empty", [&](const boost::json::value& doc) {
+            return detail::json_impl::read_text_completion_response(rd, doc, out);
+        });
+}
+
+inline bool parse_model_list(std::string_view text, ModelListOutcome& out) {
+    out.error.clear();
+    const detail::json_impl::Reader rd{&out.error, true};
+    return detail::json_impl::parse_then(
+        rd, text, "body is empty", [&](const boost::json::value& doc) {
+            return detail::json_impl::read_model_list(rd, doc, out);
+        });
+}
+
+inline void write_embedding_request(std::string& out, const EmbeddingRequest& r,
+                                    const RequestWriteOptions& opts) {
+    using namespace detail::json_impl;
+    detail::JsonWriter w(out);
+    w.begin_object();
+    w.field("model", opts.model.empty() ? std::string_view(r.model) : opts.model);
+    w.key("input");
+    write_text_input(w, r.input);
+    write_opt(w, "dimensions", r.dimensions);
+    if (!r.encoding_format.empty()) w.field("encoding_format", r.encoding_format);
+    if (!r.user.empty()) w.field("user", r.user);
+    write_members(w, r.extra);
+    write_routing(w, opts, r.provider, r.fallbacks);
+    w.end_object();
+}
+
+inline void write_embedding_response(std::string& out, const EmbeddingResponse& r) {
+    using namespace detail::json_impl;
+    detail::JsonWriter w(out);
+    w.begin_object().field("object", r.object).key("data").begin_array();
+    for (const Embedding& e : r.data) {
+        w.begin_object().field("object", e.object).field_int("index", e.index).key("embedding");
+        if (!e.base64.empty() && e.embedding.empty()) {
+            w.string(e.base64);
+        } else {
+            w.begin_array();
+            for (float f : e.embedding)
+                write_float(w, f);
+            w.end_array();
+        }
+        write_members(w, e.extra);
+        w.end_object();
+    }
+    w.end_array();
+    w.field("model", r.model);
+    if (r.usage) {
+        w.key("usage").begin_object();
+        w.field_int("prompt_tokens", r.usage->prompt_tokens);
+        w.field_int("total_tokens", r.usage->total_tokens);
+        write_members(w, r.usage->extra);
+        w.end_object();
+    }
+    write_members(w, r.extra);
+    write_extra_fields(w, r.extra_fields);
+    w.end_object();
+}
+
+inline void write_text_completion_request(std::string& out, const TextCompletionRequest& r,
+                                          const RequestWriteOptions& opts) {
+    using namespace detail::json_impl;
+    detail::JsonWriter w(out);
+    w.begin_object();
+    w.field("model", opts.model.empty() ? std::string_view(r.model) : opts.model);
+    w.key("prompt");
+    write_text_input(w, r.prompt);
+    write_opt(w, "max_tokens", r.max_tokens);
+    write_opt(w, "temperature", r.temperature);
+    write_opt(w, "top_p", r.top_p);
+    write_opt(w, "n", r.n);
+    if (!r.stop.empty()) write_strings(w, "stop", r.stop);
+    write_opt(w, "echo", r.echo);
+    if (!r.suffix.empty()) w.field("suffix", r.suffix);
+    write_opt(w, "seed", r.seed);
+    write_opt(w, "logprobs", r.logprobs);
+    write_opt(w, "stream", r.stream);
+    if (!r.user.empty()) w.field("user", r.user);
+    write_members(w, r.extra);
+    write_routing(w, opts, r.provider, r.fallbacks);
+    w.end_object();
+}
+
+inline void write_text_completion_response(std::string& out, const TextCompletionResponse& r) {
+    using namespace detail::json_impl;
+    detail::JsonWriter w(out);
+    w.begin_object();
+    w.field("id", r.id).field("object", r.object).field_int("created", r.created);
+    w.field("model", r.model);
+    if (!r.system_fingerprint.empty()) w.field("system_fingerprint", r.system_fingerprint);
+    w.key("choices").begin_array();
+    for (const TextChoice& c : r.choices) {
+        w.begin_object().field("text", c.text).field_int("index", c.index);
+        w.key("logprobs").value(c.logprobs);
+        w.key("finish_reason");
+        if (c.finish_reason.empty()) {
+            w.null();
+        } else {
+            w.string(c.finish_reason);
+        }
+        write_members(w, c.extra);
+        w.end_object();
+    }
+    w.end_array();
+    if (r.usage) {
+        w.key("usage").begin_object();
+        w.field_int("prompt_tokens", r.usage->prompt_tokens);
+        w.field_int("completion_tokens", r.usage->completion_tokens);
+        w.field_int("total_tokens", r.usage->total_tokens);
+        write_members(w, r.usage->extra);
+        w.end_object();
+    }
+    write_members(w, r.extra);
+    write_extra_fields(w, r.extra_fields);
+    w.end_object();
+}
+
+inline void write_model_list(std::string& out, const ModelList& r, std::string_view id_prefix) {
+    using namespace detail::json_impl;
+    detail::JsonWriter w(out);
+    w.begin_object().field("object", r.object).key("data").begin_array();
+    for (const ModelInfo& m : r.data) {
+        w.begin_object().key("id").string2(id_prefix, m.id);
+        w.field("object", m.object).field_int("created", m.created).field("owned_by", m.owned_by);
+        write_members(w, m.extra);
+        w.end_object();
+    }
+    w.end_array();
+    write_members(w, r.extra);
+    write_extra_fields(w, r.extra_fields);
+    w.end_object();
+}
+
+// ---- Boost.JSON conversions ------------------------------------------------------------------
+
+/// The document `write_embedding_request` writes, with the routing fields.
+inline void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
+                       const EmbeddingRequest& r) {
+    std::string text;
+    RequestWriteOptions opts;
+    opts.for_upstream = false;
+    write_embedding_request(text, r, opts);
+    detail::json_impl::parse_written(jv, text);
+}
+
+/// Reads like `read_embedding_request`; throws `std::invalid_argument` with the error message.
+inline EmbeddingRequest tag_invoke(const boost::json::value_to_tag<EmbeddingRequest>&,
+                                   const boost::json::value& jv) {
+    EmbeddingRequest r;
+    Error err;
+    if (!read_embedding_request(jv, r, err)) throw std::invalid_argument(err.message);
+    return r;
+}
+
+/// The document `write_text_completion_request` writes, with the routing fields.
+inline void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
+                       const TextCompletionRequest& r) {
+    std::string text;
+    RequestWriteOptions opts;
+    opts.for_upstream = false;
+    write_text_completion_request(text, r, opts);
+    detail::json_impl::parse_written(jv, text);
+}
+
+/// Reads like `read_text_completion_request`; throws `std::invalid_argument`.
+inline TextCompletionRequest tag_invoke(const boost::json::value_to_tag<TextCompletionRequest>&,
+                                        const boost::json::value& jv) {
+    TextCompletionRequest r;
+    Error err;
+    if (!read_text_completion_request(jv, r, err)) throw std::invalid_argument(err.message);
+    return r;
+}
+
+}  // namespace bifrost
+// ---- end bifrost/schema/operations_json.hpp ----
 
 #include <boost/json/parse.hpp>
 
+#include <deque>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace bifrost::providers {
 
@@ -7355,20 +9947,201 @@ inline std::string_view base_url(const ProviderConfig& cfg, std::string_view fal
     return b;
 }
 
-/// Fills an OpenAI-format chat-completions request: `base_url` (or `default_base_url`) +
-/// `path`, JSON body, a bearer key when one was selected, then `extra_headers` (which win over
-/// the headers set here). The one place a request's URL and extra headers are decided.
+/// Fills the head of an OpenAI-format request: `method`, `base_url` (or `default_base_url`) +
+/// `path`, a JSON content type for a POST, a bearer key when one was selected, then
+/// `extra_headers` (which win over the headers set here). The one place a request's URL and extra
+/// headers are decided; the body is the caller's.
+inline void build_openai_head(const ProviderConfig& config, const Key* key, HttpRequest& out,
+                              HttpMethod method, std::string_view default_base_url,
+                              std::string_view path) {
+    out.method = method;
+    out.url.assign(base_url(config, default_base_url)).append(path);
+    if (method == HttpMethod::post) out.headers.add("content-type", "application/json");
+    if (key != nullptr && !key->value.empty())
+        out.headers.add_joined("authorization", "Bearer ", key->value.reveal());
+    for (const auto& [name, value] : config.network_config.extra_headers)
+        out.headers.set(name, value);
+}
+
+/// Fills an OpenAI-format chat-completions request (`build_openai_head` plus the JSON body).
 inline void build_openai_chat(const BuildContext& ctx, HttpRequest& out,
                               std::string_view default_base_url, std::string_view path) {
-    out.method = HttpMethod::post;
-    out.url.assign(base_url(ctx.config, default_base_url)).append(path);
-    out.headers.add("content-type", "application/json");
-    if (ctx.key != nullptr && !ctx.key->value.empty())
-        out.headers.add_joined("authorization", "Bearer ", ctx.key->value.reveal());
-    for (const auto& [name, value] : ctx.config.network_config.extra_headers)
-        out.headers.set(name, value);
+    build_openai_head(ctx.config, ctx.key, out, HttpMethod::post, default_base_url, path);
     write_chat_request(out.body, ctx.request, RequestWriteOptions{ctx.model, true});
 }
+
+/// The path of a sibling endpoint of a chat path: "/v1/chat/completions" + "/embeddings" gives
+/// "/v1/embeddings", "/chat/completions" + "/models" gives "/models".
+inline std::string sibling_path(std::string_view chat_path, std::string_view endpoint) {
+    constexpr std::string_view chat = "/chat/completions";
+    std::string_view prefix = "/v1";
+    if (chat_path.size() >= chat.size() && chat_path.substr(chat_path.size() - chat.size()) == chat)
+        prefix = chat_path.substr(0, chat_path.size() - chat.size());
+    std::string p(prefix);
+    p.append(endpoint);
+    return p;
+}
+
+/// Fills an OpenAI-format embeddings request at the sibling `/embeddings` of `chat_path`.
+inline void build_openai_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out,
+                                   std::string_view default_base_url, std::string_view chat_path) {
+    build_openai_head(ctx.config, ctx.key, out, HttpMethod::post, default_base_url,
+                      sibling_path(chat_path, "/embeddings"));
+    write_embedding_request(out.body, ctx.request, RequestWriteOptions{ctx.model, true});
+}
+
+/// Fills an OpenAI-format legacy completions request at the sibling `/completions`.
+inline void build_openai_text_completion(const RequestContext<TextCompletionRequest>& ctx,
+                                         HttpRequest& out, std::string_view default_base_url,
+                                         std::string_view chat_path) {
+    build_openai_head(ctx.config, ctx.key, out, HttpMethod::post, default_base_url,
+                      sibling_path(chat_path, "/completions"));
+    write_text_completion_request(out.body, ctx.request, RequestWriteOptions{ctx.model, true});
+}
+
+/// Fills an OpenAI-format `GET .../models` request.
+inline void build_openai_list_models(const RequestContext<ListModelsRequest>& ctx, HttpRequest& out,
+                                     std::string_view default_base_url,
+                                     std::string_view chat_path) {
+    build_openai_head(ctx.config, ctx.key, out, HttpMethod::get, default_base_url,
+                      sibling_path(chat_path, "/models"));
+}
+
+/// Reads an OpenAI-format answer of another kind: `parse(body, out)` for 2xx, else the error.
+template <class O, class Parse>
+void parse_openai_other(const HttpResponse& in, O& out, Parse parse) {
+    if (in.status >= 200 && in.status < 300) {
+        parse(in.body, out);
+    } else {
+        read_openai_error(in.status, in.body, {}, out.error);
+    }
+}
+
+/// Fills an OpenAI-format streamed chat-completions request: as `build_openai_chat`, with
+/// `"stream": true` and, unless the caller set `stream_options`, `"stream_options":
+/// {"include_usage": true}` (so the last chunk carries the token usage).
+inline void build_openai_chat_stream(const BuildContext& ctx, HttpRequest& out,
+                                     std::string_view default_base_url, std::string_view path) {
+    build_openai_chat(ctx, out, default_base_url, path);
+    // The body is the request's JSON object: splice the streaming fields in before its end
+    // (without copying the request to change two fields).
+    std::string& b = out.body;
+    while (!b.empty() && b.back() != '}')
+        b.pop_back();
+    if (b.empty()) return;
+    b.pop_back();
+    const bool has_stream = ctx.request.stream.has_value();
+    const bool has_options = ctx.request.extra.contains("stream_options");
+    if (has_stream) {
+        // write_chat_request wrote the caller's `"stream":` value; a streamed call needs true.
+        const auto at = b.find("\"stream\":false");
+        if (at != std::string::npos) b.replace(at, 14, "\"stream\":true");
+    } else {
+        b.append(",\"stream\":true");
+    }
+    if (!has_options) b.append(",\"stream_options\":{\"include_usage\":true}");
+    b.push_back('}');
+    out.headers.set("accept", "text/event-stream");
+}
+
+/// Decodes an OpenAI-format event stream (`data: {chunk}` events, then `data: [DONE]`) into
+/// `StreamChunk`s; see `StreamingProvider`. Bytes may be fed cut anywhere. An `error` object in
+/// an event ends the stream with that error (keeping its message and type); a body that ends
+/// before `[DONE]` is an error. Shared by every OpenAI-compatible provider.
+class OpenAIStreamDecoder {
+  public:
+    bool feed(std::string_view bytes) {
+        if (state_ != State::open) return true;  // after the end marker, the rest is ignored
+        return sse_.feed(bytes, [this](const ::bifrost::detail::SseEvent& e) { on_event(e); }) ||
+               broken("the event stream is malformed (an event exceeds the size limit)");
+    }
+
+    StreamStatus next(StreamChunk& chunk, Error& error) {
+        if (!pending_.empty()) {
+            chunk = std::move(pending_.front());
+            pending_.pop_front();
+            return StreamStatus::chunk;
+        }
+        switch (state_) {
+            case State::open:
+                if (!finished_) return StreamStatus::need_more;
+                error.assign(502, error_type::bad_response, "upstream stream ended before [DONE]");
+                state_ = State::failed;
+                return StreamStatus::error;
+            case State::done:
+                return StreamStatus::done;
+            case State::failed:
+                error = error_;
+                return StreamStatus::error;
+        }
+        return StreamStatus::error;
+    }
+
+    void finish() { finished_ = true; }
+
+    void reset() {
+        sse_.reset();
+        pending_.clear();
+        error_.clear();
+        state_ = State::open;
+        finished_ = false;
+    }
+
+  private:
+    enum class State : std::uint8_t { open, done, failed };
+
+    bool broken(std::string_view why) {
+        if (state_ == State::open) {
+            error_.assign(502, error_type::bad_response, why);
+            state_ = State::failed;
+        }
+        return false;
+    }
+
+    void on_event(const ::bifrost::detail::SseEvent& e) {
+        if (state_ != State::open) return;
+        if (e.done()) {
+            state_ = State::done;
+            return;
+        }
+        boost::system::error_code ec;
+        const auto doc = boost::json::parse(e.data, ec);
+        if (!ec) {
+            if (const auto* o = doc.if_object()) {
+                if (const auto* err = o->if_contains("error"); err && !err->is_null()) {
+                    // The upstream failed mid-stream; its status, when it sent one, is kept.
+                    int status = 502;
+                    if (const auto* eo = err->if_object())
+                        if (const auto* st = eo->if_contains("status"); st && st->is_int64())
+                            status = static_cast<int>(st->get_int64());
+                    if (status < 400 || status > 599) status = 502;
+                    read_openai_error(status, e.data, {}, error_);
+                    state_ = State::failed;
+                    return;
+                }
+            }
+        }
+        StreamChunk c;
+        if (ec) {
+            std::string msg = "upstream stream event is not JSON: ";
+            msg.append(e.data.substr(0, 256));
+            error_.assign(502, error_type::bad_response, msg);
+            state_ = State::failed;
+            return;
+        }
+        if (!read_stream_chunk(doc, c, error_)) {
+            state_ = State::failed;
+            return;
+        }
+        pending_.push_back(std::move(c));
+    }
+
+    ::bifrost::detail::SseParser sse_;
+    std::deque<StreamChunk> pending_;
+    Error error_;
+    State state_ = State::open;
+    bool finished_ = false;
+};
 
 /// Reads an OpenAI-format chat-completions response: the completion for 2xx, else the error.
 inline void parse_openai_chat(const HttpResponse& in, Outcome& out) {
@@ -7395,12 +10168,2438 @@ struct OpenAI {
     void parse_chat(const HttpResponse& in, Outcome& out) const {
         detail::parse_openai_chat(in, out);
     }
+
+    void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out) const {
+        detail::build_openai_embedding(ctx, out, default_base_url, chat_path);
+    }
+
+    void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) const {
+        detail::parse_openai_other(in, out, [](std::string_view body, EmbeddingOutcome& o) {
+            parse_embedding_response(body, o);
+        });
+    }
+
+    void build_text_completion(const RequestContext<TextCompletionRequest>& ctx,
+                               HttpRequest& out) const {
+        detail::build_openai_text_completion(ctx, out, default_base_url, chat_path);
+    }
+
+    void parse_text_completion(const HttpResponse& in, TextCompletionOutcome& out) const {
+        detail::parse_openai_other(in, out, [](std::string_view body, TextCompletionOutcome& o) {
+            parse_text_completion_response(body, o);
+        });
+    }
+
+    void build_list_models(const RequestContext<ListModelsRequest>& ctx, HttpRequest& out) const {
+        detail::build_openai_list_models(ctx, out, default_base_url, chat_path);
+    }
+
+    void parse_list_models(const HttpResponse& in, ModelListOutcome& out) const {
+        detail::parse_openai_other(
+            in, out, [](std::string_view body, ModelListOutcome& o) { parse_model_list(body, o); });
+    }
+
+    using StreamDecoder = detail::OpenAIStreamDecoder;
+
+    void build_chat_stream(const BuildContext& ctx, HttpRequest& out) const {
+        detail::build_openai_chat_stream(ctx, out, default_base_url, chat_path);
+    }
 };
 
-static_assert(Provider<OpenAI>);
+static_assert(Provider<OpenAI> && StreamingProvider<OpenAI> && EmbeddingProvider<OpenAI> &&
+              TextCompletionProvider<OpenAI> && ModelListingProvider<OpenAI>);
 
 }  // namespace bifrost::providers
 // ---- end bifrost/providers/openai.hpp ----
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace bifrost::providers::detail {
+
+namespace json = boost::json;
+
+/// The provider-specific settings object of `key` (`azure_key_config`, ...), or nullptr.
+inline const json::object* key_settings(const Key* key, std::string_view name) noexcept {
+    if (key == nullptr) return nullptr;
+    const auto* v = key->settings.if_contains(name);
+    return v != nullptr ? v->if_object() : nullptr;
+}
+
+/// The string member `name` of `o`, or empty.
+inline std::string_view string_member(const json::object* o, std::string_view name) noexcept {
+    if (o == nullptr) return {};
+    const auto* v = o->if_contains(name);
+    if (v == nullptr || !v->is_string()) return {};
+    return v->get_string();
+}
+
+/// The string member `name` of `o`, or empty (value form).
+inline std::string_view string_member(const json::value& o, std::string_view name) noexcept {
+    return string_member(o.if_object(), name);
+}
+
+/// An integer member (int64, uint64 or an integral double), or `fallback`.
+inline std::int64_t int_member(const json::object* o, std::string_view name,
+                               std::int64_t fallback = 0) noexcept {
+    if (o == nullptr) return fallback;
+    const auto* v = o->if_contains(name);
+    if (v == nullptr) return fallback;
+    if (v->is_int64()) return v->get_int64();
+    if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
+    if (v->is_double()) return static_cast<std::int64_t>(v->get_double());
+    return fallback;
+}
+
+/// The object member `name` of `o`, or nullptr.
+inline const json::object* object_member(const json::object* o, std::string_view name) noexcept {
+    if (o == nullptr) return nullptr;
+    const auto* v = o->if_contains(name);
+    return v != nullptr ? v->if_object() : nullptr;
+}
+
+/// The array member `name` of `o`, or nullptr.
+inline const json::array* array_member(const json::object* o, std::string_view name) noexcept {
+    if (o == nullptr) return nullptr;
+    const auto* v = o->if_contains(name);
+    return v != nullptr ? v->if_array() : nullptr;
+}
+
+/// The deployment a key maps `model` to (`deployments` in its key config), else `model`.
+inline std::string_view deployment_for(const json::object* settings,
+                                       std::string_view model) noexcept {
+    if (const auto* d = object_member(settings, "deployments")) {
+        if (const auto* v = d->if_contains(model); v != nullptr && v->is_string())
+            return v->get_string();
+    }
+    return model;
+}
+
+/// Sets the configured `extra_headers` (they win over the provider's own headers).
+inline void apply_extra_headers(const ProviderConfig& cfg, HttpRequest& out) {
+    for (const auto& [name, value] : cfg.network_config.extra_headers)
+        out.headers.set(name, value);
+}
+
+/// The message's text: `content`, or its text parts joined.
+inline std::string message_text(const Message& m) {
+    if (m.parts.empty()) return m.content;
+    std::string s;
+    for (const auto& p : m.parts)
+        if (p.type == ContentPart::Type::text) s.append(p.text);
+    return s;
+}
+
+/// A tool call's `arguments` text as a JSON value: the parsed object, or `{}` when the text is
+/// empty or not a JSON object (upstreams that take structured input require an object).
+inline json::value arguments_object(std::string_view arguments) {
+    boost::system::error_code ec;
+    auto v = json::parse(arguments, ec);
+    if (ec || !v.is_object()) return json::object{};
+    return v;
+}
+
+/// Serialized JSON text of `v` (tool-call arguments as OpenAI sends them).
+inline std::string to_text(const json::value& v) {
+    return json::serialize(v);
+}
+
+/// A data: URL split into its media type and base64 payload.
+struct DataUrl {
+    std::string_view media_type;
+    std::string_view data;
+};
+
+/// Splits `data:<type>;base64,<data>`; false for any other URL.
+inline bool parse_data_url(std::string_view url, DataUrl& out) noexcept {
+    if (url.substr(0, 5) != "data:") return false;
+    const auto comma = url.find(',');
+    if (comma == std::string_view::npos) return false;
+    std::string_view meta = url.substr(5, comma - 5);
+    constexpr std::string_view b64 = ";base64";
+    if (meta.size() < b64.size() || meta.substr(meta.size() - b64.size()) != b64) return false;
+    out.media_type = meta.substr(0, meta.size() - b64.size());
+    out.data = url.substr(comma + 1);
+    return true;
+}
+
+/// Seconds since the epoch (`created` of mapped responses, which native APIs do not send).
+inline std::int64_t unix_now() noexcept {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+/// Parses an upstream body; on failure sets a 502 `invalid_upstream_response` and returns false.
+inline bool parse_body(std::string_view body, json::value& out, Error& err, std::string_view what) {
+    boost::system::error_code ec;
+    out = json::parse(body, ec);
+    if (!ec) return true;
+    err.assign(502, error_type::bad_response,
+               std::string("upstream response: ").append(what).append(" is not valid JSON"));
+    return false;
+}
+
+/// Makes `out.response.choices` hold `n` choices with empty assistant messages (reusing
+/// recycled ones) and drops a previous usage, so a reused outcome keeps nothing stale.
+inline std::vector<Choice>& fresh_choices(Outcome& out, std::size_t n) {
+    out.response.usage.reset();
+    out.response.extra.clear();
+    auto& choices = out.reuse_choices(n);
+    for (std::size_t i = 0; i < choices.size(); ++i) {
+        Choice& c = choices[i];
+        c.index = static_cast<std::int64_t>(i);
+        c.finish_reason.clear();
+        c.logprobs = nullptr;
+        c.message.role = Role::assistant;
+        c.message.content.clear();
+        c.message.parts.clear();
+        c.message.name.clear();
+        c.message.tool_calls.clear();
+        c.message.tool_call_id.clear();
+        c.message.extra.clear();
+    }
+    return choices;
+}
+
+/// Sets `usage` from prompt/completion counts (total computed when `total` is negative).
+inline void set_usage(std::optional<Usage>& usage, std::int64_t prompt, std::int64_t completion,
+                      std::int64_t total = -1) {
+    usage.emplace();
+    usage->prompt_tokens = prompt;
+    usage->completion_tokens = completion;
+    usage->total_tokens = total >= 0 ? total : prompt + completion;
+}
+
+/// The state of a stream decoder: chunks decoded and not yet taken, whether the end marker was
+/// seen, whether the body ended, and a failure. `next` hands out the queued chunks first, then
+/// `done` or the error. Not thread-safe: one per stream.
+class StreamQueue {
+  public:
+    /// Appends an empty chunk carrying the stream's id and model, and returns it.
+    StreamChunk& push(std::string_view id, std::string_view model) {
+        StreamChunk& c = chunks_.emplace_back();
+        c.id.assign(id);
+        c.model.assign(model);
+        c.created = created_;
+        return c;
+    }
+
+    /// Appends a chunk with one choice (index 0) and returns that choice.
+    ChoiceDelta& push_choice(std::string_view id, std::string_view model) {
+        return push(id, model).choices.emplace_back();
+    }
+
+    /// The end marker was seen: after the queued chunks, `next` answers `done`.
+    void end() noexcept { ended_ = true; }
+
+    /// The stream failed: after the queued chunks, `next` answers `error`.
+    void fail(int status, std::string_view type, std::string_view message) {
+        if (failed_) return;
+        failed_ = true;
+        error_.assign(status, type, message);
+    }
+    void fail(Error e) {
+        if (failed_) return;
+        failed_ = true;
+        error_ = std::move(e);
+    }
+
+    /// The body ended.
+    void finish() noexcept { finished_ = true; }
+
+    [[nodiscard]] bool ended() const noexcept { return ended_; }
+    [[nodiscard]] bool failed() const noexcept { return failed_; }
+    /// True once nothing more is accepted (end marker seen or failed).
+    [[nodiscard]] bool closed() const noexcept { return ended_ || failed_; }
+
+    /// The stream's `created` stamp, set once when the stream starts.
+    void stamp() noexcept {
+        if (created_ == 0) created_ = unix_now();
+    }
+
+    StreamStatus next(StreamChunk& chunk, Error& error) {
+        if (!chunks_.empty()) {
+            chunk = std::move(chunks_.front());
+            chunks_.pop_front();
+            return StreamStatus::chunk;
+        }
+        if (failed_) {
+            error = error_;
+            return StreamStatus::error;
+        }
+        if (ended_) return StreamStatus::done;
+        if (finished_) {
+            error.assign(502, error_type::bad_response,
+                         "upstream stream ended before its end marker");
+            return StreamStatus::error;
+        }
+        return StreamStatus::need_more;
+    }
+
+    void reset() noexcept {
+        chunks_.clear();
+        error_.clear();
+        ended_ = failed_ = finished_ = false;
+        created_ = 0;
+    }
+
+  private:
+    std::deque<StreamChunk> chunks_;
+    Error error_;
+    std::int64_t created_ = 0;
+    bool ended_ = false;
+    bool failed_ = false;
+    bool finished_ = false;
+};
+
+}  // namespace bifrost::providers::detail
+// ---- end bifrost/providers/detail/native.hpp ----
+
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bifrost::providers {
+
+namespace detail::anthropic {
+
+inline constexpr std::int64_t default_max_tokens = 4096;
+
+inline std::string_view finish_reason(std::string_view stop_reason) noexcept {
+    if (stop_reason == "end_turn" || stop_reason == "stop_sequence") return "stop";
+    if (stop_reason == "max_tokens") return "length";
+    if (stop_reason == "tool_use") return "tool_calls";
+    if (stop_reason == "refusal") return "content_filter";
+    return stop_reason;
+}
+
+/// The HTTP status Anthropic documents for each error type (used for errors inside a stream,
+/// which arrive after a 200).
+inline int status_of(std::string_view type) noexcept {
+    if (type == "invalid_request_error") return 400;
+    if (type == "authentication_error") return 401;
+    if (type == "permission_error") return 403;
+    if (type == "not_found_error") return 404;
+    if (type == "request_too_large") return 413;
+    if (type == "rate_limit_error") return 429;
+    if (type == "overloaded_error") return 529;
+    return 500;
+}
+
+inline json::object image_block(const ContentPart& p) {
+    json::object source;
+    DataUrl d;
+    if (parse_data_url(p.image_url, d)) {
+        source["type"] = "base64";
+        source["media_type"] = d.media_type;
+        source["data"] = d.data;
+    } else {
+        source["type"] = "url";
+        source["url"] = p.image_url;
+    }
+    return json::object{{"type", "image"}, {"source", std::move(source)}};
+}
+
+inline json::array content_blocks(const Message& m) {
+    json::array blocks;
+    if (m.parts.empty()) {
+        if (!m.content.empty())
+            blocks.push_back(json::object{{"type", "text"}, {"text", m.content}});
+    } else {
+        for (const auto& p : m.parts) {
+            if (p.type == ContentPart::Type::text)
+                blocks.push_back(json::object{{"type", "text"}, {"text", p.text}});
+            else if (p.type == ContentPart::Type::image_url)
+                blocks.push_back(image_block(p));
+            else if (p.raw.is_object())
+                blocks.push_back(p.raw);  // an Anthropic-native block passed through
+        }
+    }
+    return blocks;
+}
+
+inline json::object build_body(const BuildContext& ctx, bool stream) {
+    const ChatRequest& r = ctx.request;
+    json::object body;
+    body["model"] = ctx.model;
+    body["max_tokens"] = r.max_completion_tokens ? *r.max_completion_tokens
+                         : r.max_tokens          ? *r.max_tokens
+                                                 : default_max_tokens;
+
+    std::string system;
+    json::array messages;
+    for (const Message& m : r.messages) {
+        if (m.role == Role::system || m.role == Role::developer) {
+            if (!system.empty()) system.append("\n\n");
+            system.append(message_text(m));
+            continue;
+        }
+        if (m.role == Role::tool || m.role == Role::function) {
+            json::object result{{"type", "tool_result"},
+                                {"tool_use_id", m.tool_call_id},
+                                {"content", message_text(m)}};
+            // Consecutive tool results share one user turn.
+            if (!messages.empty()) {
+                auto& last = messages.back().as_object();
+                auto& content = last["content"];
+                if (last["role"] == "user" && content.is_array() && !content.as_array().empty() &&
+                    string_member(content.as_array().front(), "type") == "tool_result") {
+                    content.as_array().push_back(std::move(result));
+                    continue;
+                }
+            }
+            messages.push_back(
+                json::object{{"role", "user"}, {"content", json::array{std::move(result)}}});
+            continue;
+        }
+        json::object msg;
+        msg["role"] = m.role == Role::assistant ? "assistant" : "user";
+        if (m.tool_calls.empty() && m.parts.empty()) {
+            msg["content"] = m.content;
+        } else {
+            json::array blocks = content_blocks(m);
+            for (const ToolCall& tc : m.tool_calls)
+                blocks.push_back(json::object{{"type", "tool_use"},
+                                              {"id", tc.id},
+                                              {"name", tc.name},
+                                              {"input", arguments_object(tc.arguments)}});
+            msg["content"] = std::move(blocks);
+        }
+        messages.push_back(std::move(msg));
+    }
+    if (!system.empty()) body["system"] = system;
+    body["messages"] = std::move(messages);
+
+    if (r.temperature) body["temperature"] = *r.temperature;
+    if (r.top_p) body["top_p"] = *r.top_p;
+    if (!r.stop.empty()) {
+        json::array stops;
+        for (const auto& s : r.stop)
+            stops.push_back(json::string(s));
+        body["stop_sequences"] = std::move(stops);
+    }
+    if (!r.tools.empty()) {
+        json::array tools;
+        for (const Tool& t : r.tools) {
+            json::object tool{{"name", t.name}};
+            if (!t.description.empty()) tool["description"] = t.description;
+            tool["input_schema"] = t.parameters.is_object()
+                                       ? t.parameters
+                                       : json::value(json::object{{"type", "object"}});
+            tools.push_back(std::move(tool));
+        }
+        body["tools"] = std::move(tools);
+    }
+    if (r.tool_choice || r.parallel_tool_calls == false) {
+        json::object choice;
+        const auto mode = r.tool_choice ? r.tool_choice->mode : ToolChoice::Mode::auto_;
+        switch (mode) {
+            case ToolChoice::Mode::none:
+                choice["type"] = "none";
+                break;
+            case ToolChoice::Mode::auto_:
+                choice["type"] = "auto";
+                break;
+            case ToolChoice::Mode::required:
+                choice["type"] = "any";
+                break;
+            case ToolChoice::Mode::function:
+                choice["type"] = "tool";
+                choice["name"] = r.tool_choice->function_name;
+                break;
+        }
+        if (r.parallel_tool_calls == false && mode != ToolChoice::Mode::none)
+            choice["disable_parallel_tool_use"] = true;
+        body["tool_choice"] = std::move(choice);
+    }
+    if (!r.user.empty()) body["metadata"] = json::object{{"user_id", r.user}};
+    // Anthropic rejects unknown fields: only its own extras are forwarded.
+    for (std::string_view k : {"top_k", "metadata", "thinking", "service_tier"})
+        if (const auto* v = r.extra.if_contains(k)) body[k] = *v;
+    if (stream) body["stream"] = true;
+    return body;
+}
+
+inline void build(const BuildContext& ctx, HttpRequest& out, std::string_view default_base_url,
+                  bool stream) {
+    out.method = HttpMethod::post;
+    out.url.assign(base_url(ctx.config, default_base_url)).append("/v1/messages");
+    out.headers.add("content-type", "application/json");
+    if (ctx.key != nullptr && !ctx.key->value.empty())
+        out.headers.add("x-api-key", ctx.key->value.reveal());
+    out.headers.add("anthropic-version", "2023-06-01");
+    apply_extra_headers(ctx.config, out);
+    out.body = json::serialize(build_body(ctx, stream));
+}
+
+inline void parse(const HttpResponse& in, Outcome& out) {
+    if (in.status < 200 || in.status >= 300) {
+        read_openai_error(in.status, in.body, {}, out.error);
+        return;
+    }
+    json::value doc;
+    if (!parse_body(in.body, doc, out.error, "Anthropic message")) return;
+    const auto* o = doc.if_object();
+    const auto* content = array_member(o, "content");
+    if (o == nullptr || content == nullptr) {
+        out.fail(502, error_type::bad_response, "upstream response: content: expected an array");
+        return;
+    }
+    auto& r = out.response;
+    r.id.assign(string_member(o, "id"));
+    r.model.assign(string_member(o, "model"));
+    r.created = unix_now();
+    Choice& c = fresh_choices(out, 1).front();
+    c.index = 0;
+    c.message.role = Role::assistant;
+    for (const auto& b : *content) {
+        const auto* block = b.if_object();
+        const auto type = string_member(block, "type");
+        if (type == "text") {
+            c.message.content.append(string_member(block, "text"));
+        } else if (type == "tool_use") {
+            ToolCall& tc = c.message.tool_calls.emplace_back();
+            tc.id.assign(string_member(block, "id"));
+            tc.name.assign(string_member(block, "name"));
+            const auto* input = block->if_contains("input");
+            tc.arguments = input != nullptr ? to_text(*input) : "{}";
+        }
+    }
+    c.finish_reason.assign(finish_reason(string_member(o, "stop_reason")));
+    if (const auto* u = object_member(o, "usage")) {
+        set_usage(r.usage, int_member(u, "input_tokens"), int_member(u, "output_tokens"));
+        for (std::string_view k : {"cache_creation_input_tokens", "cache_read_input_tokens"})
+            if (const auto* v = u->if_contains(k)) r.usage->extra[k] = *v;
+    }
+}
+
+/// Maps Anthropic's stream events to chunks.
+class Decoder {
+  public:
+    bool feed(std::string_view bytes) {
+        if (q_.closed()) return true;  // nothing after the end marker or a failure matters
+        const bool ok = sse_.feed(bytes, [&](const bifrost::detail::SseEvent& e) { on_event(e); });
+        if (!ok)
+            q_.fail(502, error_type::bad_response,
+                    "upstream stream: an event exceeds the size limit");
+        return ok;
+    }
+    StreamStatus next(StreamChunk& chunk, Error& error) { return q_.next(chunk, error); }
+    void finish() noexcept { q_.finish(); }
+    void reset() noexcept {
+        sse_.reset();
+        q_.reset();
+        id_.clear();
+        model_.clear();
+        tool_index_.clear();
+        input_tokens_ = 0;
+        tools_ = 0;
+    }
+
+  private:
+    void on_event(const bifrost::detail::SseEvent& e) {
+        if (q_.closed()) return;
+        boost::system::error_code ec;
+        const auto doc = json::parse(e.data, ec);
+        const auto* o = ec ? nullptr : doc.if_object();
+        if (o == nullptr) {
+            q_.fail(502, error_type::bad_response,
+                    "upstream stream: an event is not a JSON object");
+            return;
+        }
+        const auto type = string_member(o, "type");
+        if (type == "message_start") {
+            const auto* m = object_member(o, "message");
+            id_.assign(string_member(m, "id"));
+            model_.assign(string_member(m, "model"));
+            input_tokens_ = int_member(object_member(m, "usage"), "input_tokens");
+            q_.stamp();
+            ChoiceDelta& d = q_.push_choice(id_, model_);
+            d.role = Role::assistant;
+            d.content.emplace();
+        } else if (type == "content_block_start") {
+            const auto* b = object_member(o, "content_block");
+            const auto btype = string_member(b, "type");
+            if (btype == "tool_use") {
+                const auto index = int_member(o, "index");
+                tool_index_.resize(static_cast<std::size_t>(std::max<std::int64_t>(index, 0)) + 1,
+                                   -1);
+                tool_index_[static_cast<std::size_t>(std::max<std::int64_t>(index, 0))] = tools_;
+                ChoiceDelta& d = q_.push_choice(id_, model_);
+                ToolCallDelta& t = d.tool_calls.emplace_back();
+                t.index = tools_++;
+                t.id.assign(string_member(b, "id"));
+                t.type = "function";
+                t.name.assign(string_member(b, "name"));
+            } else if (btype == "text") {
+                if (const auto text = string_member(b, "text"); !text.empty())
+                    q_.push_choice(id_, model_).content.emplace(text);
+            }
+        } else if (type == "content_block_delta") {
+            const auto* delta = object_member(o, "delta");
+            const auto dtype = string_member(delta, "type");
+            if (dtype == "text_delta") {
+                q_.push_choice(id_, model_).content.emplace(string_member(delta, "text"));
+            } else if (dtype == "input_json_delta") {
+                const auto part = string_member(delta, "partial_json");
+                const auto index = static_cast<std::size_t>(int_member(o, "index"));
+                if (part.empty() || index >= tool_index_.size() || tool_index_[index] < 0) return;
+                ToolCallDelta& t = q_.push_choice(id_, model_).tool_calls.emplace_back();
+                t.index = tool_index_[index];
+                t.arguments.assign(part);
+            }
+        } else if (type == "message_delta") {
+            const auto* delta = object_member(o, "delta");
+            const auto stop = string_member(delta, "stop_reason");
+            if (!stop.empty())
+                q_.push_choice(id_, model_).finish_reason.assign(finish_reason(stop));
+            if (const auto* u = object_member(o, "usage")) {
+                const auto input = int_member(u, "input_tokens", input_tokens_);
+                StreamChunk& c = q_.push(id_, model_);
+                set_usage(c.usage, input, int_member(u, "output_tokens"));
+            }
+        } else if (type == "message_stop") {
+            q_.end();
+        } else if (type == "error") {
+            const auto* err = object_member(o, "error");
+            const auto etype = string_member(err, "type");
+            Error failure;
+            failure.assign(status_of(etype), etype.empty() ? error_type::upstream : etype,
+                           string_member(err, "message"));
+            if (failure.message.empty()) failure.message = "upstream stream reported an error";
+            q_.fail(std::move(failure));
+        }
+        // ping, content_block_stop and event types added later carry nothing to map.
+    }
+
+    bifrost::detail::SseParser sse_;
+    StreamQueue q_;
+    std::string id_;
+    std::string model_;
+    std::vector<std::int64_t> tool_index_;  // content block index -> tool call index
+    std::int64_t input_tokens_ = 0;
+    std::int64_t tools_ = 0;
+};
+
+}  // namespace detail::anthropic
+
+/// Anthropic's Messages API. Stateless; the key goes in `x-api-key`.
+struct Anthropic {
+    static constexpr std::string_view name = "anthropic";
+    static constexpr bool requires_key = true;
+    static constexpr std::string_view default_base_url = "https://api.anthropic.com";
+
+    /// Decodes a `/v1/messages` event stream into OpenAI-style chunks.
+    using StreamDecoder = detail::anthropic::Decoder;
+
+    void build_chat(const BuildContext& ctx, HttpRequest& out) const {
+        detail::anthropic::build(ctx, out, default_base_url, false);
+    }
+    void build_chat_stream(const BuildContext& ctx, HttpRequest& out) const {
+        detail::anthropic::build(ctx, out, default_base_url, true);
+    }
+    void parse_chat(const HttpResponse& in, Outcome& out) const {
+        detail::anthropic::parse(in, out);
+    }
+};
+
+static_assert(Provider<Anthropic>);
+static_assert(StreamingProvider<Anthropic>);
+
+}  // namespace bifrost::providers
+// ---- end bifrost/providers/anthropic.hpp ----
+// ---- begin bifrost/providers/azure.hpp ----
+/// \file
+/// `providers::Azure`: Azure OpenAI. The body, the response, the errors and the stream are
+/// OpenAI's; what differs is where a request goes and how the key travels:
+/// `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version={api_version}` with
+/// the key in `api-key`.
+///
+/// The key's `azure_key_config` gives `endpoint` (the resource URL), `deployments` (model ->
+/// deployment name; a model not listed is used as the deployment name) and `api_version`
+/// (default `default_api_version`). `network_config.base_url`, when set, replaces the endpoint
+/// (tests, gateways in front of Azure).
+
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace bifrost::providers {
+
+/// Azure OpenAI Service. Stateless; the key goes in `api-key`.
+struct Azure {
+    static constexpr std::string_view name = "azure";
+    static constexpr bool requires_key = true;
+    /// Azure has no global endpoint: it comes from the key (or `network_config.base_url`).
+    static constexpr std::string_view default_base_url = "";
+    static constexpr std::string_view default_api_version = "2024-10-21";
+
+    /// Decodes Azure's (OpenAI-format) event stream.
+    using StreamDecoder = detail::OpenAIStreamDecoder;
+
+    void build_chat(const BuildContext& ctx, HttpRequest& out) const { build(ctx, out, false); }
+    void build_chat_stream(const BuildContext& ctx, HttpRequest& out) const {
+        build(ctx, out, true);
+    }
+    void parse_chat(const HttpResponse& in, Outcome& out) const {
+        detail::parse_openai_chat(in, out);
+    }
+
+  private:
+    static void build(const BuildContext& ctx, HttpRequest& out, bool stream) {
+        const auto* settings = detail::key_settings(ctx.key, "azure_key_config");
+        std::string_view endpoint = detail::base_url(ctx.config, {});
+        if (endpoint.empty()) {
+            endpoint = detail::string_member(settings, "endpoint");
+            while (!endpoint.empty() && endpoint.back() == '/')
+                endpoint.remove_suffix(1);
+        }
+        if (endpoint.empty())
+            throw std::invalid_argument(
+                "azure: the key has no azure_key_config.endpoint and network_config.base_url is "
+                "empty");
+        std::string_view version = detail::string_member(settings, "api_version");
+        if (version.empty()) version = default_api_version;
+
+        out.method = HttpMethod::post;
+        out.url.assign(endpoint)
+            .append("/openai/deployments/")
+            .append(detail::deployment_for(settings, ctx.model))
+            .append("/chat/completions?api-version=")
+            .append(version);
+        out.headers.add("content-type", "application/json");
+        if (ctx.key != nullptr && !ctx.key->value.empty())
+            out.headers.add("api-key", ctx.key->value.reveal());
+        detail::apply_extra_headers(ctx.config, out);
+        out.body.clear();
+        write_chat_request(out.body, ctx.request, RequestWriteOptions{ctx.model, true});
+        if (stream) {
+            auto body = boost::json::parse(out.body).as_object();
+            body["stream"] = true;
+            auto& options = body["stream_options"];
+            if (!options.is_object()) options = boost::json::object{};
+            if (!options.as_object().contains("include_usage"))
+                options.as_object()["include_usage"] = true;
+            out.body = boost::json::serialize(body);
+        }
+    }
+};
+
+static_assert(Provider<Azure>);
+static_assert(StreamingProvider<Azure>);
+
+}  // namespace bifrost::providers
+// ---- end bifrost/providers/azure.hpp ----
+// ---- begin bifrost/providers/bedrock.hpp ----
+/// \file
+/// `providers::Bedrock`: Amazon Bedrock's Converse and ConverseStream APIs
+/// (`POST /model/{modelId}/converse` and `/converse-stream`), one request shape for every model
+/// family Bedrock hosts (Anthropic, Llama, Mistral, Titan, Cohere, ...), signed with AWS
+/// Signature Version 4.
+///
+/// The key's `bedrock_key_config` gives `access_key`, `secret_key`, `session_token` (optional),
+/// `region` (default us-east-1) and `deployments` (model -> model id or inference profile). A key
+/// without an access key but with a `value` is sent as a Bedrock API key (bearer token) instead.
+/// The endpoint is `https://bedrock-runtime.{region}.amazonaws.com`, or `network_config.base_url`.
+///
+/// Request mapping: system messages become `system` blocks; text parts `text` blocks; data: URL
+/// images `image` blocks (bytes); an assistant's `tool_calls` become `toolUse` blocks and tool
+/// messages `toolResult` blocks in a user turn; `max_tokens`, `temperature`, `top_p` and `stop`
+/// go in `inferenceConfig`; tools become `toolConfig.tools[].toolSpec` and `tool_choice`
+/// `toolConfig.toolChoice` (auto / any / tool). Response: text and `toolUse` blocks become the
+/// message; `stopReason` end_turn, stop_sequence / max_tokens / tool_use / guardrail_intervened,
+/// content_filtered become stop / length / tool_calls / content_filter; usage is Bedrock's.
+/// Errors keep the HTTP status; the type comes from `x-amzn-ErrorType`.
+///
+/// The stream is AWS's binary event-stream framing (`detail/eventstream.hpp`, CRC-checked); its
+/// events messageStart, contentBlockStart / Delta / Stop, messageStop and metadata map to chunks,
+/// exception messages to an error.
+
+// ---- begin bifrost/providers/detail/eventstream.hpp ----
+/// \file
+/// A decoder for AWS's binary event-stream framing (`application/vnd.amazon.eventstream`), the
+/// body of Bedrock's streaming responses. Each message is:
+///
+/// | bytes | field                                                    |
+/// |-------|----------------------------------------------------------|
+/// | 4     | total length (big-endian, the whole message)             |
+/// | 4     | headers length                                           |
+/// | 4     | prelude CRC32 (of the 8 bytes before it)                 |
+/// | n     | headers: name length (1), name, type (1), value          |
+/// | m     | payload                                                  |
+/// | 4     | message CRC32 (of everything before it)                  |
+///
+/// Header value types: 0 true, 1 false, 2 byte, 3 int16, 4 int32, 5 int64, 6 bytes (2-byte
+/// length), 7 string (2-byte length), 8 timestamp (int64 ms), 9 UUID (16 bytes). Input may be cut
+/// anywhere. A bad CRC, an impossible length or a malformed header fails the decoder for good.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace bifrost::providers::detail::eventstream {
+
+/// CRC-32 (IEEE 802.3, reflected, the zlib one), continuing from `crc`.
+inline std::uint32_t crc32(std::string_view data, std::uint32_t crc = 0) noexcept {
+    static constexpr auto table = [] {
+        std::array<std::uint32_t, 256> t{};
+        for (std::uint32_t i = 0; i < 256; ++i) {
+            std::uint32_t c = i;
+            for (int k = 0; k < 8; ++k)
+                c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            t[i] = c;
+        }
+        return t;
+    }();
+    crc = ~crc;
+    for (unsigned char b : data)
+        crc = table[(crc ^ b) & 0xFFu] ^ (crc >> 8);
+    return ~crc;
+}
+
+/// One decoded message: its headers (string and byte-array values as text, other types
+/// rendered in decimal, booleans as "true"/"false") and its payload.
+struct Message {
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string payload;
+
+    /// The value of header `name`, or empty.
+    [[nodiscard]] std::string_view header(std::string_view name) const noexcept {
+        for (const auto& [n, v] : headers)
+            if (n == name) return v;
+        return {};
+    }
+};
+
+/// What `Decoder::next` found.
+enum class Status : std::uint8_t { message, need_more, error };
+
+/// Splits a byte stream into messages. Not thread-safe: one per stream.
+class Decoder {
+  public:
+    /// Largest message accepted (AWS documents 16 MiB).
+    static constexpr std::uint32_t max_message = 16u << 20;
+
+    /// Appends bytes; false once the stream has failed.
+    bool feed(std::string_view bytes) {
+        if (failed_) return false;
+        buf_.append(bytes);
+        return true;
+    }
+
+    /// Decodes the next complete message into `out`. On `error`, `why` says what was wrong.
+    Status next(Message& out, std::string& why) {
+        if (failed_) {
+            why = why_;
+            return Status::error;
+        }
+        const std::string_view b = std::string_view(buf_).substr(pos_);
+        if (b.size() < 12) return compact(), Status::need_more;
+        const std::uint32_t total = be32(b, 0);
+        const std::uint32_t headers_len = be32(b, 4);
+        if (crc32(b.substr(0, 8)) != be32(b, 8)) return fail("prelude CRC mismatch", why);
+        if (total < 16 || total > max_message || headers_len > total - 16)
+            return fail("impossible message length", why);
+        if (b.size() < total) return compact(), Status::need_more;
+        if (crc32(b.substr(0, total - 4)) != be32(b, total - 4))
+            return fail("message CRC mismatch", why);
+        out.headers.clear();
+        if (!read_headers(b.substr(12, headers_len), out)) return fail("malformed header", why);
+        out.payload.assign(b.substr(12 + headers_len, total - 16 - headers_len));
+        pos_ += total;
+        return Status::message;
+    }
+
+    /// True when bytes of an unfinished message are buffered.
+    [[nodiscard]] bool partial() const noexcept { return buf_.size() > pos_; }
+    [[nodiscard]] bool failed() const noexcept { return failed_; }
+
+    void reset() noexcept {
+        buf_.clear();
+        pos_ = 0;
+        failed_ = false;
+        why_.clear();
+    }
+
+  private:
+    static std::uint32_t be32(std::string_view b, std::size_t at) noexcept {
+        return (std::uint32_t{static_cast<unsigned char>(b[at])} << 24) |
+               (std::uint32_t{static_cast<unsigned char>(b[at + 1])} << 16) |
+               (std::uint32_t{static_cast<unsigned char>(b[at + 2])} << 8) |
+               std::uint32_t{static_cast<unsigned char>(b[at + 3])};
+    }
+
+    static std::uint64_t be(std::string_view b, std::size_t at, std::size_t n) noexcept {
+        std::uint64_t v = 0;
+        for (std::size_t i = 0; i < n; ++i)
+            v = (v << 8) | static_cast<unsigned char>(b[at + i]);
+        return v;
+    }
+
+    static bool read_headers(std::string_view h, Message& out) {
+        std::size_t i = 0;
+        while (i < h.size()) {
+            const std::size_t name_len = static_cast<unsigned char>(h[i++]);
+            if (name_len == 0 || i + name_len + 1 > h.size()) return false;
+            std::string name(h.substr(i, name_len));
+            i += name_len;
+            const unsigned type = static_cast<unsigned char>(h[i++]);
+            std::string value;
+            const auto fixed = [&](std::size_t n, bool is_signed) {
+                if (i + n > h.size()) return false;
+                const std::uint64_t raw = be(h, i, n);
+                i += n;
+                if (is_signed) {
+                    // Sign-extend an n-byte two's complement value.
+                    const unsigned shift = static_cast<unsigned>(64 - 8 * n);
+                    const auto v = static_cast<std::int64_t>(raw << shift) >> shift;
+                    value = std::to_string(v);
+                } else {
+                    value = std::to_string(raw);
+                }
+                return true;
+            };
+            switch (type) {
+                case 0:
+                    value = "true";
+                    break;
+                case 1:
+                    value = "false";
+                    break;
+                case 2:
+                    if (!fixed(1, true)) return false;
+                    break;
+                case 3:
+                    if (!fixed(2, true)) return false;
+                    break;
+                case 4:
+                    if (!fixed(4, true)) return false;
+                    break;
+                case 5:
+                case 8:
+                    if (!fixed(8, true)) return false;
+                    break;
+                case 6:
+                case 7: {
+                    if (i + 2 > h.size()) return false;
+                    const std::size_t n = be(h, i, 2);
+                    i += 2;
+                    if (i + n > h.size()) return false;
+                    value.assign(h.substr(i, n));
+                    i += n;
+                    break;
+                }
+                case 9:
+                    if (i + 16 > h.size()) return false;
+                    value.assign(h.substr(i, 16));
+                    i += 16;
+                    break;
+                default:
+                    return false;
+            }
+            out.headers.emplace_back(std::move(name), std::move(value));
+        }
+        return true;
+    }
+
+    Status fail(const char* reason, std::string& why) {
+        failed_ = true;
+        why_ = reason;
+        why = why_;
+        return Status::error;
+    }
+
+    void compact() {
+        if (pos_ > 0 && pos_ >= buf_.size() / 2) {
+            buf_.erase(0, pos_);
+            pos_ = 0;
+        }
+    }
+
+    std::string buf_;
+    std::size_t pos_ = 0;
+    bool failed_ = false;
+    std::string why_;
+};
+
+/// Encodes one message with string headers (for tests and mock upstreams).
+inline std::string encode(const std::vector<std::pair<std::string, std::string>>& headers,
+                          std::string_view payload) {
+    std::string h;
+    for (const auto& [name, value] : headers) {
+        h.push_back(static_cast<char>(name.size()));
+        h.append(name);
+        h.push_back(7);
+        h.push_back(static_cast<char>((value.size() >> 8) & 0xFF));
+        h.push_back(static_cast<char>(value.size() & 0xFF));
+        h.append(value);
+    }
+    const auto total = static_cast<std::uint32_t>(16 + h.size() + payload.size());
+    const auto put32 = [](std::string& s, std::uint32_t v) {
+        for (int shift = 24; shift >= 0; shift -= 8)
+            s.push_back(static_cast<char>((v >> shift) & 0xFF));
+    };
+    std::string m;
+    put32(m, total);
+    put32(m, static_cast<std::uint32_t>(h.size()));
+    put32(m, crc32(m));
+    m.append(h).append(payload);
+    put32(m, crc32(m));
+    return m;
+}
+
+}  // namespace bifrost::providers::detail::eventstream
+// ---- end bifrost/providers/detail/eventstream.hpp ----
+// ---- begin bifrost/providers/detail/sigv4.hpp ----
+/// \file
+/// AWS Signature Version 4 request signing (HMAC-SHA256 through OpenSSL), for the Bedrock
+/// provider. `sign` computes the canonical request, the string to sign and the `Authorization`
+/// header value from a request's method, path, query, headers and payload. It follows AWS's rules
+/// for services other than S3: every path segment is URI-encoded once more on top of its form on
+/// the wire, query parameters are decoded, re-encoded and sorted, header names are lower-cased and
+/// values trimmed with inner runs of spaces collapsed. Paths are taken as they are sent (no
+/// `.` / `..` normalization).
+///
+/// The secret key and the session token go into the signature only; nothing here logs them.
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace bifrost::providers::detail::sigv4 {
+
+/// AWS credentials; `session_token` is empty for long-term keys.
+struct Credentials {
+    std::string_view access_key;
+    std::string_view secret_key;
+    std::string_view session_token;
+};
+
+/// The intermediate and final values of one signature (the suite's published artefacts).
+struct Signature {
+    std::string canonical_request;
+    std::string string_to_sign;
+    std::string signature;       ///< lowercase hex
+    std::string signed_headers;  ///< "host;x-amz-date"
+    std::string authorization;   ///< the `Authorization` header value
+};
+
+using Digest = std::array<unsigned char, 32>;
+
+inline Digest sha256(std::string_view data) {
+    Digest d{};
+    unsigned int len = 0;
+    EVP_Digest(data.data(), data.size(), d.data(), &len, EVP_sha256(), nullptr);
+    return d;
+}
+
+inline Digest hmac(std::string_view key, std::string_view data) {
+    Digest d{};
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+         reinterpret_cast<const unsigned char*>(data.data()), data.size(), d.data(), &len);
+    return d;
+}
+
+inline std::string_view view(const Digest& d) noexcept {
+    return {reinterpret_cast<const char*>(d.data()), d.size()};
+}
+
+inline std::string hex(std::string_view bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string s;
+    s.reserve(bytes.size() * 2);
+    for (unsigned char c : bytes) {
+        s.push_back(digits[c >> 4]);
+        s.push_back(digits[c & 15]);
+    }
+    return s;
+}
+
+inline std::string sha256_hex(std::string_view data) {
+    return hex(view(sha256(data)));
+}
+
+inline bool unreserved(unsigned char c) noexcept {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '~';
+}
+
+/// Percent-encodes every byte but the unreserved ones (and '/' when `keep_slash`), uppercase hex.
+inline void uri_encode(std::string& out, std::string_view s, bool keep_slash = false) {
+    static constexpr char digits[] = "0123456789ABCDEF";
+    for (unsigned char c : s) {
+        if (unreserved(c) || (keep_slash && c == '/')) {
+            out.push_back(static_cast<char>(c));
+        } else {
+            out.push_back('%');
+            out.push_back(digits[c >> 4]);
+            out.push_back(digits[c & 15]);
+        }
+    }
+}
+
+inline std::string uri_encode(std::string_view s, bool keep_slash = false) {
+    std::string out;
+    uri_encode(out, s, keep_slash);
+    return out;
+}
+
+inline std::string percent_decode(std::string_view s) {
+    const auto val = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size()) {
+            const int hi = val(s[i + 1]), lo = val(s[i + 2]);
+            if (hi >= 0 && lo >= 0) {
+                out.push_back(static_cast<char>(hi * 16 + lo));
+                i += 2;
+                continue;
+            }
+        }
+        out.push_back(s[i]);
+    }
+    return out;
+}
+
+/// The canonical query string: parameters decoded, re-encoded, sorted by name then value.
+inline std::string canonical_query(std::string_view query) {
+    std::vector<std::pair<std::string, std::string>> params;
+    while (!query.empty()) {
+        const auto amp = query.find('&');
+        const std::string_view item = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+        if (item.empty()) continue;
+        const auto eq = item.find('=');
+        const std::string_view k = item.substr(0, eq);
+        const std::string_view v =
+            eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1);
+        params.emplace_back(uri_encode(percent_decode(k)), uri_encode(percent_decode(v)));
+    }
+    std::sort(params.begin(), params.end());
+    std::string out;
+    for (const auto& [k, v] : params) {
+        if (!out.empty()) out.push_back('&');
+        out.append(k).append("=").append(v);
+    }
+    return out;
+}
+
+/// A header value trimmed, with inner runs of spaces collapsed to one.
+inline std::string trim_value(std::string_view v) {
+    std::string out;
+    bool space = false;
+    for (char c : v) {
+        if (c == ' ' || c == '\t') {
+            space = !out.empty();
+            continue;
+        }
+        if (space) out.push_back(' ');
+        space = false;
+        out.push_back(c);
+    }
+    return out;
+}
+
+/// `YYYYMMDDTHHMMSSZ` for a point in time (UTC).
+inline std::string amz_date(std::chrono::system_clock::time_point t) {
+    const std::time_t tt = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[20];
+    std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+    return buf;
+}
+
+/// Signs a request. `path` and `query` are as sent on the wire (the path percent-encoded where
+/// needed, no '?'); `headers` are the headers to sign (they must include `host` and `x-amz-date`,
+/// and `x-amz-security-token` when a session token is used); `amz_date` is the `x-amz-date` value.
+inline Signature sign(std::string_view method, std::string_view path, std::string_view query,
+                      const std::vector<std::pair<std::string, std::string>>& headers,
+                      std::string_view payload, const Credentials& creds, std::string_view region,
+                      std::string_view service, std::string_view amz_date) {
+    Signature s;
+    // Canonical headers: lower-case names, sorted; repeated names joined with ','.
+    std::vector<std::pair<std::string, std::string>> canon;
+    for (const auto& [name, value] : headers) {
+        std::string n(name);
+        std::transform(n.begin(), n.end(), n.begin(), [](char c) {
+            return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+        });
+        canon.emplace_back(std::move(n), trim_value(value));
+    }
+    std::stable_sort(canon.begin(), canon.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::string canonical_headers;
+    for (std::size_t i = 0; i < canon.size(); ++i) {
+        if (i > 0 && canon[i].first == canon[i - 1].first) {
+            canonical_headers.pop_back();  // the '\n' of the previous line
+            canonical_headers.append(",").append(canon[i].second).append("\n");
+            continue;
+        }
+        if (!s.signed_headers.empty()) s.signed_headers.push_back(';');
+        s.signed_headers.append(canon[i].first);
+        canonical_headers.append(canon[i].first).append(":").append(canon[i].second).append("\n");
+    }
+
+    s.canonical_request.append(method).append("\n");
+    if (path.empty()) path = "/";
+    uri_encode(s.canonical_request, path, /*keep_slash*/ true);
+    s.canonical_request.append("\n").append(canonical_query(query)).append("\n");
+    s.canonical_request.append(canonical_headers).append("\n");
+    s.canonical_request.append(s.signed_headers).append("\n").append(sha256_hex(payload));
+
+    const std::string_view date = amz_date.substr(0, 8);
+    std::string scope;
+    scope.append(date).append("/").append(region).append("/").append(service).append(
+        "/aws4_request");
+    s.string_to_sign.append("AWS4-HMAC-SHA256\n")
+        .append(amz_date)
+        .append("\n")
+        .append(scope)
+        .append("\n")
+        .append(sha256_hex(s.canonical_request));
+
+    std::string secret("AWS4");
+    secret.append(creds.secret_key);
+    const Digest k_date = hmac(secret, date);
+    std::fill(secret.begin(), secret.end(), '\0');
+    const Digest k_region = hmac(view(k_date), region);
+    const Digest k_service = hmac(view(k_region), service);
+    const Digest k_signing = hmac(view(k_service), "aws4_request");
+    s.signature = hex(view(hmac(view(k_signing), s.string_to_sign)));
+
+    s.authorization.append("AWS4-HMAC-SHA256 Credential=")
+        .append(creds.access_key)
+        .append("/")
+        .append(scope)
+        .append(", SignedHeaders=")
+        .append(s.signed_headers)
+        .append(", Signature=")
+        .append(s.signature);
+    return s;
+}
+
+}  // namespace bifrost::providers::detail::sigv4
+// ---- end bifrost/providers/detail/sigv4.hpp ----
+
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace bifrost::providers {
+
+namespace detail::bedrock {
+
+inline std::string_view finish_reason(std::string_view r) noexcept {
+    if (r == "end_turn" || r == "stop_sequence") return "stop";
+    if (r == "max_tokens" || r == "model_context_window_exceeded") return "length";
+    if (r == "tool_use") return "tool_calls";
+    if (r == "guardrail_intervened" || r == "content_filtered") return "content_filter";
+    return r;
+}
+
+/// The HTTP status Bedrock documents for an exception type (exceptions inside a stream arrive
+/// after a 200).
+inline int status_of(std::string_view type) noexcept {
+    const auto is = [&](std::string_view t) { return type.size() == t.size() && iequals(type, t); };
+    if (is("validationException")) return 400;
+    if (is("accessDeniedException")) return 403;
+    if (is("resourceNotFoundException")) return 404;
+    if (is("modelTimeoutException")) return 408;
+    if (is("modelNotReadyException")) return 429;
+    if (is("throttlingException")) return 429;
+    if (is("modelStreamErrorException")) return 424;
+    if (is("serviceUnavailableException")) return 503;
+    return 500;
+}
+
+inline json::object content_block(const ContentPart& p) {
+    if (p.type == ContentPart::Type::text) return json::object{{"text", p.text}};
+    DataUrl d;
+    if (!parse_data_url(p.image_url, d))
+        throw std::invalid_argument("bedrock: images must be sent as data: URLs");
+    std::string_view format = d.media_type;
+    if (const auto slash = format.find('/'); slash != std::string_view::npos)
+        format.remove_prefix(slash + 1);
+    if (format == "jpg") format = "jpeg";
+    return json::object{
+        {"image", json::object{{"format", format}, {"source", json::object{{"bytes", d.data}}}}}};
+}
+
+inline json::object build_body(const BuildContext& ctx) {
+    const ChatRequest& r = ctx.request;
+    json::object body;
+    json::array system;
+    json::array messages;
+    for (const Message& m : r.messages) {
+        if (m.role == Role::system || m.role == Role::developer) {
+            system.push_back(json::object{{"text", message_text(m)}});
+            continue;
+        }
+        if (m.role == Role::tool || m.role == Role::function) {
+            const std::string text = message_text(m);
+            boost::system::error_code ec;
+            auto parsed = json::parse(text, ec);
+            json::array content;
+            if (!ec && parsed.is_object())
+                content.push_back(json::object{{"json", std::move(parsed)}});
+            else
+                content.push_back(json::object{{"text", text}});
+            json::object block{{"toolResult", json::object{{"toolUseId", m.tool_call_id},
+                                                           {"content", std::move(content)}}}};
+            if (!messages.empty()) {
+                auto& last = messages.back().as_object();
+                auto& blocks = last["content"].as_array();
+                if (last["role"] == "user" && !blocks.empty() &&
+                    blocks.back().as_object().contains("toolResult")) {
+                    blocks.push_back(std::move(block));
+                    continue;
+                }
+            }
+            messages.push_back(
+                json::object{{"role", "user"}, {"content", json::array{std::move(block)}}});
+            continue;
+        }
+        json::array content;
+        if (m.parts.empty()) {
+            if (!m.content.empty()) content.push_back(json::object{{"text", m.content}});
+        } else {
+            for (const auto& p : m.parts)
+                if (p.type != ContentPart::Type::other) content.push_back(content_block(p));
+        }
+        for (const ToolCall& tc : m.tool_calls)
+            content.push_back(
+                json::object{{"toolUse", json::object{{"toolUseId", tc.id},
+                                                      {"name", tc.name},
+                                                      {"input", arguments_object(tc.arguments)}}}});
+        messages.push_back(json::object{{"role", m.role == Role::assistant ? "assistant" : "user"},
+                                        {"content", std::move(content)}});
+    }
+    body["messages"] = std::move(messages);
+    if (!system.empty()) body["system"] = std::move(system);
+
+    json::object inference;
+    if (r.max_completion_tokens)
+        inference["maxTokens"] = *r.max_completion_tokens;
+    else if (r.max_tokens)
+        inference["maxTokens"] = *r.max_tokens;
+    if (r.temperature) inference["temperature"] = *r.temperature;
+    if (r.top_p) inference["topP"] = *r.top_p;
+    if (!r.stop.empty()) {
+        json::array stops;
+        for (const auto& s : r.stop)
+            stops.push_back(json::string(s));
+        inference["stopSequences"] = std::move(stops);
+    }
+    if (!inference.empty()) body["inferenceConfig"] = std::move(inference);
+
+    if (!r.tools.empty()) {
+        json::array tools;
+        for (const Tool& t : r.tools) {
+            json::object spec{{"name", t.name}};
+            if (!t.description.empty()) spec["description"] = t.description;
+            spec["inputSchema"] = json::object{
+                {"json", t.parameters.is_object() ? t.parameters
+                                                  : json::value(json::object{{"type", "object"}})}};
+            tools.push_back(json::object{{"toolSpec", std::move(spec)}});
+        }
+        json::object config{{"tools", std::move(tools)}};
+        if (r.tool_choice) {
+            switch (r.tool_choice->mode) {
+                case ToolChoice::Mode::auto_:
+                    config["toolChoice"] = json::object{{"auto", json::object{}}};
+                    break;
+                case ToolChoice::Mode::required:
+                    config["toolChoice"] = json::object{{"any", json::object{}}};
+                    break;
+                case ToolChoice::Mode::function:
+                    config["toolChoice"] = json::object{
+                        {"tool", json::object{{"name", r.tool_choice->function_name}}}};
+                    break;
+                case ToolChoice::Mode::none:
+                    break;  // Converse has no "none": the model is left to decide
+            }
+        }
+        body["toolConfig"] = std::move(config);
+    }
+    for (std::string_view k : {"additionalModelRequestFields", "guardrailConfig",
+                               "performanceConfig", "additionalModelResponseFieldPaths"})
+        if (const auto* v = r.extra.if_contains(k)) body[k] = *v;
+    return body;
+}
+
+/// scheme://authority and the path prefix of a base URL.
+struct BaseParts {
+    std::string_view origin;     ///< "https://bedrock-runtime.us-east-1.amazonaws.com"
+    std::string_view authority;  ///< "bedrock-runtime.us-east-1.amazonaws.com" (the Host header)
+    std::string_view prefix;     ///< a path prefix ("" or "/proxy")
+};
+
+inline BaseParts split_base(std::string_view base) noexcept {
+    BaseParts p;
+    const auto scheme = base.find("://");
+    const std::size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+    const auto slash = base.find('/', start);
+    p.origin = base.substr(0, slash);
+    p.authority = base.substr(start, slash == std::string_view::npos ? slash : slash - start);
+    if (slash != std::string_view::npos) p.prefix = base.substr(slash);
+    return p;
+}
+
+template <class Clock>
+void build(const BuildContext& ctx, HttpRequest& out, bool stream, Clock clock) {
+    const auto* settings = key_settings(ctx.key, "bedrock_key_config");
+    std::string_view region = string_member(settings, "region");
+    if (region.empty()) region = "us-east-1";
+    const sigv4::Credentials creds{string_member(settings, "access_key"),
+                                   string_member(settings, "secret_key"),
+                                   string_member(settings, "session_token")};
+    const bool api_key = creds.access_key.empty() && ctx.key != nullptr && !ctx.key->value.empty();
+    if (!api_key && (creds.access_key.empty() || creds.secret_key.empty()))
+        throw std::invalid_argument(
+            "bedrock: the key needs bedrock_key_config.access_key and secret_key (or a value "
+            "holding a Bedrock API key)");
+
+    std::string default_base;
+    std::string_view base = detail::base_url(ctx.config, {});
+    if (base.empty()) {
+        default_base.assign("https://bedrock-runtime.").append(region).append(".amazonaws.com");
+        base = default_base;
+    }
+    const BaseParts parts = split_base(base);
+    std::string path(parts.prefix);
+    path.append("/model/");
+    sigv4::uri_encode(path, deployment_for(settings, ctx.model));
+    path.append(stream ? "/converse-stream" : "/converse");
+
+    out.method = HttpMethod::post;
+    out.url.assign(parts.origin).append(path);
+    out.body = json::serialize(build_body(ctx));
+    out.headers.add("content-type", "application/json");
+    out.headers.add("accept", stream ? "application/vnd.amazon.eventstream" : "application/json");
+    if (api_key) {
+        out.headers.add_joined("authorization", "Bearer ", ctx.key->value.reveal());
+        apply_extra_headers(ctx.config, out);
+        return;
+    }
+    const std::string date = sigv4::amz_date(clock());
+    out.headers.add("x-amz-date", date);
+    if (!creds.session_token.empty()) out.headers.add("x-amz-security-token", creds.session_token);
+    apply_extra_headers(ctx.config, out);
+
+    std::vector<std::pair<std::string, std::string>> signed_headers{
+        {"host", std::string(parts.authority)},
+        {"content-type", std::string(out.headers.get("content-type"))},
+        {"x-amz-date", date}};
+    if (!creds.session_token.empty())
+        signed_headers.emplace_back("x-amz-security-token", std::string(creds.session_token));
+    const auto sig =
+        sigv4::sign("POST", path, {}, signed_headers, out.body, creds, region, "bedrock", date);
+    out.headers.set("authorization", sig.authorization);
+}
+
+inline void read_error(const HttpResponse& in, Error& out) {
+    read_openai_error(in.status, in.body, {}, out);
+    boost::system::error_code ec;
+    const auto doc = json::parse(in.body, ec);
+    if (!ec) {
+        // Some AWS error bodies spell it "Message".
+        if (const auto m = string_member(doc, "Message"); !m.empty()) out.message.assign(m);
+    }
+    std::string_view type = in.headers.get("x-amzn-errortype");
+    if (const auto colon = type.find(':'); colon != std::string_view::npos)
+        type = type.substr(0, colon);
+    if (!type.empty()) out.type.assign(type);
+}
+
+inline void read_usage(const json::object* u, std::optional<Usage>& usage) {
+    if (u == nullptr) return;
+    set_usage(usage, int_member(u, "inputTokens"), int_member(u, "outputTokens"),
+              int_member(u, "totalTokens", -1));
+    for (std::string_view k : {"cacheReadInputTokens", "cacheWriteInputTokens"})
+        if (const auto* v = u->if_contains(k)) usage->extra[k] = *v;
+}
+
+inline void parse(const HttpResponse& in, Outcome& out) {
+    if (in.status < 200 || in.status >= 300) {
+        read_error(in, out.error);
+        return;
+    }
+    json::value doc;
+    if (!parse_body(in.body, doc, out.error, "Converse response")) return;
+    const auto* o = doc.if_object();
+    const auto* msg = object_member(object_member(o, "output"), "message");
+    const auto* content = array_member(msg, "content");
+    if (content == nullptr) {
+        out.fail(502, error_type::bad_response,
+                 "upstream response: output.message.content: expected an array");
+        return;
+    }
+    auto& r = out.response;
+    r.id.assign(in.headers.get("x-amzn-requestid"));
+    r.created = unix_now();
+    Choice& c = fresh_choices(out, 1).front();
+    c.index = 0;
+    c.message.role = Role::assistant;
+    for (const auto& bv : *content) {
+        const auto* b = bv.if_object();
+        if (b == nullptr) continue;
+        if (const auto* t = b->if_contains("text"); t != nullptr && t->is_string()) {
+            c.message.content.append(t->get_string());
+        } else if (const auto* u = object_member(b, "toolUse")) {
+            ToolCall& tc = c.message.tool_calls.emplace_back();
+            tc.id.assign(string_member(u, "toolUseId"));
+            tc.name.assign(string_member(u, "name"));
+            const auto* input = u->if_contains("input");
+            tc.arguments = input != nullptr ? to_text(*input) : "{}";
+        }
+    }
+    c.finish_reason.assign(finish_reason(string_member(o, "stopReason")));
+    read_usage(object_member(o, "usage"), r.usage);
+}
+
+/// Maps ConverseStream's event-stream messages to chunks.
+class Decoder {
+  public:
+    bool feed(std::string_view bytes) {
+        if (q_.closed()) return true;
+        frames_.feed(bytes);
+        for (;;) {
+            std::string why;
+            const auto s = frames_.next(msg_, why);
+            if (s == eventstream::Status::need_more) return true;
+            if (s == eventstream::Status::error) {
+                q_.fail(502, error_type::bad_response, "upstream event stream: " + why);
+                return false;
+            }
+            on_message();
+            if (q_.closed()) return true;
+        }
+    }
+    StreamStatus next(StreamChunk& chunk, Error& error) { return q_.next(chunk, error); }
+    void finish() noexcept {
+        // metadata normally follows messageStop; a stream that stopped without it is complete.
+        if (stopped_ && !frames_.partial()) q_.end();
+        q_.finish();
+    }
+    void reset() noexcept {
+        frames_.reset();
+        q_.reset();
+        tool_index_.clear();
+        tools_ = 0;
+        stopped_ = false;
+    }
+
+  private:
+    void on_message() {
+        const auto kind = msg_.header(":message-type");
+        if (kind == "exception") {
+            const auto type = msg_.header(":exception-type");
+            boost::system::error_code ec;
+            const auto doc = json::parse(msg_.payload, ec);
+            std::string_view message = ec ? std::string_view{} : string_member(doc, "message");
+            if (message.empty() && !ec) message = string_member(doc, "Message");
+            q_.fail(status_of(type), type.empty() ? error_type::upstream : type,
+                    message.empty() ? std::string_view("upstream stream reported an exception")
+                                    : message);
+            return;
+        }
+        if (kind == "error") {
+            const auto code = msg_.header(":error-code");
+            const auto message = msg_.header(":error-message");
+            q_.fail(
+                status_of(code), code.empty() ? error_type::upstream : code,
+                message.empty() ? std::string_view("upstream stream reported an error") : message);
+            return;
+        }
+        const auto type = msg_.header(":event-type");
+        boost::system::error_code ec;
+        const auto doc = json::parse(msg_.payload, ec);
+        const auto* o = ec ? nullptr : doc.if_object();
+        if (o == nullptr) {
+            q_.fail(502, error_type::bad_response,
+                    "upstream stream: an event payload is not a JSON object");
+            return;
+        }
+        if (type == "messageStart") {
+            q_.stamp();
+            ChoiceDelta& d = q_.push_choice({}, {});
+            d.role = Role::assistant;
+            d.content.emplace();
+        } else if (type == "contentBlockStart") {
+            const auto* tool = object_member(object_member(o, "start"), "toolUse");
+            if (tool == nullptr) return;
+            const auto block = static_cast<std::size_t>(
+                std::max<std::int64_t>(int_member(o, "contentBlockIndex"), 0));
+            if (block >= tool_index_.size()) tool_index_.resize(block + 1, -1);
+            tool_index_[block] = tools_;
+            ToolCallDelta& t = q_.push_choice({}, {}).tool_calls.emplace_back();
+            t.index = tools_++;
+            t.id.assign(string_member(tool, "toolUseId"));
+            t.type = "function";
+            t.name.assign(string_member(tool, "name"));
+        } else if (type == "contentBlockDelta") {
+            const auto* delta = object_member(o, "delta");
+            if (const auto* t = delta != nullptr ? delta->if_contains("text") : nullptr;
+                t != nullptr && t->is_string()) {
+                q_.push_choice({}, {}).content.emplace(t->get_string());
+            } else if (const auto* tool = object_member(delta, "toolUse")) {
+                const auto block = static_cast<std::size_t>(int_member(o, "contentBlockIndex"));
+                const auto input = string_member(tool, "input");
+                if (input.empty() || block >= tool_index_.size() || tool_index_[block] < 0) return;
+                ToolCallDelta& call = q_.push_choice({}, {}).tool_calls.emplace_back();
+                call.index = tool_index_[block];
+                call.arguments.assign(input);
+            }
+        } else if (type == "messageStop") {
+            q_.push_choice({}, {}).finish_reason.assign(
+                finish_reason(string_member(o, "stopReason")));
+            stopped_ = true;
+        } else if (type == "metadata") {
+            if (const auto* u = object_member(o, "usage")) read_usage(u, q_.push({}, {}).usage);
+            if (stopped_) q_.end();
+        }
+        // contentBlockStop and event types added later carry nothing to map.
+    }
+
+    eventstream::Decoder frames_;
+    eventstream::Message msg_;
+    StreamQueue q_;
+    std::vector<std::int64_t> tool_index_;  // content block index -> tool call index
+    std::int64_t tools_ = 0;
+    bool stopped_ = false;
+};
+
+}  // namespace detail::bedrock
+
+/// Amazon Bedrock through the Converse API, SigV4-signed. Stateless apart from its clock.
+struct Bedrock {
+    static constexpr std::string_view name = "bedrock";
+    static constexpr bool requires_key = true;
+
+    /// Decodes a ConverseStream event stream into OpenAI-style chunks.
+    using StreamDecoder = detail::bedrock::Decoder;
+
+    /// The signing clock (replaceable for tests).
+    std::chrono::system_clock::time_point (*clock)() = &std::chrono::system_clock::now;
+
+    void build_chat(const BuildContext& ctx, HttpRequest& out) const {
+        detail::bedrock::build(ctx, out, false, clock);
+    }
+    void build_chat_stream(const BuildContext& ctx, HttpRequest& out) const {
+        detail::bedrock::build(ctx, out, true, clock);
+    }
+    void parse_chat(const HttpResponse& in, Outcome& out) const { detail::bedrock::parse(in, out); }
+};
+
+static_assert(Provider<Bedrock>);
+static_assert(StreamingProvider<Bedrock>);
+
+}  // namespace bifrost::providers
+// ---- end bifrost/providers/bedrock.hpp ----
+// ---- begin bifrost/providers/cohere.hpp ----
+/// \file
+/// `providers::Cohere`: Cohere's v2 chat API (`POST /v2/chat`, bearer key), plain and streamed.
+///
+/// The v2 request is close to OpenAI's: messages keep their roles (system, user, assistant with
+/// `tool_calls`, tool with `tool_call_id`); `top_p` becomes `p`, `stop` `stop_sequences`,
+/// `tool_choice` required / none become `REQUIRED` / `NONE` (auto is the default; a named
+/// function is sent as `REQUIRED` with only that tool). Responses carry content blocks, tool
+/// calls, `finish_reason` (COMPLETE, STOP_SEQUENCE -> stop; MAX_TOKENS -> length; TOOL_CALL ->
+/// tool_calls) and `usage.tokens`. The stream's events (message-start, content-delta,
+/// tool-call-start / -delta, message-end, ...) map to chunks; message-end ends the stream.
+
+
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace bifrost::providers {
+
+namespace detail::cohere {
+
+inline std::string_view finish_reason(std::string_view r) noexcept {
+    if (r == "COMPLETE" || r == "STOP_SEQUENCE") return "stop";
+    if (r == "MAX_TOKENS") return "length";
+    if (r == "TOOL_CALL") return "tool_calls";
+    if (r == "ERROR_TOXIC") return "content_filter";
+    if (r.empty()) return {};
+    return "stop";
+}
+
+inline json::object build_body(const BuildContext& ctx, bool stream) {
+    const ChatRequest& r = ctx.request;
+    json::object body;
+    body["model"] = ctx.model;
+    json::array messages;
+    for (const Message& m : r.messages) {
+        json::object msg;
+        switch (m.role) {
+            case Role::system:
+            case Role::developer:
+                msg["role"] = "system";
+                break;
+            case Role::user:
+                msg["role"] = "user";
+                break;
+            case Role::assistant:
+                msg["role"] = "assistant";
+                break;
+            case Role::tool:
+            case Role::function:
+                msg["role"] = "tool";
+                msg["tool_call_id"] = m.tool_call_id;
+                break;
+        }
+        if (m.parts.empty()) {
+            if (!m.content.empty() || m.tool_calls.empty()) msg["content"] = m.content;
+        } else {
+            json::array parts;
+            for (const auto& p : m.parts) {
+                if (p.type == ContentPart::Type::text)
+                    parts.push_back(json::object{{"type", "text"}, {"text", p.text}});
+                else if (p.type == ContentPart::Type::image_url)
+                    parts.push_back(json::object{
+                        {"type", "image_url"}, {"image_url", json::object{{"url", p.image_url}}}});
+            }
+            msg["content"] = std::move(parts);
+        }
+        if (!m.tool_calls.empty()) {
+            json::array calls;
+            for (const ToolCall& tc : m.tool_calls)
+                calls.push_back(json::object{
+                    {"id", tc.id},
+                    {"type", "function"},
+                    {"function", json::object{{"name", tc.name}, {"arguments", tc.arguments}}}});
+            msg["tool_calls"] = std::move(calls);
+        }
+        messages.push_back(std::move(msg));
+    }
+    body["messages"] = std::move(messages);
+
+    const bool only_named = r.tool_choice && r.tool_choice->mode == ToolChoice::Mode::function;
+    if (!r.tools.empty()) {
+        json::array tools;
+        for (const Tool& t : r.tools) {
+            if (only_named && t.name != r.tool_choice->function_name) continue;
+            json::object f{{"name", t.name}};
+            if (!t.description.empty()) f["description"] = t.description;
+            if (t.parameters.is_object()) f["parameters"] = t.parameters;
+            tools.push_back(json::object{{"type", "function"}, {"function", std::move(f)}});
+        }
+        body["tools"] = std::move(tools);
+    }
+    if (r.tool_choice) {
+        if (r.tool_choice->mode == ToolChoice::Mode::none) body["tool_choice"] = "NONE";
+        if (r.tool_choice->mode == ToolChoice::Mode::required || only_named)
+            body["tool_choice"] = "REQUIRED";
+    }
+    if (r.temperature) body["temperature"] = *r.temperature;
+    if (r.top_p) body["p"] = *r.top_p;
+    if (r.max_completion_tokens)
+        body["max_tokens"] = *r.max_completion_tokens;
+    else if (r.max_tokens)
+        body["max_tokens"] = *r.max_tokens;
+    if (!r.stop.empty()) {
+        json::array stops;
+        for (const auto& s : r.stop)
+            stops.push_back(json::string(s));
+        body["stop_sequences"] = std::move(stops);
+    }
+    if (r.seed) body["seed"] = *r.seed;
+    if (r.frequency_penalty) body["frequency_penalty"] = *r.frequency_penalty;
+    if (r.presence_penalty) body["presence_penalty"] = *r.presence_penalty;
+    if (r.response_format && r.response_format->type != ResponseFormat::Type::text) {
+        json::object rf{{"type", "json_object"}};
+        if (const auto* s = object_member(r.response_format->json_schema.if_object(), "schema"))
+            rf["json_schema"] = *s;
+        body["response_format"] = std::move(rf);
+    }
+    for (std::string_view k : {"k", "documents", "citation_options", "safety_mode"})
+        if (const auto* v = r.extra.if_contains(k)) body[k] = *v;
+    if (stream) body["stream"] = true;
+    return body;
+}
+
+inline void build(const BuildContext& ctx, HttpRequest& out, std::string_view default_base_url,
+                  bool stream) {
+    out.method = HttpMethod::post;
+    out.url.assign(base_url(ctx.config, default_base_url)).append("/v2/chat");
+    out.headers.add("content-type", "application/json");
+    out.headers.add("accept", stream ? "text/event-stream" : "application/json");
+    if (ctx.key != nullptr && !ctx.key->value.empty())
+        out.headers.add_joined("authorization", "Bearer ", ctx.key->value.reveal());
+    apply_extra_headers(ctx.config, out);
+    out.body = json::serialize(build_body(ctx, stream));
+}
+
+/// `usage.tokens` (what the model used), else `usage.billed_units`.
+inline void read_usage(const json::object* usage, std::optional<Usage>& out) {
+    if (usage == nullptr) return;
+    const auto* t = object_member(usage, "tokens");
+    if (t == nullptr) t = object_member(usage, "billed_units");
+    if (t == nullptr) return;
+    set_usage(out, int_member(t, "input_tokens"), int_member(t, "output_tokens"));
+    if (const auto* b = usage->if_contains("billed_units")) out->extra["billed_units"] = *b;
+}
+
+inline void read_call(const json::object* c, ToolCall& tc) {
+    tc.id.assign(string_member(c, "id"));
+    const auto* f = object_member(c, "function");
+    tc.name.assign(string_member(f, "name"));
+    const auto* args = f != nullptr ? f->if_contains("arguments") : nullptr;
+    if (args == nullptr)
+        tc.arguments = "{}";
+    else if (args->is_string())
+        tc.arguments.assign(args->get_string());
+    else
+        tc.arguments = to_text(*args);
+}
+
+inline void parse(const HttpResponse& in, Outcome& out) {
+    if (in.status < 200 || in.status >= 300) {
+        read_openai_error(in.status, in.body, {}, out.error);
+        return;
+    }
+    json::value doc;
+    if (!parse_body(in.body, doc, out.error, "Cohere chat response")) return;
+    const auto* o = doc.if_object();
+    const auto* msg = object_member(o, "message");
+    if (msg == nullptr) {
+        out.fail(502, error_type::bad_response, "upstream response: message: expected an object");
+        return;
+    }
+    auto& r = out.response;
+    r.id.assign(string_member(o, "id"));
+    r.created = unix_now();
+    Choice& c = fresh_choices(out, 1).front();
+    c.index = 0;
+    c.message.role = Role::assistant;
+    if (const auto* content = array_member(msg, "content")) {
+        for (const auto& b : *content)
+            if (string_member(b, "type") == "text")
+                c.message.content.append(string_member(b, "text"));
+    }
+    if (const auto* calls = array_member(msg, "tool_calls")) {
+        for (const auto& cv : *calls)
+            read_call(cv.if_object(), c.message.tool_calls.emplace_back());
+    }
+    if (const auto plan = string_member(msg, "tool_plan"); !plan.empty())
+        c.message.extra["tool_plan"] = plan;
+    c.finish_reason.assign(finish_reason(string_member(o, "finish_reason")));
+    read_usage(object_member(o, "usage"), r.usage);
+}
+
+/// Maps Cohere's v2 stream events to chunks.
+class Decoder {
+  public:
+    bool feed(std::string_view bytes) {
+        if (q_.closed()) return true;
+        const bool ok = sse_.feed(bytes, [&](const bifrost::detail::SseEvent& e) { on_event(e); });
+        if (!ok)
+            q_.fail(502, error_type::bad_response,
+                    "upstream stream: an event exceeds the size limit");
+        return ok;
+    }
+    StreamStatus next(StreamChunk& chunk, Error& error) { return q_.next(chunk, error); }
+    void finish() noexcept { q_.finish(); }
+    void reset() noexcept {
+        sse_.reset();
+        q_.reset();
+        id_.clear();
+    }
+
+  private:
+    void on_event(const bifrost::detail::SseEvent& e) {
+        if (q_.closed()) return;
+        if (e.done()) {  // not sent by v2, harmless if a proxy adds it
+            q_.end();
+            return;
+        }
+        boost::system::error_code ec;
+        const auto doc = json::parse(e.data, ec);
+        const auto* o = ec ? nullptr : doc.if_object();
+        if (o == nullptr) {
+            q_.fail(502, error_type::bad_response,
+                    "upstream stream: an event is not a JSON object");
+            return;
+        }
+        std::string_view type = string_member(o, "type");
+        if (type.empty()) type = e.event;
+        const auto* delta = object_member(o, "delta");
+        const auto* msg = object_member(delta, "message");
+        if (type == "message-start") {
+            id_.assign(string_member(o, "id"));
+            q_.stamp();
+            ChoiceDelta& d = q_.push_choice(id_, {});
+            d.role = Role::assistant;
+            d.content.emplace();
+        } else if (type == "content-delta") {
+            const auto text = string_member(object_member(msg, "content"), "text");
+            q_.push_choice(id_, {}).content.emplace(text);
+        } else if (type == "tool-plan-delta") {
+            ChoiceDelta& d = q_.push_choice(id_, {});
+            d.extra["tool_plan"] = string_member(msg, "tool_plan");
+        } else if (type == "tool-call-start") {
+            ToolCall tc;
+            read_call(object_member(msg, "tool_calls"), tc);
+            ToolCallDelta& t = q_.push_choice(id_, {}).tool_calls.emplace_back();
+            t.index = int_member(o, "index");
+            t.id = std::move(tc.id);
+            t.type = "function";
+            t.name = std::move(tc.name);
+            // Arguments follow in tool-call-delta events; a start that already carries some
+            // keeps them.
+            const auto* f = object_member(object_member(msg, "tool_calls"), "function");
+            t.arguments.assign(string_member(f, "arguments"));
+        } else if (type == "tool-call-delta") {
+            const auto* f = object_member(object_member(msg, "tool_calls"), "function");
+            const auto args = string_member(f, "arguments");
+            if (args.empty()) return;
+            ToolCallDelta& t = q_.push_choice(id_, {}).tool_calls.emplace_back();
+            t.index = int_member(o, "index");
+            t.arguments.assign(args);
+        } else if (type == "message-end") {
+            const auto reason = string_member(delta, "finish_reason");
+            q_.push_choice(id_, {}).finish_reason.assign(finish_reason(reason));
+            if (const auto* u = object_member(delta, "usage"))
+                read_usage(u, q_.push(id_, {}).usage);
+            if (reason == "ERROR") {
+                q_.fail(500, error_type::upstream,
+                        string_member(delta, "error").empty()
+                            ? std::string_view("upstream stream ended with an error")
+                            : string_member(delta, "error"));
+                return;
+            }
+            q_.end();
+        } else if (type == "error") {
+            Error failure;
+            read_openai_error(500, e.data, {}, failure);
+            q_.fail(std::move(failure));
+        }
+        // content-start, content-end, tool-call-end, citation-* carry nothing to map.
+    }
+
+    bifrost::detail::SseParser sse_;
+    StreamQueue q_;
+    std::string id_;
+};
+
+}  // namespace detail::cohere
+
+/// Cohere's v2 chat API. Stateless; the key is a bearer token.
+struct Cohere {
+    static constexpr std::string_view name = "cohere";
+    static constexpr bool requires_key = true;
+    static constexpr std::string_view default_base_url = "https://api.cohere.com";
+
+    /// Decodes a v2 chat event stream into OpenAI-style chunks.
+    using StreamDecoder = detail::cohere::Decoder;
+
+    void build_chat(const BuildContext& ctx, HttpRequest& out) const {
+        detail::cohere::build(ctx, out, default_base_url, false);
+    }
+    void build_chat_stream(const BuildContext& ctx, HttpRequest& out) const {
+        detail::cohere::build(ctx, out, default_base_url, true);
+    }
+    void parse_chat(const HttpResponse& in, Outcome& out) const { detail::cohere::parse(in, out); }
+};
+
+static_assert(Provider<Cohere>);
+static_assert(StreamingProvider<Cohere>);
+
+}  // namespace bifrost::providers
+// ---- end bifrost/providers/cohere.hpp ----
+// ---- begin bifrost/providers/gemini.hpp ----
+/// \file
+/// `providers::Gemini`: Google's Generative Language API (`generateContent` and
+/// `streamGenerateContent?alt=sse` under `/v1beta/models/{model}`), keyed by `x-goog-api-key`.
+///
+/// Request mapping: system and developer messages become `systemInstruction`; user and tool
+/// turns take role `user`, assistant turns role `model`; text parts become `text`, images
+/// `inlineData` (data: URLs) or `fileData` (other URLs); an assistant's `tool_calls` become
+/// `functionCall` parts and tool messages `functionResponse` parts (named after the call they
+/// answer); `temperature`, `top_p`, `max_tokens`, `stop`, `n`, `seed`, penalties and JSON mode go
+/// in `generationConfig`; tools become `functionDeclarations` and `tool_choice`
+/// `toolConfig.functionCallingConfig`.
+///
+/// Response mapping: each candidate is a choice; `finishReason` STOP / MAX_TOKENS / SAFETY,
+/// RECITATION, BLOCKLIST, PROHIBITED_CONTENT, SPII become stop (tool_calls when the candidate
+/// calls functions) / length / content_filter; `usageMetadata` becomes usage. Errors
+/// (`{"error":{"code","message","status"}}`) keep the HTTP status; `status` becomes the type.
+///
+/// Gemini's stream has no end marker: it is complete when a `finishReason` was seen before the
+/// body ended.
+
+
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bifrost::providers {
+
+namespace detail::gemini {
+
+inline std::string_view finish_reason(std::string_view r, bool called_functions) noexcept {
+    if (r == "STOP") return called_functions ? "tool_calls" : "stop";
+    if (r == "MAX_TOKENS") return "length";
+    if (r == "SAFETY" || r == "RECITATION" || r == "BLOCKLIST" || r == "PROHIBITED_CONTENT" ||
+        r == "SPII" || r == "IMAGE_SAFETY")
+        return "content_filter";
+    if (r.empty() || r == "FINISH_REASON_UNSPECIFIED") return {};
+    return "stop";  // OTHER, LANGUAGE, MALFORMED_FUNCTION_CALL, ...: the model stopped
+}
+
+/// A media type for a URL Gemini is given by reference (it requires one).
+inline std::string_view guess_media_type(std::string_view url) noexcept {
+    const auto ends = [&](std::string_view s) {
+        return url.size() >= s.size() && url.substr(url.size() - s.size()) == s;
+    };
+    if (ends(".png")) return "image/png";
+    if (ends(".webp")) return "image/webp";
+    if (ends(".gif")) return "image/gif";
+    if (ends(".pdf")) return "application/pdf";
+    return "image/jpeg";
+}
+
+inline json::array parts_of(const Message& m) {
+    json::array parts;
+    if (m.parts.empty()) {
+        if (!m.content.empty()) parts.push_back(json::object{{"text", m.content}});
+        return parts;
+    }
+    for (const auto& p : m.parts) {
+        if (p.type == ContentPart::Type::text) {
+            parts.push_back(json::object{{"text", p.text}});
+        } else if (p.type == ContentPart::Type::image_url) {
+            DataUrl d;
+            if (parse_data_url(p.image_url, d))
+                parts.push_back(json::object{
+                    {"inlineData", json::object{{"mimeType", d.media_type}, {"data", d.data}}}});
+            else
+                parts.push_back(json::object{
+                    {"fileData", json::object{{"mimeType", guess_media_type(p.image_url)},
+                                              {"fileUri", p.image_url}}}});
+        }
+    }
+    return parts;
+}
+
+/// The name of the function a tool message answers: from the assistant call with its id.
+inline std::string_view called_name(const ChatRequest& r, const Message& tool) noexcept {
+    for (const Message& m : r.messages)
+        for (const ToolCall& tc : m.tool_calls)
+            if (tc.id == tool.tool_call_id) return tc.name;
+    return tool.name;
+}
+
+inline json::object build_body(const BuildContext& ctx) {
+    const ChatRequest& r = ctx.request;
+    json::object body;
+    std::string system;
+    json::array contents;
+    for (const Message& m : r.messages) {
+        if (m.role == Role::system || m.role == Role::developer) {
+            if (!system.empty()) system.append("\n\n");
+            system.append(message_text(m));
+            continue;
+        }
+        if (m.role == Role::tool || m.role == Role::function) {
+            const std::string text = message_text(m);
+            boost::system::error_code ec;
+            json::value result = json::parse(text, ec);
+            if (ec || !result.is_object()) result = json::object{{"content", text}};
+            json::object part{{"functionResponse", json::object{{"name", called_name(r, m)},
+                                                                {"response", std::move(result)}}}};
+            // Consecutive tool results share one user turn.
+            if (!contents.empty()) {
+                auto& last = contents.back().as_object();
+                auto& parts = last["parts"].as_array();
+                if (last["role"] == "user" && !parts.empty() &&
+                    parts.back().as_object().contains("functionResponse")) {
+                    parts.push_back(std::move(part));
+                    continue;
+                }
+            }
+            contents.push_back(
+                json::object{{"role", "user"}, {"parts", json::array{std::move(part)}}});
+            continue;
+        }
+        json::array parts = parts_of(m);
+        for (const ToolCall& tc : m.tool_calls)
+            parts.push_back(json::object{
+                {"functionCall",
+                 json::object{{"name", tc.name}, {"args", arguments_object(tc.arguments)}}}});
+        contents.push_back(json::object{{"role", m.role == Role::assistant ? "model" : "user"},
+                                        {"parts", std::move(parts)}});
+    }
+    body["contents"] = std::move(contents);
+    if (!system.empty())
+        body["systemInstruction"] =
+            json::object{{"parts", json::array{json::object{{"text", system}}}}};
+
+    json::object gen;
+    if (r.temperature) gen["temperature"] = *r.temperature;
+    if (r.top_p) gen["topP"] = *r.top_p;
+    if (r.max_completion_tokens)
+        gen["maxOutputTokens"] = *r.max_completion_tokens;
+    else if (r.max_tokens)
+        gen["maxOutputTokens"] = *r.max_tokens;
+    if (!r.stop.empty()) {
+        json::array stops;
+        for (const auto& s : r.stop)
+            stops.push_back(json::string(s));
+        gen["stopSequences"] = std::move(stops);
+    }
+    if (r.n) gen["candidateCount"] = *r.n;
+    if (r.seed) gen["seed"] = *r.seed;
+    if (r.presence_penalty) gen["presencePenalty"] = *r.presence_penalty;
+    if (r.frequency_penalty) gen["frequencyPenalty"] = *r.frequency_penalty;
+    if (r.response_format && r.response_format->type != ResponseFormat::Type::text) {
+        gen["responseMimeType"] = "application/json";
+        if (r.response_format->type == ResponseFormat::Type::json_schema) {
+            if (const auto* s = object_member(r.response_format->json_schema.if_object(), "schema"))
+                gen["responseJsonSchema"] = *s;
+        }
+    }
+    if (!gen.empty()) body["generationConfig"] = std::move(gen);
+
+    if (!r.tools.empty()) {
+        json::array decls;
+        for (const Tool& t : r.tools) {
+            json::object d{{"name", t.name}};
+            if (!t.description.empty()) d["description"] = t.description;
+            if (t.parameters.is_object()) d["parameters"] = t.parameters;
+            decls.push_back(std::move(d));
+        }
+        body["tools"] = json::array{json::object{{"functionDeclarations", std::move(decls)}}};
+    }
+    if (r.tool_choice) {
+        json::object fc;
+        switch (r.tool_choice->mode) {
+            case ToolChoice::Mode::none:
+                fc["mode"] = "NONE";
+                break;
+            case ToolChoice::Mode::auto_:
+                fc["mode"] = "AUTO";
+                break;
+            case ToolChoice::Mode::required:
+                fc["mode"] = "ANY";
+                break;
+            case ToolChoice::Mode::function:
+                fc["mode"] = "ANY";
+                fc["allowedFunctionNames"] =
+                    json::array{json::string(r.tool_choice->function_name)};
+                break;
+        }
+        body["toolConfig"] = json::object{{"functionCallingConfig", std::move(fc)}};
+    }
+    // Gemini-native request fields a client sent (safety settings, cached content) go through.
+    for (std::string_view k : {"safetySettings", "cachedContent", "labels"})
+        if (const auto* v = r.extra.if_contains(k)) body[k] = *v;
+    return body;
+}
+
+inline void build(const BuildContext& ctx, HttpRequest& out, std::string_view default_base_url,
+                  bool stream) {
+    std::string_view model = ctx.model;
+    if (model.substr(0, 7) == "models/") model.remove_prefix(7);
+    out.method = HttpMethod::post;
+    out.url.assign(base_url(ctx.config, default_base_url))
+        .append("/v1beta/models/")
+        .append(model)
+        .append(stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
+    out.headers.add("content-type", "application/json");
+    if (ctx.key != nullptr && !ctx.key->value.empty())
+        out.headers.add("x-goog-api-key", ctx.key->value.reveal());
+    apply_extra_headers(ctx.config, out);
+    out.body = json::serialize(build_body(ctx));
+}
+
+/// Reads a Google error body (`{"error":{"code","message","status"}}`, possibly inside an array)
+/// keeping `status`.
+inline void read_error(int status, std::string_view body, Error& out) {
+    boost::system::error_code ec;
+    auto doc = json::parse(body, ec);
+    if (!ec && doc.is_array() && !doc.as_array().empty()) {
+        const std::string inner = json::serialize(doc.as_array().front());
+        read_error(status, inner, out);
+        return;
+    }
+    read_openai_error(status, body, {}, out);
+    const auto* err = ec ? nullptr : object_member(doc.if_object(), "error");
+    if (const auto s = string_member(err, "status"); !s.empty()) out.type.assign(s);
+}
+
+/// Reads one candidate's parts: text appended to `text`, function calls to `calls`.
+inline void read_parts(const json::object* content, std::string& text, std::vector<ToolCall>& calls,
+                       std::size_t& call_counter) {
+    const auto* parts = array_member(content, "parts");
+    if (parts == nullptr) return;
+    for (const auto& pv : *parts) {
+        const auto* p = pv.if_object();
+        if (p == nullptr) continue;
+        if (const auto* t = p->if_contains("text"); t != nullptr && t->is_string()) {
+            if (const auto* th = p->if_contains("thought");
+                th != nullptr && th->is_bool() && th->get_bool())
+                continue;  // thought summaries are not the answer
+            text.append(t->get_string());
+        } else if (const auto* f = object_member(p, "functionCall")) {
+            ToolCall& tc = calls.emplace_back();
+            tc.id.assign(string_member(f, "id"));
+            if (tc.id.empty()) tc.id = "call_" + std::to_string(call_counter);
+            ++call_counter;
+            tc.name.assign(string_member(f, "name"));
+            const auto* args = f->if_contains("args");
+            tc.arguments = args != nullptr ? to_text(*args) : "{}";
+        }
+    }
+}
+
+inline void read_usage(const json::object* u, std::optional<Usage>& usage) {
+    if (u == nullptr) return;
+    set_usage(usage, int_member(u, "promptTokenCount"), int_member(u, "candidatesTokenCount"),
+              int_member(u, "totalTokenCount", -1));
+    for (std::string_view k : {"cachedContentTokenCount", "thoughtsTokenCount"})
+        if (const auto* v = u->if_contains(k)) usage->extra[k] = *v;
+}
+
+inline void parse(const HttpResponse& in, Outcome& out) {
+    if (in.status < 200 || in.status >= 300) {
+        read_error(in.status, in.body, out.error);
+        return;
+    }
+    json::value doc;
+    if (!parse_body(in.body, doc, out.error, "Gemini response")) return;
+    const auto* o = doc.if_object();
+    if (o == nullptr) {
+        out.fail(502, error_type::bad_response, "upstream response: expected an object");
+        return;
+    }
+    auto& r = out.response;
+    r.id.assign(string_member(o, "responseId"));
+    r.model.assign(string_member(o, "modelVersion"));
+    r.created = unix_now();
+    const auto* candidates = array_member(o, "candidates");
+    if (candidates == nullptr || candidates->empty()) {
+        // The prompt itself was blocked: no candidate, only promptFeedback.
+        Choice& c = fresh_choices(out, 1).front();
+        c.index = 0;
+        c.message.role = Role::assistant;
+        c.finish_reason.assign(
+            string_member(object_member(o, "promptFeedback"), "blockReason").empty()
+                ? "stop"
+                : "content_filter");
+    } else {
+        auto& choices = fresh_choices(out, candidates->size());
+        std::size_t counter = 0;
+        for (std::size_t i = 0; i < candidates->size(); ++i) {
+            const auto* cand = (*candidates)[i].if_object();
+            Choice& c = choices[i];
+            c.index = int_member(cand, "index", static_cast<std::int64_t>(i));
+            c.message.role = Role::assistant;
+            read_parts(object_member(cand, "content"), c.message.content, c.message.tool_calls,
+                       counter);
+            c.finish_reason.assign(
+                finish_reason(string_member(cand, "finishReason"), !c.message.tool_calls.empty()));
+        }
+    }
+    read_usage(object_member(o, "usageMetadata"), r.usage);
+}
+
+/// Maps Gemini's SSE stream (each event a whole `GenerateContentResponse` carrying the next
+/// parts) to chunks.
+class Decoder {
+  public:
+    bool feed(std::string_view bytes) {
+        if (q_.closed()) return true;
+        const bool ok = sse_.feed(bytes, [&](const bifrost::detail::SseEvent& e) { on_event(e); });
+        if (!ok)
+            q_.fail(502, error_type::bad_response,
+                    "upstream stream: an event exceeds the size limit");
+        return ok;
+    }
+    StreamStatus next(StreamChunk& chunk, Error& error) { return q_.next(chunk, error); }
+    void finish() noexcept {
+        if (finished_) q_.end();
+        q_.finish();
+    }
+    void reset() noexcept {
+        sse_.reset();
+        q_.reset();
+        id_.clear();
+        model_.clear();
+        calls_.clear();
+        started_.clear();
+        finished_ = false;
+    }
+
+  private:
+    void on_event(const bifrost::detail::SseEvent& e) {
+        if (q_.closed()) return;
+        boost::system::error_code ec;
+        const auto doc = json::parse(e.data, ec);
+        const auto* o = ec ? nullptr : doc.if_object();
+        if (o == nullptr) {
+            q_.fail(502, error_type::bad_response,
+                    "upstream stream: an event is not a JSON object");
+            return;
+        }
+        if (o->contains("error")) {
+            Error failure;
+            read_error(500, e.data, failure);
+            const auto code = int_member(object_member(o, "error"), "code", 0);
+            if (code >= 400 && code < 600) failure.status = static_cast<int>(code);
+            q_.fail(std::move(failure));
+            return;
+        }
+        if (id_.empty()) id_.assign(string_member(o, "responseId"));
+        if (model_.empty()) model_.assign(string_member(o, "modelVersion"));
+        q_.stamp();
+        const auto* candidates = array_member(o, "candidates");
+        bool finishing = false;
+        if (candidates == nullptr || candidates->empty()) {
+            if (!string_member(object_member(o, "promptFeedback"), "blockReason").empty()) {
+                q_.push_choice(id_, model_).finish_reason = "content_filter";
+                finishing = true;
+            }
+        } else {
+            StreamChunk& c = q_.push(id_, model_);
+            for (std::size_t i = 0; i < candidates->size(); ++i) {
+                const auto* cand = (*candidates)[i].if_object();
+                const auto index = int_member(cand, "index", static_cast<std::int64_t>(i));
+                const auto slot = static_cast<std::size_t>(std::max<std::int64_t>(index, 0));
+                if (slot >= calls_.size()) {
+                    calls_.resize(slot + 1, 0);
+                    started_.resize(slot + 1, false);
+                }
+                ChoiceDelta& d = c.choices.emplace_back();
+                d.index = index;
+                if (!started_[slot]) {
+                    d.role = Role::assistant;
+                    started_[slot] = true;
+                }
+                std::string text;
+                std::vector<ToolCall> calls;
+                std::size_t counter = calls_[slot];
+                read_parts(object_member(cand, "content"), text, calls, counter);
+                if (!text.empty() || d.role) d.content.emplace(std::move(text));
+                for (auto& tc : calls) {
+                    ToolCallDelta& t = d.tool_calls.emplace_back();
+                    t.index = static_cast<std::int64_t>(calls_[slot]++);
+                    t.id = std::move(tc.id);
+                    t.type = "function";
+                    t.name = std::move(tc.name);
+                    t.arguments = std::move(tc.arguments);
+                }
+                const auto reason = string_member(cand, "finishReason");
+                if (!reason.empty()) {
+                    d.finish_reason.assign(finish_reason(reason, calls_[slot] > 0));
+                    finishing = true;
+                }
+            }
+        }
+        if (finishing) {
+            finished_ = true;
+            if (const auto* u = object_member(o, "usageMetadata"))
+                read_usage(u, q_.push(id_, model_).usage);
+        }
+    }
+
+    bifrost::detail::SseParser sse_;
+    StreamQueue q_;
+    std::string id_;
+    std::string model_;
+    std::vector<std::size_t> calls_;  // per candidate: function calls so far
+    std::vector<bool> started_;       // per candidate: role chunk sent
+    bool finished_ = false;           // a finishReason was seen
+};
+
+}  // namespace detail::gemini
+
+/// Google Gemini through the Generative Language API. Stateless; the key goes in
+/// `x-goog-api-key`.
+struct Gemini {
+    static constexpr std::string_view name = "gemini";
+    static constexpr bool requires_key = true;
+    static constexpr std::string_view default_base_url =
+        "https://generativelanguage.googleapis.com";
+
+    /// Decodes a `streamGenerateContent?alt=sse` stream into OpenAI-style chunks.
+    using StreamDecoder = detail::gemini::Decoder;
+
+    void build_chat(const BuildContext& ctx, HttpRequest& out) const {
+        detail::gemini::build(ctx, out, default_base_url, false);
+    }
+    void build_chat_stream(const BuildContext& ctx, HttpRequest& out) const {
+        detail::gemini::build(ctx, out, default_base_url, true);
+    }
+    void parse_chat(const HttpResponse& in, Outcome& out) const { detail::gemini::parse(in, out); }
+};
+
+static_assert(Provider<Gemini>);
+static_assert(StreamingProvider<Gemini>);
+
+}  // namespace bifrost::providers
+// ---- end bifrost/providers/gemini.hpp ----
 // ---- begin bifrost/providers/openai_compatible.hpp ----
 /// \file
 /// The OpenAI-compatible providers: services that speak OpenAI's chat-completions API at their
@@ -7417,6 +12616,7 @@ static_assert(Provider<OpenAI>);
 /// | ollama     | http://localhost:11434                | /v1/chat/completions  | none     |
 /// | vllm       | http://localhost:8000                 | /v1/chat/completions  | none     |
 /// | sglang     | http://localhost:30000                | /v1/chat/completions  | none     |
+/// | parasail   | https://api.parasail.io               | /v1/chat/completions  | Bearer   |
 /// | openrouter | https://openrouter.ai/api             | /v1/chat/completions  | Bearer   |
 /// | xai        | https://api.x.ai                      | /v1/chat/completions  | Bearer   |
 /// | together   | https://api.together.xyz              | /v1/chat/completions  | Bearer   |
@@ -7424,6 +12624,8 @@ static_assert(Provider<OpenAI>);
 /// | cerebras   | https://api.cerebras.ai               | /v1/chat/completions  | Bearer   |
 /// | perplexity | https://api.perplexity.ai             | /chat/completions     | Bearer   |
 /// | deepseek   | https://api.deepseek.com              | /chat/completions     | Bearer   |
+///
+/// Bifrost's configuration calls SGLang `sgl`; `with_provider_type` accepts both names.
 ///
 /// Keyless providers (self-hosted servers) send no `Authorization` header; one their deployment
 /// needs can go in `network_config.extra_headers`.
@@ -7435,14 +12637,21 @@ static_assert(Provider<OpenAI>);
 
 namespace bifrost::providers {
 
-/// Names a compatible service: `Traits` has `name`, `default_base_url`, `chat_path` and
-/// `requires_key`.
-template <class Traits>
-struct OpenAICompatible {
-    static constexpr std::string_view name = Traits::name;
-    static constexpr bool requires_key = Traits::requires_key;
-    static constexpr std::string_view default_base_url = Traits::default_base_url;
-    static constexpr std::string_view chat_path = Traits::chat_path;
+/// Any OpenAI-format service, its default URL and chat path chosen at run time. Serving many
+/// services through this one type instantiates the engine once instead of once per service
+/// (what a configuration-driven server wants: build time and code size). It always sends the
+/// selected key when it is non-empty; a keyless service is given one empty key.
+/// `OpenAICompatible<Traits>` is this with compile-time settings.
+struct OpenAIFormat {
+    static constexpr bool requires_key = true;
+    std::string_view default_base_url = OpenAI::default_base_url;
+    std::string_view chat_path = OpenAI::chat_path;
+
+    /// The settings of the shipped type `P` (e.g. `OpenAIFormat::of<Groq>()`).
+    template <class P>
+    static constexpr OpenAIFormat of() noexcept {
+        return {P::default_base_url, P::chat_path};
+    }
 
     void build_chat(const BuildContext& ctx, HttpRequest& out) const {
         detail::build_openai_chat(ctx, out, default_base_url, chat_path);
@@ -7451,6 +12660,46 @@ struct OpenAICompatible {
     void parse_chat(const HttpResponse& in, Outcome& out) const {
         detail::parse_openai_chat(in, out);
     }
+
+    /// Embeddings, text completions and model listing at the sibling paths of `chat_path`
+    /// (`/v1/embeddings`, `/v1/completions`, `/v1/models`), as `OpenAI` does.
+    void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out) const {
+        detail::build_openai_embedding(ctx, out, default_base_url, chat_path);
+    }
+    void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) const {
+        OpenAI{}.parse_embedding(in, out);
+    }
+    void build_text_completion(const RequestContext<TextCompletionRequest>& ctx,
+                               HttpRequest& out) const {
+        detail::build_openai_text_completion(ctx, out, default_base_url, chat_path);
+    }
+    void parse_text_completion(const HttpResponse& in, TextCompletionOutcome& out) const {
+        OpenAI{}.parse_text_completion(in, out);
+    }
+    void build_list_models(const RequestContext<ListModelsRequest>& ctx, HttpRequest& out) const {
+        detail::build_openai_list_models(ctx, out, default_base_url, chat_path);
+    }
+    void parse_list_models(const HttpResponse& in, ModelListOutcome& out) const {
+        OpenAI{}.parse_list_models(in, out);
+    }
+
+    using StreamDecoder = detail::OpenAIStreamDecoder;
+
+    void build_chat_stream(const BuildContext& ctx, HttpRequest& out) const {
+        detail::build_openai_chat_stream(ctx, out, default_base_url, chat_path);
+    }
+};
+
+/// Names a compatible service: `Traits` has `name`, `default_base_url`, `chat_path` and
+/// `requires_key`.
+template <class Traits>
+struct OpenAICompatible : OpenAIFormat {
+    static constexpr std::string_view name = Traits::name;
+    static constexpr bool requires_key = Traits::requires_key;
+    static constexpr std::string_view default_base_url = Traits::default_base_url;
+    static constexpr std::string_view chat_path = Traits::chat_path;
+
+    OpenAICompatible() noexcept : OpenAIFormat{Traits::default_base_url, Traits::chat_path} {}
 };
 
 namespace traits {
@@ -7472,6 +12721,8 @@ BIFROST_OPENAI_COMPATIBLE(Ollama, "ollama", "http://localhost:11434", "/v1/chat/
 BIFROST_OPENAI_COMPATIBLE(VLLM, "vllm", "http://localhost:8000", "/v1/chat/completions", false);
 BIFROST_OPENAI_COMPATIBLE(SGLang, "sglang", "http://localhost:30000", "/v1/chat/completions",
                           false);
+BIFROST_OPENAI_COMPATIBLE(Parasail, "parasail", "https://api.parasail.io", "/v1/chat/completions",
+                          true);
 BIFROST_OPENAI_COMPATIBLE(OpenRouter, "openrouter", "https://openrouter.ai/api",
                           "/v1/chat/completions", true);
 BIFROST_OPENAI_COMPATIBLE(XAI, "xai", "https://api.x.ai", "/v1/chat/completions", true);
@@ -7495,6 +12746,7 @@ using Mistral = OpenAICompatible<traits::Mistral>;
 using Ollama = OpenAICompatible<traits::Ollama>;
 using VLLM = OpenAICompatible<traits::VLLM>;
 using SGLang = OpenAICompatible<traits::SGLang>;
+using Parasail = OpenAICompatible<traits::Parasail>;
 using OpenRouter = OpenAICompatible<traits::OpenRouter>;
 using XAI = OpenAICompatible<traits::XAI>;
 using Together = OpenAICompatible<traits::Together>;
@@ -7503,10 +12755,16 @@ using Cerebras = OpenAICompatible<traits::Cerebras>;
 using Perplexity = OpenAICompatible<traits::Perplexity>;
 using DeepSeek = OpenAICompatible<traits::DeepSeek>;
 
-static_assert(Provider<Groq> && Provider<Mistral> && Provider<Ollama> && Provider<VLLM> &&
-              Provider<SGLang> && Provider<OpenRouter> && Provider<XAI> && Provider<Together> &&
-              Provider<Fireworks> && Provider<Cerebras> && Provider<Perplexity> &&
-              Provider<DeepSeek>);
+static_assert(StreamingProvider<Groq> && StreamingProvider<Mistral> && StreamingProvider<Ollama> &&
+              StreamingProvider<VLLM> && StreamingProvider<SGLang> && StreamingProvider<Parasail> &&
+              StreamingProvider<OpenRouter> && StreamingProvider<XAI> &&
+              StreamingProvider<Together> && StreamingProvider<Fireworks> &&
+              StreamingProvider<Cerebras> && StreamingProvider<Perplexity> &&
+              StreamingProvider<DeepSeek>);
+static_assert(EmbeddingProvider<Groq> && TextCompletionProvider<Ollama> &&
+              ModelListingProvider<Perplexity>);
+static_assert(StreamingProvider<OpenAIFormat> && EmbeddingProvider<OpenAIFormat> &&
+              TextCompletionProvider<OpenAIFormat> && ModelListingProvider<OpenAIFormat>);
 
 /// A list of provider types, searchable by name.
 template <class... Ps>
@@ -7522,19 +12780,39 @@ struct ProviderList {
 };
 
 /// Every OpenAI-format provider shipped, by name.
-using OpenAIFamily = ProviderList<OpenAI, Groq, Mistral, Ollama, VLLM, SGLang, OpenRouter, XAI,
-                                  Together, Fireworks, Cerebras, Perplexity, DeepSeek>;
+using OpenAIFamily = ProviderList<OpenAI, Groq, Mistral, Ollama, VLLM, SGLang, Parasail, OpenRouter,
+                                  XAI, Together, Fireworks, Cerebras, Perplexity, DeepSeek>;
 
-/// Calls `f(P{})` with the shipped provider type named `name` ("openai", "groq", "ollama", ...)
-/// and returns true, or returns false for an unknown name. For configuration loaders:
-/// `with_provider_type(name, [&](auto p) { gw.add_provider<decltype(p)>(name, cfg); })`.
+/// Calls `f(P{})` with the shipped provider type named `name` ("openai", "groq", "ollama", ...;
+/// also Bifrost's "sgl" for SGLang) and returns true, or returns false for an unknown name. For
+/// configuration loaders: `with_provider_type(name, [&](auto p) {
+/// gw.add_provider<decltype(p)>(name, cfg); })`.
 template <class F>
 bool with_provider_type(std::string_view name, F&& f) {
+    if (name == "sgl") name = SGLang::name;
     return OpenAIFamily::visit(name, std::forward<F>(f));
 }
 
 }  // namespace bifrost::providers
 // ---- end bifrost/providers/openai_compatible.hpp ----
+
+#include <string_view>
+#include <utility>
+
+namespace bifrost::providers {
+
+/// Every native provider shipped, by name.
+using NativeFamily = ProviderList<Anthropic, Azure, Gemini, Cohere, Bedrock>;
+
+/// Calls `f(P{})` with the shipped provider type named `name`, OpenAI-format ("openai", "groq",
+/// ...) or native ("anthropic", "bedrock", ...), and returns true; false for an unknown name.
+template <class F>
+bool with_any_provider_type(std::string_view name, F&& f) {
+    return OpenAIFamily::visit(name, f) || NativeFamily::visit(name, f);
+}
+
+}  // namespace bifrost::providers
+// ---- end bifrost/providers/native.hpp ----
 // ---- begin bifrost/transport/beast.hpp ----
 /// \file
 /// `transport::Beast`: real HTTP/1.1 and HTTPS to upstreams, on Boost.Beast and Asio with OpenSSL.
@@ -7754,8 +13032,13 @@ class Beast {
         std::chrono::milliseconds request_timeout{0};
         /// A pooled connection idle for longer is closed instead of reused.
         std::chrono::milliseconds idle_timeout{90'000};
-        /// Largest response body accepted.
+        /// Largest response body accepted (for streamed responses: of an error body; a 2xx
+        /// stream is not collected, so it has no size limit).
         std::size_t max_response_bytes = std::size_t(64) << 20;
+        /// A streamed response that sends nothing for this long fails with `timed_out`; 0: no
+        /// limit. For streams, `request_timeout` bounds writing the request and reading the
+        /// response head.
+        std::chrono::milliseconds stream_idle_timeout{60'000};
         std::string user_agent = "bifrost-cpp";
     };
 
@@ -7830,7 +13113,44 @@ class Beast {
         op->start();
     }
 
+    /// Sends `request` and delivers the body of a 2xx answer to `on_body` as it arrives (see
+    /// `StreamingTransport`): the response head is read first, then the (de-chunked) body piece
+    /// by piece, each read bounded by `Options::stream_idle_timeout`. A non-2xx answer is read
+    /// whole into `response.body`. The connection goes back to the keep-alive pool only when the
+    /// body ended cleanly; `on_body` returning false or cancellation closes it.
+    template <class OnBody, class Handler>
+    void async_send_stream(const HttpRequest& request, HttpResponse& response, OnBody&& on_body,
+                           Handler&& handler) {
+        using H = std::decay_t<Handler>;
+        using S = std::decay_t<OnBody>;
+        response.clear();
+        const auto url = detail::parse_url(request.url);
+        if (!url || proxy_error_) {
+            boost::system::error_code ec =
+                proxy_error_ ? make_error_code(*proxy_error_) : make_error_code(BeastErrc::bad_url);
+            std::forward<Handler>(handler)(ec);
+            return;
+        }
+        HostPool& host = host_for(*url);
+        using Alloc = typename std::allocator_traits<
+            asio::associated_allocator_t<H>>::template rebind_alloc<Op<H, S>>;
+        Alloc alloc(asio::get_associated_allocator(handler));
+        Op<H, S>* op = std::allocator_traits<Alloc>::allocate(alloc, 1);
+        try {
+            std::allocator_traits<Alloc>::construct(alloc, op, *this, host, *url, request, response,
+                                                    H(std::forward<Handler>(handler)),
+                                                    S(std::forward<OnBody>(on_body)));
+        } catch (...) {
+            std::allocator_traits<Alloc>::deallocate(alloc, op, 1);
+            throw;
+        }
+        op->start();
+    }
+
   private:
+    /// The body sink of a plain (not streamed) exchange.
+    struct NoSink {};
+
     using Clock = std::chrono::steady_clock;
     using tcp = asio::ip::tcp;
     using Request = boost::beast::http::request<boost::beast::http::span_body<const char>>;
@@ -7945,7 +13265,7 @@ class Beast {
         --h.open;
     }
 
-    template <class Handler>
+    template <class Handler, class Sink = NoSink>
     class Op;
 
     asio::io_context::executor_type ex_;
@@ -7960,12 +13280,19 @@ class Beast {
 };
 
 /// One exchange: get a connection (pooled, new, or wait for one), write, read, give it back.
-template <class Handler>
+/// With a `Sink` other than `NoSink`, a 2xx body is streamed to it instead of collected.
+template <class Handler, class Sink>
 class Beast::Op final : public Beast::Waiter {
   public:
     Op(Beast& t, HostPool& host, const detail::UrlParts& url, const HttpRequest& req,
-       HttpResponse& res, Handler&& h)
-        : t_(t), host_(host), url_(url), req_(req), res_(res), handler_(std::move(h)) {}
+       HttpResponse& res, Handler&& h, Sink&& sink = Sink{})
+        : t_(t),
+          host_(host),
+          url_(url),
+          req_(req),
+          res_(res),
+          handler_(std::move(h)),
+          sink_(std::move(sink)) {}
 
     void start() {
         auto slot = asio::get_associated_cancellation_slot(handler_);
@@ -8141,8 +13468,14 @@ class Beast::Op final : public Beast::Waiter {
         });
     }
 
+    static constexpr bool streaming = !std::is_same_v<Sink, NoSink>;
+
     void read() {
         namespace http = boost::beast::http;
+        if constexpr (streaming) {
+            read_head();
+            return;
+        }
         phase_ = Phase::reading;
         ResponseParser& p = conn_->parser.emplace();
         p.body_limit(t_.options_.max_response_bytes);
@@ -8155,6 +13488,69 @@ class Beast::Op final : public Beast::Waiter {
                                      return failed_exchange(ec, conn_->parser->got_some());
                                  done();
                              }));
+        });
+    }
+
+    /// Streams: the head first; then a 2xx body piece by piece, anything else whole.
+    void read_head() {
+        namespace http = boost::beast::http;
+        phase_ = Phase::reading;
+        ResponseParser& p = conn_->parser.emplace();
+        p.body_limit(t_.options_.max_response_bytes);
+        p.header_limit(64 * 1024);
+        conn_->with_stream([&](auto& stream) {
+            http::async_read_header(
+                stream, conn_->buffer, p, wrap([this](boost::system::error_code ec, std::size_t) {
+                    if (ec || cancelled_) return failed_exchange(ec, conn_->parser->got_some());
+                    ResponseParser& parser = *conn_->parser;
+                    const auto& msg = parser.get();
+                    res_.status = static_cast<int>(msg.result_int());
+                    for (const auto& f : msg)
+                        res_.headers.add(f.name_string(), f.value());
+                    if (res_.status >= 200 && res_.status < 300) {
+                        parser.body_limit(boost::none);
+                        return read_body_piece();
+                    }
+                    conn_->with_stream([&](auto& s) {
+                        http::async_read(s, conn_->buffer, parser,
+                                         wrap([this](boost::system::error_code e, std::size_t) {
+                                             if (e || cancelled_) return fail(e);
+                                             done();
+                                         }));
+                    });
+                }));
+        });
+    }
+
+    void read_body_piece() {
+        namespace http = boost::beast::http;
+        ResponseParser& p = *conn_->parser;
+        if (p.is_done()) return done();
+        auto& s = conn_->tcp_stream();
+        if (t_.options_.stream_idle_timeout.count() > 0)
+            s.expires_after(t_.options_.stream_idle_timeout);
+        else
+            s.expires_never();
+        conn_->with_stream([&](auto& stream) {
+            http::async_read_some(
+                stream, conn_->buffer, p, wrap([this](boost::system::error_code ec, std::size_t) {
+                    if (cancelled_) return fail(ec);
+                    std::string& body = conn_->parser->get().body();
+                    if (!body.empty()) {
+                        const bool more = sink_(std::string_view(body));
+                        body.clear();
+                        if (!more || cancelled_) {
+                            cancelled_ = true;
+                            return fail(asio::error::operation_aborted);
+                        }
+                    }
+                    if (ec == http::error::end_of_stream && conn_->parser->is_done()) ec = {};
+                    if (ec) {
+                        if (ec == boost::beast::error::timeout) ec = asio::error::timed_out;
+                        return fail(ec);
+                    }
+                    read_body_piece();
+                }));
         });
     }
 
@@ -8180,9 +13576,11 @@ class Beast::Op final : public Beast::Waiter {
 
     void done() {
         auto& msg = conn_->parser->get();
-        res_.status = static_cast<int>(msg.result_int());
-        for (const auto& f : msg)
-            res_.headers.add(f.name_string(), f.value());
+        if constexpr (!streaming) {  // a stream's head was taken when it arrived
+            res_.status = static_cast<int>(msg.result_int());
+            for (const auto& f : msg)
+                res_.headers.add(f.name_string(), f.value());
+        }
         res_.body.swap(msg.body());
         const bool keep = msg.keep_alive() && !conn_->parser->need_eof();
         conn_->parser.reset();
@@ -8240,6 +13638,7 @@ class Beast::Op final : public Beast::Waiter {
     const HttpRequest& req_;
     HttpResponse& res_;
     Handler handler_;
+    [[no_unique_address]] Sink sink_;
     std::unique_ptr<Connection> conn_;
     Phase phase_ = Phase::waiting;
     bool reused_ = false;
@@ -8247,7 +13646,7 @@ class Beast::Op final : public Beast::Waiter {
     bool cancelled_ = false;
 };
 
-static_assert(Transport<Beast>);
+static_assert(StreamingTransport<Beast>);
 
 }  // namespace bifrost::transport
 // ---- end bifrost/transport/beast.hpp ----
@@ -8268,11 +13667,15 @@ static_assert(Transport<Beast>);
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/parser.hpp>
+#include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <functional>
 #include <memory>
@@ -8330,11 +13733,17 @@ class Valve {
 };
 
 /// One scripted upstream call: the script reads `request` and sets the rest.
+///
+/// Streamed calls (`async_send_stream`) with a 2xx status deliver `stream` piece by piece, one
+/// every `stream_interval` after `latency`; the fault then applies after the last piece
+/// (`network_error`: the connection drops mid-stream; `hang`: the stream goes silent). With no
+/// pieces, `response.body` is the one piece. A non-2xx status answers with `response.body`.
+/// A plain call (`async_send`) answers with `response.body` followed by the pieces.
 struct MockCall {
     enum class Fault : std::uint8_t {
         none,           ///< deliver `response` after `latency`
-        network_error,  ///< fail with "connection reset" after `latency`
-        hang,           ///< never answer; only cancellation ends the call
+        network_error,  ///< fail with "connection reset" after `latency` (and the pieces)
+        hang,           ///< never answer (after the pieces); only cancellation ends the call
         exception,      ///< `async_send` throws (before taking the handler)
     };
 
@@ -8342,8 +13751,14 @@ struct MockCall {
     HttpResponse& response;  ///< preset to status 200 with an empty body
     std::chrono::nanoseconds latency{0};
     Fault fault = Fault::none;
-    /// When set and closed, the call is held (in flight) until the valve opens.
+    /// When set and closed, the call is held (in flight) until the valve opens (plain calls).
     std::shared_ptr<Valve> valve;
+    /// The pieces of a streamed body, in order.
+    std::vector<std::string> stream{};
+    std::chrono::nanoseconds stream_interval{0};
+    /// Called (on the worker thread) when a streamed call ends early because the engine stopped
+    /// reading or cancelled it, as a real upstream sees its connection closed.
+    std::function<void()> on_cancelled{};
 };
 
 /// A script: called on the worker thread for each request; must be thread-safe when the
@@ -8423,9 +13838,136 @@ inline void write_completion(std::string& out, std::string_view model, std::stri
         .end_object();
 }
 
+/// Writes an OpenAI embeddings body for `body` (an embeddings request): one vector per input of
+/// `dimensions` (default 8) numbers derived from the input's text or tokens, so equal inputs get
+/// equal vectors; with `encoding_format` "base64" the vectors are base64 strings of float32s.
+inline void write_embeddings(std::string& out, const boost::json::value& body) {
+    const auto* o = body.if_object();
+    std::string_view model;
+    std::int64_t dims = 8;
+    bool base64 = false;
+    std::vector<std::string> inputs;
+    if (o) {
+        if (const auto* m = o->if_contains("model"); m && m->is_string()) model = m->get_string();
+        if (const auto* d = o->if_contains("dimensions"); d && d->is_int64())
+            dims = std::clamp<std::int64_t>(d->get_int64(), 1, 4096);
+        if (const auto* f = o->if_contains("encoding_format"); f && f->is_string())
+            base64 = f->get_string() == "base64";
+        if (const auto* in = o->if_contains("input")) {
+            if (in->is_string()) {
+                inputs.emplace_back(in->get_string());
+            } else if (in->is_array()) {
+                const auto& a = in->get_array();
+                if (!a.empty() && a[0].is_number()) {
+                    inputs.push_back(boost::json::serialize(a));
+                } else {
+                    for (const auto& e : a)
+                        inputs.push_back(e.is_string() ? std::string(e.get_string())
+                                                       : boost::json::serialize(e));
+                }
+            }
+        }
+    }
+    std::int64_t tokens = 0;
+    detail::JsonWriter w(out);
+    w.begin_object().field("object", "list").key("data").begin_array();
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+        std::uint64_t h = 1469598103934665603ull;  // FNV-1a of the input
+        for (unsigned char c : inputs[i])
+            h = (h ^ c) * 1099511628211ull;
+        tokens += static_cast<std::int64_t>(inputs[i].size() / 4 + 1);
+        std::vector<float> v(static_cast<std::size_t>(dims));
+        for (auto& x : v) {
+            h ^= h >> 33;
+            h *= 0xff51afd7ed558ccdull;
+            h ^= h >> 33;
+            x = static_cast<float>(static_cast<double>(h % 2001) / 1000.0 - 1.0);
+        }
+        w.begin_object()
+            .field("object", "embedding")
+            .field_int("index", static_cast<std::int64_t>(i));
+        w.key("embedding");
+        if (base64) {
+            static constexpr char table[] =
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            std::string bytes(v.size() * sizeof(float), '\0');
+            std::memcpy(bytes.data(), v.data(), bytes.size());
+            std::string enc;
+            for (std::size_t k = 0; k < bytes.size(); k += 3) {
+                std::uint32_t n = static_cast<unsigned char>(bytes[k]) << 16;
+                if (k + 1 < bytes.size()) n |= static_cast<unsigned char>(bytes[k + 1]) << 8;
+                if (k + 2 < bytes.size()) n |= static_cast<unsigned char>(bytes[k + 2]);
+                enc.push_back(table[(n >> 18) & 63]);
+                enc.push_back(table[(n >> 12) & 63]);
+                enc.push_back(k + 1 < bytes.size() ? table[(n >> 6) & 63] : '=');
+                enc.push_back(k + 2 < bytes.size() ? table[n & 63] : '=');
+            }
+            w.string(enc);
+        } else {
+            w.begin_array();
+            for (float x : v)
+                w.number(static_cast<double>(x));
+            w.end_array();
+        }
+        w.end_object();
+    }
+    w.end_array().field("model", model).key("usage").begin_object();
+    w.field_int("prompt_tokens", tokens).field_int("total_tokens", tokens);
+    w.end_object().end_object();
+}
+
+/// Writes an OpenAI legacy completions body for `body`: one choice "Echo: <prompt>" (the first
+/// prompt when there are several).
+inline void write_text_completion(std::string& out, const boost::json::value& body,
+                                  std::uint64_t seq) {
+    std::string_view model, prompt;
+    if (const auto* o = body.if_object()) {
+        if (const auto* m = o->if_contains("model"); m && m->is_string()) model = m->get_string();
+        if (const auto* p = o->if_contains("prompt")) {
+            if (p->is_string()) {
+                prompt = p->get_string();
+            } else if (p->is_array() && !p->get_array().empty() && p->get_array()[0].is_string()) {
+                prompt = p->get_array()[0].get_string();
+            }
+        }
+    }
+    detail::JsonWriter w(out);
+    w.begin_object().key("id").string2("cmpl-mock-", std::to_string(seq));
+    w.field("object", "text_completion")
+        .field_int("created", static_cast<std::int64_t>(std::time(nullptr)))
+        .field("model", model)
+        .key("choices")
+        .begin_array()
+        .begin_object();
+    w.key("text").string2("Echo: ", prompt);
+    w.field_int("index", 0).key("logprobs").null().field("finish_reason", "stop").end_object();
+    w.end_array().key("usage").begin_object();
+    w.field_int("prompt_tokens", 8).field_int("completion_tokens", 4).field_int("total_tokens", 12);
+    w.end_object().end_object();
+}
+
+/// Writes an OpenAI model list with `models`.
+inline void write_model_list(std::string& out, const std::vector<std::string>& models) {
+    detail::JsonWriter w(out);
+    w.begin_object().field("object", "list").key("data").begin_array();
+    for (const auto& m : models) {
+        w.begin_object().field("id", m).field("object", "model").field_int("created", 0);
+        w.field("owned_by", "mock").end_object();
+    }
+    w.end_array().end_object();
+}
+
+/// True when `url`'s path ends with `suffix` (ignoring a query string).
+inline bool path_ends_with(std::string_view url, std::string_view suffix) noexcept {
+    if (const auto q = url.find('?'); q != std::string_view::npos) url = url.substr(0, q);
+    return url.size() >= suffix.size() && url.substr(url.size() - suffix.size()) == suffix;
+}
+
 /// A simulated LLM: answers every chat request with "Echo: <last user message>" in OpenAI's
 /// format (status 200) after `latency`. A body that is not JSON gets a 400 error body.
-/// Allocation-free in steady state (thread-local parse buffers).
+/// Allocation-free in steady state (thread-local parse buffers). Also speaks OpenAI's other
+/// endpoints: `.../embeddings` (`write_embeddings`), `.../completions` other than chat
+/// (`write_text_completion`) and `GET .../models` (two models, "mock-small" and "mock-large").
 inline MockScript echo(std::chrono::nanoseconds latency = {}) {
     auto seq = std::make_shared<std::atomic<std::uint64_t>>(0);
     return [latency, seq](MockCall& call) {
@@ -8433,6 +13975,12 @@ inline MockScript echo(std::chrono::nanoseconds latency = {}) {
         thread_local unsigned char temp_buffer[4096];
         thread_local boost::json::parser parser(boost::json::storage_ptr(), {}, temp_buffer,
                                                 sizeof temp_buffer);
+        call.latency = latency;
+        if (call.request.method == HttpMethod::get && path_ends_with(call.request.url, "/models")) {
+            call.response.headers.add("content-type", "application/json");
+            write_model_list(call.response.body, {"mock-small", "mock-large"});
+            return;
+        }
         boost::json::monotonic_resource mr(parse_buffer, sizeof parse_buffer);
         parser.reset(&mr);
         boost::system::error_code ec;
@@ -8450,6 +13998,17 @@ inline MockScript echo(std::chrono::nanoseconds latency = {}) {
             if (const auto* m = o->if_contains("model"); m && m->is_string())
                 model = m->get_string();
         call.response.headers.add("content-type", "application/json");
+        if (!path_ends_with(call.request.url, "/chat/completions")) {
+            if (path_ends_with(call.request.url, "/embeddings")) {
+                write_embeddings(call.response.body, body);
+                return;
+            }
+            if (path_ends_with(call.request.url, "/completions")) {
+                write_text_completion(call.response.body, body,
+                                      seq->fetch_add(1, std::memory_order_relaxed));
+                return;
+            }
+        }
         write_completion(call.response.body, model, last_user_text(body),
                          seq->fetch_add(1, std::memory_order_relaxed));
     };
@@ -8462,6 +14021,131 @@ inline MockScript fixed(int status, std::string body, std::chrono::nanoseconds l
         call.response.headers.add("content-type", "application/json");
         call.response.body.assign(body);
         call.latency = latency;
+    };
+}
+
+/// Appends one OpenAI `chat.completion.chunk` SSE event (`data: {...}\n\n`) with `content` (when
+/// `with_content`), `finish_reason` (when non-empty) and usage (when `usage_tokens` > 0, with no
+/// choices).
+inline void write_sse_chunk(std::string& out, std::string_view id, std::string_view model,
+                            bool with_content, std::string_view content,
+                            std::string_view finish_reason, std::int64_t usage_tokens = 0) {
+    out.append("data: ");
+    detail::JsonWriter w(out);
+    w.begin_object()
+        .field("id", id)
+        .field("object", "chat.completion.chunk")
+        .field_int("created", static_cast<std::int64_t>(std::time(nullptr)))
+        .field("model", model)
+        .key("choices")
+        .begin_array();
+    if (usage_tokens == 0) {
+        w.begin_object().field_int("index", 0).key("delta").begin_object();
+        if (with_content) w.field("content", content);
+        w.end_object().key("finish_reason");
+        if (finish_reason.empty())
+            w.null();
+        else
+            w.string(finish_reason);
+        w.end_object();
+    }
+    w.end_array();
+    if (usage_tokens > 0) {
+        w.key("usage")
+            .begin_object()
+            .field_int("prompt_tokens", usage_tokens)
+            .field_int("completion_tokens", usage_tokens)
+            .field_int("total_tokens", 2 * usage_tokens)
+            .end_object();
+    }
+    w.end_object();
+    out.append("\n\n");
+}
+
+/// A simulated streaming LLM: answers "Echo: <last user message>" as an OpenAI event stream,
+/// one word per chunk every `interval` (a chunk with the role first, a last chunk with
+/// `finish_reason: "stop"`, a usage chunk, then `data: [DONE]`). Every other request (a chat
+/// without `"stream": true`, embeddings, text completions, model listing) gets `echo()`'s answer.
+inline MockScript stream_echo(std::chrono::nanoseconds interval = {},
+                              std::chrono::nanoseconds latency = {}) {
+    auto seq = std::make_shared<std::atomic<std::uint64_t>>(0);
+    return [interval, latency, seq, plain = echo(latency)](MockCall& call) {
+        // Model listing, embeddings and text completions: as echo() answers them.
+        if (call.request.method != HttpMethod::post ||
+            !path_ends_with(call.request.url, "/chat/completions"))
+            return plain(call);
+        boost::system::error_code ec;
+        const boost::json::value body = boost::json::parse(call.request.body, ec);
+        call.latency = latency;
+        if (ec) {
+            call.response.status = 400;
+            call.response.body.assign(
+                R"({"error":{"message":"mock upstream: request body is not JSON","type":"invalid_request_error","param":null,"code":null}})");
+            return;
+        }
+        std::string_view model;
+        bool streamed = false;
+        if (const auto* o = body.if_object()) {
+            if (const auto* m = o->if_contains("model"); m && m->is_string())
+                model = m->get_string();
+            if (const auto* st = o->if_contains("stream"); st && st->is_bool())
+                streamed = st->get_bool();
+        }
+        if (!streamed) {
+            call.response.headers.add("content-type", "application/json");
+            write_completion(call.response.body, model, last_user_text(body), seq->fetch_add(1));
+            return;
+        }
+        const std::string id = "chatcmpl-mock-" + std::to_string(seq->fetch_add(1) + 1);
+        call.response.headers.add("content-type", "text/event-stream");
+        call.stream_interval = interval;
+        std::string piece;
+        piece.append("data: ");
+        {
+            detail::JsonWriter w(piece);
+            w.begin_object()
+                .field("id", id)
+                .field("object", "chat.completion.chunk")
+                .field_int("created", static_cast<std::int64_t>(std::time(nullptr)))
+                .field("model", model)
+                .key("choices")
+                .begin_array()
+                .begin_object()
+                .field_int("index", 0)
+                .key("delta")
+                .begin_object()
+                .field("role", "assistant")
+                .field("content", "")
+                .end_object()
+                .key("finish_reason")
+                .null()
+                .end_object()
+                .end_array()
+                .end_object();
+        }
+        piece.append("\n\n");
+        call.stream.push_back(std::move(piece));
+        std::string text = "Echo: ";
+        text.append(last_user_text(body));
+        std::int64_t words = 0;
+        std::size_t start = 0;
+        while (start < text.size()) {
+            std::size_t end = text.find(' ', start);
+            end = end == std::string::npos ? text.size() : end + 1;
+            piece.clear();
+            write_sse_chunk(piece, id, model, true,
+                            std::string_view(text).substr(start, end - start), {});
+            call.stream.push_back(piece);
+            ++words;
+            start = end;
+        }
+        piece.clear();
+        write_sse_chunk(piece, id, model, false, {}, "stop");
+        call.stream.push_back(piece);
+        piece.clear();
+        write_sse_chunk(piece, id, model, false, {}, {}, words);
+        call.stream.push_back(piece);
+        call.stream.emplace_back("data: [DONE]\n\n");
     };
 }
 
@@ -8500,6 +14184,8 @@ class Mock {
         script_(call);
         if (call.fault == MockCall::Fault::exception)
             throw std::runtime_error("mock transport: scripted exception");
+        for (const std::string& piece : call.stream)
+            response.body.append(piece);
         if (call.latency.count() <= 0 && call.fault != MockCall::Fault::hang && !call.valve) {
             boost::system::error_code ec;
             if (call.fault == MockCall::Fault::network_error) ec = asio::error::connection_reset;
@@ -8509,8 +14195,98 @@ class Mock {
         start_timer(std::forward<Handler>(handler), call);
     }
 
+    /// Runs the script and streams its answer (see `MockCall` and `StreamingTransport`): the
+    /// pieces go to `on_body` one per `stream_interval`, each on a timer of this transport's
+    /// event loop. Cancellation or `on_body` returning false ends the call with
+    /// `operation_aborted` (and runs the script's `on_cancelled`).
+    template <class OnBody, class Handler>
+    void async_send_stream(const HttpRequest& request, HttpResponse& response, OnBody&& on_body,
+                           Handler&& handler) {
+        using H = std::decay_t<Handler>;
+        using Op = StreamOp<std::decay_t<OnBody>, H>;
+        response.clear();
+        response.status = 200;
+        MockCall call{request, response, {}, MockCall::Fault::none, nullptr};
+        script_(call);
+        if (call.fault == MockCall::Fault::exception)
+            throw std::runtime_error("mock transport: scripted exception");
+        const bool success = response.status >= 200 && response.status < 300;
+        if (success && call.stream.empty() && !response.body.empty()) {
+            call.stream.push_back(std::move(response.body));
+            response.body.clear();
+        }
+        auto alloc = asio::get_associated_allocator(handler);
+        using OpAlloc = typename std::allocator_traits<decltype(alloc)>::template rebind_alloc<Op>;
+        OpAlloc op_alloc(alloc);
+        Op* op = std::allocator_traits<OpAlloc>::allocate(op_alloc, 1);
+        std::allocator_traits<OpAlloc>::construct(op_alloc, op, ex_, std::forward<OnBody>(on_body),
+                                                  H(std::forward<Handler>(handler)));
+        op->call_fault = call.fault;
+        op->pieces = std::move(call.stream);
+        op->interval = call.stream_interval;
+        op->on_cancelled = std::move(call.on_cancelled);
+        op->success = success;
+        op->step(call.latency);
+    }
+
   private:
     friend class Valve;
+
+    /// One streamed call: waits, then delivers the next piece, until the pieces run out.
+    template <class OnBody, class Handler>
+    struct StreamOp {
+        StreamOp(asio::io_context::executor_type ex, OnBody&& b, Handler&& h)
+            : timer(ex), on_body(std::move(b)), handler(std::move(h)) {}
+
+        asio::steady_timer timer;
+        OnBody on_body;
+        Handler handler;
+        MockCall::Fault call_fault = MockCall::Fault::none;
+        std::vector<std::string> pieces;
+        std::size_t next = 0;
+        std::chrono::nanoseconds interval{0};
+        std::function<void()> on_cancelled;
+        bool success = true;
+
+        void step(std::chrono::nanoseconds wait) {
+            const bool silent =
+                call_fault == MockCall::Fault::hang && (!success || next == pieces.size());
+            timer.expires_after(silent ? std::chrono::hours(24 * 365) : wait);
+            auto alloc = asio::get_associated_allocator(handler);
+            timer.async_wait(asio::bind_cancellation_slot(
+                asio::get_associated_cancellation_slot(handler),
+                asio::bind_allocator(alloc,
+                                     [this](boost::system::error_code ec) { on_timer(ec); })));
+        }
+
+        void on_timer(boost::system::error_code ec) {
+            if (ec) return cancelled();
+            if (success && next < pieces.size()) {
+                if (!on_body(std::string_view(pieces[next++]))) return cancelled();
+                if (next < pieces.size() || call_fault != MockCall::Fault::none)
+                    return step(interval);
+            }
+            if (call_fault == MockCall::Fault::network_error)
+                return complete(asio::error::connection_reset);
+            complete({});
+        }
+
+        void cancelled() {
+            if (on_cancelled) on_cancelled();
+            complete(asio::error::operation_aborted);
+        }
+
+        void complete(boost::system::error_code ec) {
+            Handler h(std::move(handler));
+            auto alloc = asio::get_associated_allocator(h);
+            using OpAlloc =
+                typename std::allocator_traits<decltype(alloc)>::template rebind_alloc<StreamOp>;
+            OpAlloc op_alloc(alloc);
+            std::allocator_traits<OpAlloc>::destroy(op_alloc, this);
+            std::allocator_traits<OpAlloc>::deallocate(op_alloc, this, 1);
+            std::move(h)(ec);
+        }
+    };
 
     struct TimerBase {
         explicit TimerBase(asio::io_context::executor_type ex) : timer(ex) {}
@@ -8595,7 +14371,7 @@ inline void Valve::open() {
         asio::post(e.ex, [m = e.mock, id = e.id] { m->release(id); });
 }
 
-static_assert(Transport<Mock>);
+static_assert(StreamingTransport<Mock>);
 
 }  // namespace bifrost::transport
 // ---- end bifrost/transport/mock.hpp ----

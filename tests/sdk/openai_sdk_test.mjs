@@ -48,6 +48,56 @@ test('chat completion', async (client) => {
   assert.ok(r.usage.total_tokens > 0);
 });
 
+test('streamed chat completion', async (client) => {
+  const stream = await client.chat.completions.create({
+    model: 'mock/gpt-4o-mini',
+    messages: [{ role: 'user', content: 'stream these words' }],
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let text = '';
+  let chunks = 0;
+  let finish = null;
+  let usage = null;
+  for await (const chunk of stream) {
+    chunks++;
+    assert.equal(chunk.object, 'chat.completion.chunk');
+    for (const choice of chunk.choices) {
+      text += choice.delta.content ?? '';
+      if (choice.finish_reason) finish = choice.finish_reason;
+    }
+    if (chunk.usage) usage = chunk.usage;
+  }
+  assert.equal(text, 'Echo: stream these words');
+  assert.ok(chunks >= 4, `only ${chunks} chunks`);
+  assert.equal(finish, 'stop');
+  assert.ok(usage && usage.total_tokens > 0, 'no usage chunk');
+});
+
+test('embeddings', async (client) => {
+  const r = await client.embeddings.create({
+    model: 'mock/text-embedding-3-small',
+    input: ['alpha', 'beta'],
+    encoding_format: 'float',
+  });
+  assert.equal(r.object, 'list');
+  assert.equal(r.data.length, 2);
+  assert.deepEqual(r.data.map((d) => d.index), [0, 1]);
+  assert.ok(r.data[0].embedding.length > 0 && typeof r.data[0].embedding[0] === 'number');
+  assert.ok(r.usage.prompt_tokens > 0);
+});
+
+test('legacy text completion', async (client) => {
+  const r = await client.completions.create({
+    model: 'mock/gpt-3.5-turbo-instruct',
+    prompt: 'Say hi',
+    max_tokens: 5,
+  });
+  assert.equal(r.object, 'text_completion');
+  assert.equal(r.choices.length, 1);
+  assert.equal(typeof r.choices[0].text, 'string');
+});
+
 test('model listing', async (client) => {
   const ids = [];
   for await (const m of client.models.list()) ids.push(m.id);

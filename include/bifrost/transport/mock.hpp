@@ -417,12 +417,16 @@ inline void write_sse_chunk(std::string& out, std::string_view id, std::string_v
 
 /// A simulated streaming LLM: answers "Echo: <last user message>" as an OpenAI event stream,
 /// one word per chunk every `interval` (a chunk with the role first, a last chunk with
-/// `finish_reason: "stop"`, a usage chunk, then `data: [DONE]`). A request without
-/// `"stream": true` gets the plain completion `echo()` would give.
+/// `finish_reason: "stop"`, a usage chunk, then `data: [DONE]`). Every other request (a chat
+/// without `"stream": true`, embeddings, text completions, model listing) gets `echo()`'s answer.
 inline MockScript stream_echo(std::chrono::nanoseconds interval = {},
                               std::chrono::nanoseconds latency = {}) {
     auto seq = std::make_shared<std::atomic<std::uint64_t>>(0);
-    return [interval, latency, seq](MockCall& call) {
+    return [interval, latency, seq, plain = echo(latency)](MockCall& call) {
+        // Model listing, embeddings and text completions: as echo() answers them.
+        if (call.request.method != HttpMethod::post ||
+            !path_ends_with(call.request.url, "/chat/completions"))
+            return plain(call);
         boost::system::error_code ec;
         const boost::json::value body = boost::json::parse(call.request.body, ec);
         call.latency = latency;
