@@ -43,3 +43,4 @@
 #include <bifrost/transport/beast.hpp>
 #include <bifrost/transport/http.hpp>
 #include <bifrost/transport/mock.hpp>
+#include <bifrost/transport/variant.hpp>
