@@ -10109,11 +10109,14 @@ class OpenAIStreamDecoder {
         if (!ec) {
             if (const auto* o = doc.if_object()) {
                 if (const auto* err = o->if_contains("error"); err && !err->is_null()) {
-                    // The upstream failed mid-stream; its status, when it sent one, is kept.
+                    // The upstream failed mid-stream; its status, when it sent one, is kept
+                    // (`status`, or an HTTP-like numeric `code` as Azure sends).
                     int status = 502;
-                    if (const auto* eo = err->if_object())
-                        if (const auto* st = eo->if_contains("status"); st && st->is_int64())
-                            status = static_cast<int>(st->get_int64());
+                    if (const auto* eo = err->if_object()) {
+                        const auto* st = eo->if_contains("status");
+                        if (!st || !st->is_int64()) st = eo->if_contains("code");
+                        if (st && st->is_int64()) status = static_cast<int>(st->get_int64());
+                    }
                     if (status < 400 || status > 599) status = 502;
                     read_openai_error(status, e.data, {}, error_);
                     state_ = State::failed;
