@@ -137,7 +137,8 @@ TEST_CASE("operations: an embeddings request is answered by its provider", "[ope
     CHECK(body.at("custom").as_int64() == 7);
     CHECK_FALSE(body.contains("fallbacks"));
 
-    const auto* p = gw.stats().provider("openai");
+    const auto stats = gw.stats();
+    const auto* p = stats.provider("openai");
     REQUIRE(p != nullptr);
     CHECK(p->submitted == 1);
     CHECK(p->completed == 1);
@@ -224,7 +225,8 @@ TEST_CASE("operations: retryable failures are retried", "[operations]") {
     INFO(r.error().message);
     REQUIRE(r.ok());
     CHECK(r->data.size() == 1);
-    const auto* p = gw.stats().provider("openai");
+    const auto stats = gw.stats();
+    const auto* p = stats.provider("openai");
     CHECK(p->retries == 2);
     CHECK(p->completed == 1);
 }
