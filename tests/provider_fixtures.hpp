@@ -1,10 +1,13 @@
 #pragma once
-// Shared helpers for the provider fixture tests: building an upstream request, comparing JSON
-// bodies as parsed documents, and running a stream decoder over bytes fed whole or one at a time.
+// Shared helpers for the provider fixture tests: building an upstream request (chat or
+// embeddings), comparing JSON bodies as parsed documents, and running a stream decoder over bytes
+// fed whole or one at a time.
 
 #include "bifrost_catch.hpp"
 
 #include <bifrost/concepts.hpp>
+#include <bifrost/schema/embedding.hpp>
+#include <bifrost/schema/operation_outcome.hpp>
 #include <bifrost/schema/stream.hpp>
 
 #include <boost/json/parse.hpp>
@@ -12,6 +15,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace test {
@@ -59,6 +63,42 @@ bifrost::Outcome parse(int status, std::string body, const P& p = P{}) {
     res.body = std::move(body);
     bifrost::Outcome out;
     p.parse_chat(res, out);
+    return out;
+}
+
+/// An embeddings request for `model`: one string (`input` as a string) or, with several, an
+/// array of strings.
+inline bifrost::EmbeddingRequest embedding_request(std::string model,
+                                                   std::vector<std::string> texts) {
+    bifrost::EmbeddingRequest r;
+    r.model = std::move(model);
+    r.input = texts.size() == 1 ? bifrost::TextInput::text(std::move(texts.front()))
+                                : bifrost::TextInput::of_texts(std::move(texts));
+    return r;
+}
+
+/// Runs `build_embedding` of `P`.
+template <class P>
+bifrost::HttpRequest build_embedding(const bifrost::EmbeddingRequest& req, std::string_view model,
+                                     const bifrost::Key* k,
+                                     const bifrost::ProviderConfig& cfg = {}, const P& p = P{}) {
+    bifrost::HttpRequest out;
+    p.build_embedding(bifrost::RequestContext<bifrost::EmbeddingRequest>{req, model, k, cfg}, out);
+    return out;
+}
+
+/// Runs `parse_embedding` of `P` on a response with `status`, `body` and `headers`.
+template <class P>
+bifrost::EmbeddingOutcome parse_embedding(
+    int status, std::string body,
+    std::vector<std::pair<std::string, std::string>> headers = {}, const P& p = P{}) {
+    bifrost::HttpResponse res;
+    res.status = status;
+    res.body = std::move(body);
+    for (const auto& [n, v] : headers)
+        res.headers.add(n, v);
+    bifrost::EmbeddingOutcome out;
+    p.parse_embedding(res, out);
     return out;
 }
 

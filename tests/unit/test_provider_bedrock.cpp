@@ -1,5 +1,5 @@
 // providers::Bedrock against fixtures written from the Bedrock Converse / ConverseStream API
-// reference.
+// reference, and InvokeModel embeddings against the Titan and Cohere embed model references.
 
 #include "bifrost_catch.hpp"
 #include "provider_fixtures.hpp"
@@ -320,4 +320,116 @@ TEST_CASE("bedrock: stream exceptions, corruption and truncation are errors",
         CHECK(d.last == bifrost::StreamStatus::error);
         CHECK(test::text_of(d) == "Hel");
     }
+}
+
+TEST_CASE("bedrock: Titan text embeddings go through a signed InvokeModel",
+          "[providers][bedrock][embedding]") {
+    const auto k = test::key("", "bedrock_key_config", R"({"access_key": "AKIDEXAMPLE",
+        "secret_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "region": "us-west-2",
+        "deployments": {"titan-v2": "amazon.titan-embed-text-v2:0"}})");
+    auto r = test::embedding_request("bedrock/titan-v2", {"Hello world"});
+    r.dimensions = 256;
+    r.extra["normalize"] = true;
+    const auto out = test::build_embedding<Bedrock>(r, "titan-v2", &k, {}, fixed_clock());
+    CHECK(out.method == bifrost::HttpMethod::post);
+    CHECK(out.url ==
+          "https://bedrock-runtime.us-west-2.amazonaws.com/model/"
+          "amazon.titan-embed-text-v2%3A0/invoke");
+    CHECK(out.headers.get("accept") == "application/json");
+    CHECK(out.headers.get("content-type") == "application/json");
+    CHECK(out.headers.get("x-amz-date") == "20150830T123600Z");
+    CHECK(test::json(out.body) ==
+          test::json(R"({"inputText": "Hello world", "dimensions": 256, "normalize": true})"));
+    namespace sigv4 = bifrost::providers::detail::sigv4;
+    const auto expected =
+        sigv4::sign("POST", "/model/amazon.titan-embed-text-v2%3A0/invoke", "",
+                    {{"host", "bedrock-runtime.us-west-2.amazonaws.com"},
+                     {"content-type", "application/json"},
+                     {"x-amz-date", "20150830T123600Z"}},
+                    out.body, {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""},
+                    "us-west-2", "bedrock", "20150830T123600Z");
+    CHECK(out.headers.get("authorization") == expected.authorization);
+    CHECK(out.headers.get("authorization").find("wJalr") == std::string::npos);
+
+    // v1 takes the text alone.
+    const auto v1 = test::build_embedding<Bedrock>(
+        test::embedding_request("bedrock/amazon.titan-embed-text-v1", {"x"}),
+        "amazon.titan-embed-text-v1", &k, {}, fixed_clock());
+    CHECK(v1.url.ends_with("/model/amazon.titan-embed-text-v1/invoke"));
+    CHECK(test::json(v1.body) == test::json(R"({"inputText": "x"})"));
+
+    const auto res = test::parse_embedding<Bedrock>(
+        200,
+        R"({"embedding": [0.125, -0.5, 1], "inputTextTokenCount": 3,
+            "embeddingsByType": {"float": [0.125, -0.5, 1]}})");
+    REQUIRE(res.ok());
+    REQUIRE(res.response.data.size() == 1);
+    CHECK(res.response.data[0].embedding == std::vector<float>{0.125f, -0.5f, 1.0f});
+    REQUIRE(res.response.usage);
+    CHECK(res.response.usage->prompt_tokens == 3);
+    CHECK(res.response.usage->total_tokens == 3);
+
+    // Titan embeds one text per call: a batch is refused before anything is sent.
+    try {
+        (void)test::build_embedding<Bedrock>(test::embedding_request("bedrock/titan-v2", {"a", "b"}),
+                                             "titan-v2", &k, {}, fixed_clock());
+        FAIL("Titan takes one input");
+    } catch (const std::invalid_argument& e) {
+        CHECK(std::string(e.what()).find("one input per request") != std::string::npos);
+    }
+}
+
+TEST_CASE("bedrock: Cohere embed models on Bedrock", "[providers][bedrock][embedding]") {
+    const auto k = test::key("", "bedrock_key_config", bedrock_config);
+    auto r = test::embedding_request("bedrock/cohere.embed-english-v3", {"hello", "world"});
+    r.extra["input_type"] = "search_query";
+    const auto out =
+        test::build_embedding<Bedrock>(r, "cohere.embed-english-v3", &k, {}, fixed_clock());
+    CHECK(out.url ==
+          "https://bedrock-runtime.us-west-2.amazonaws.com/model/cohere.embed-english-v3/invoke");
+    CHECK(out.headers.get("x-amz-security-token") == "tok");
+    CHECK(test::json(out.body) ==
+          test::json(R"({"texts": ["hello", "world"], "input_type": "search_query"})"));
+    const auto profile = test::build_embedding<Bedrock>(
+        test::embedding_request("bedrock/us.cohere.embed-v4:0", {"x"}), "us.cohere.embed-v4:0",
+        &k, {}, fixed_clock());
+    CHECK(test::json(profile.body) ==
+          test::json(R"({"texts": ["x"], "input_type": "search_document"})"));
+
+    const auto res = test::parse_embedding<Bedrock>(
+        200,
+        R"({"embeddings": [[0.5, 0.25], [-1, 0]], "id": "c1", "response_type": "embeddings_floats",
+            "texts": ["hello", "world"]})",
+        {{"X-Amzn-Bedrock-Input-Token-Count", "4"}});
+    REQUIRE(res.ok());
+    REQUIRE(res.response.data.size() == 2);
+    CHECK(res.response.data[1].embedding == std::vector<float>{-1.0f, 0.0f});
+    REQUIRE(res.response.usage);
+    CHECK(res.response.usage->prompt_tokens == 4);
+
+    const auto by_type = test::parse_embedding<Bedrock>(
+        200, R"({"embeddings": {"float": [[1, 2]]}, "response_type": "embeddings_by_type"})");
+    REQUIRE(by_type.ok());
+    CHECK(by_type.response.data.at(0).embedding == std::vector<float>{1.0f, 2.0f});
+    CHECK_FALSE(by_type.response.usage);
+
+    CHECK_THROWS_AS(test::build_embedding<Bedrock>(
+                        test::embedding_request("bedrock/meta.llama3", {"x"}),
+                        "meta.llama3-8b-instruct-v1:0", &k, {}, fixed_clock()),
+                    std::invalid_argument);
+}
+
+TEST_CASE("bedrock: InvokeModel errors keep the status and the error type",
+          "[providers][bedrock][embedding]") {
+    const auto err = test::parse_embedding<Bedrock>(
+        400, R"({"message":"Malformed input request: expected maxLength: 50000"})",
+        {{"x-amzn-ErrorType", "ValidationException:http://internal.amazon.com/coral/"}});
+    CHECK(err.error.status == 400);
+    CHECK(err.error.type == "ValidationException");
+    CHECK(err.error.message == "Malformed input request: expected maxLength: 50000");
+    const auto throttled = test::parse_embedding<Bedrock>(
+        429, R"({"message":"Too many requests"})", {{"x-amzn-ErrorType", "ThrottlingException"}});
+    CHECK(throttled.error.status == 429);
+    CHECK(throttled.error.type == "ThrottlingException");
+    CHECK(test::parse_embedding<Bedrock>(200, R"({"embedding": "x"})").error.status == 502);
 }

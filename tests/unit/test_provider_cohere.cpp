@@ -1,4 +1,4 @@
-// providers::Cohere against fixtures written from Cohere's v2 Chat API reference.
+// providers::Cohere against fixtures written from Cohere's v2 Chat and Embed API references.
 
 #include "bifrost_catch.hpp"
 #include "provider_fixtures.hpp"
@@ -6,6 +6,7 @@
 #include <bifrost/providers/cohere.hpp>
 
 #include <string>
+#include <vector>
 
 using bifrost::providers::Cohere;
 
@@ -201,4 +202,59 @@ TEST_CASE("cohere: a stream cut before message-end fails", "[providers][cohere][
     CHECK(d.last == bifrost::StreamStatus::error);
     CHECK(d.error.status == 502);
     CHECK(test::text_of(d) == "A large model");
+}
+
+TEST_CASE("cohere: embeddings map to /v2/embed and back", "[providers][cohere][embedding]") {
+    auto r = test::embedding_request("cohere/embed-v4.0", {"hello", "goodbye"});
+    r.dimensions = 512;
+    r.encoding_format = "base64";  // floats are asked for and returned regardless
+    r.extra["input_type"] = "search_query";
+    r.extra["truncate"] = "END";
+    const auto k = test::key("co-secret");
+    const auto out = test::build_embedding<Cohere>(r, "embed-v4.0", &k);
+    CHECK(out.method == bifrost::HttpMethod::post);
+    CHECK(out.url == "https://api.cohere.com/v2/embed");
+    CHECK(out.headers.get("authorization") == "Bearer co-secret");
+    CHECK(out.headers.get("content-type") == "application/json");
+    CHECK(test::json(out.body) == test::json(R"({"model": "embed-v4.0",
+        "texts": ["hello", "goodbye"], "input_type": "search_query",
+        "embedding_types": ["float"], "output_dimension": 512, "truncate": "END"})"));
+
+    // input_type defaults to search_document (v3+ models require one).
+    const auto plain = test::build_embedding<Cohere>(
+        test::embedding_request("cohere/embed-english-v3.0", {"x"}), "embed-english-v3.0", &k);
+    CHECK(test::json(plain.body) == test::json(R"({"model": "embed-english-v3.0", "texts": ["x"],
+        "input_type": "search_document", "embedding_types": ["float"]})"));
+
+    const auto res = test::parse_embedding<Cohere>(200, R"({
+        "id": "da6e531f-54c6-4a73-bf92-f60566d8d753",
+        "embeddings": {"float": [[0.016296387, -0.008354187], [-0.5, 1]]},
+        "texts": ["hello", "goodbye"],
+        "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": 2}},
+        "response_type": "embeddings_by_type"})");
+    REQUIRE(res.ok());
+    REQUIRE(res.response.data.size() == 2);
+    CHECK(res.response.data[0].embedding == std::vector<float>{0.016296387f, -0.008354187f});
+    CHECK(res.response.data[1].index == 1);
+    CHECK(res.response.data[1].embedding == std::vector<float>{-0.5f, 1.0f});
+    REQUIRE(res.response.usage);
+    CHECK(res.response.usage->prompt_tokens == 2);
+    CHECK(res.response.usage->total_tokens == 2);
+    CHECK(res.response.extra.at("id") == "da6e531f-54c6-4a73-bf92-f60566d8d753");
+
+    // v1's embeddings_floats shape is read too.
+    const auto v1 = test::parse_embedding<Cohere>(
+        200, R"({"id": "x", "embeddings": [[1, 2, 3]], "response_type": "embeddings_floats"})");
+    REQUIRE(v1.ok());
+    CHECK(v1.response.data.at(0).embedding == std::vector<float>{1.0f, 2.0f, 3.0f});
+}
+
+TEST_CASE("cohere: embedding errors keep status and message", "[providers][cohere][embedding]") {
+    const auto err = test::parse_embedding<Cohere>(
+        400, R"({"id": "e1", "message": "invalid request: input_type must be specified"})");
+    CHECK(err.error.status == 400);
+    CHECK(err.error.message == "invalid request: input_type must be specified");
+    const auto shape = test::parse_embedding<Cohere>(200, R"({"embeddings": {"int8": [[1]]}})");
+    CHECK(shape.error.status == 502);
+    CHECK(shape.error.type == "invalid_upstream_response");
 }

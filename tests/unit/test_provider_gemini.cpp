@@ -5,7 +5,9 @@
 
 #include <bifrost/providers/gemini.hpp>
 
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 using bifrost::providers::Gemini;
 
@@ -203,4 +205,86 @@ TEST_CASE("gemini: a stream without a finish reason, or with an error, fails",
     CHECK(err.error.status == 503);
     CHECK(err.error.type == "UNAVAILABLE");
     CHECK(err.error.message == "The model is overloaded.");
+}
+
+TEST_CASE("gemini: one string embeds with embedContent", "[providers][gemini][embedding]") {
+    auto r = test::embedding_request("gemini/text-embedding-004", {"Hello world"});
+    r.dimensions = 256;
+    r.extra["task_type"] = "RETRIEVAL_DOCUMENT";
+    r.extra["title"] = "Greeting";
+    const auto k = test::key("AIza-secret");
+    const auto out = test::build_embedding<Gemini>(r, "text-embedding-004", &k);
+    CHECK(out.method == bifrost::HttpMethod::post);
+    CHECK(out.url ==
+          "https://generativelanguage.googleapis.com/v1beta/models/"
+          "text-embedding-004:embedContent");
+    CHECK(out.headers.get("x-goog-api-key") == "AIza-secret");
+    CHECK(out.headers.get("content-type") == "application/json");
+    CHECK(out.url.find("AIza") == std::string::npos);
+    CHECK(test::json(out.body) == test::json(R"({
+        "content": {"parts": [{"text": "Hello world"}]},
+        "taskType": "RETRIEVAL_DOCUMENT", "title": "Greeting", "outputDimensionality": 256})"));
+
+    const auto res = test::parse_embedding<Gemini>(
+        200, R"({"embedding": {"values": [0.013168523, -0.008711934, 0.5]}})");
+    REQUIRE(res.ok());
+    REQUIRE(res.response.data.size() == 1);
+    CHECK(res.response.object == "list");
+    CHECK(res.response.data[0].object == "embedding");
+    CHECK(res.response.data[0].index == 0);
+    CHECK(res.response.data[0].embedding ==
+          std::vector<float>{0.013168523f, -0.008711934f, 0.5f});
+    CHECK_FALSE(res.response.usage);
+}
+
+TEST_CASE("gemini: an array of strings embeds with batchEmbedContents",
+          "[providers][gemini][embedding]") {
+    bifrost::ProviderConfig cfg;
+    cfg.network_config.base_url = "http://127.0.0.1:7000/";
+    const auto k = test::key("AIza-secret");
+    const auto out = test::build_embedding<Gemini>(
+        test::embedding_request("gemini/gemini-embedding-001", {"a", "b"}),
+        "models/gemini-embedding-001", &k, cfg);
+    CHECK(out.url ==
+          "http://127.0.0.1:7000/v1beta/models/gemini-embedding-001:batchEmbedContents");
+    CHECK(test::json(out.body) == test::json(R"({"requests": [
+        {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "a"}]}},
+        {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "b"}]}}]})"));
+
+    const auto res = test::parse_embedding<Gemini>(
+        200,
+        R"({"embeddings": [{"values": [1, 2]}, {"values": [3.5, -4]}], "usageMetadata": {"promptTokenCount": 4}})");
+    REQUIRE(res.ok());
+    REQUIRE(res.response.data.size() == 2);
+    CHECK(res.response.data[1].index == 1);
+    CHECK(res.response.data[0].embedding == std::vector<float>{1.0f, 2.0f});
+    CHECK(res.response.data[1].embedding == std::vector<float>{3.5f, -4.0f});
+    REQUIRE(res.response.usage);
+    CHECK(res.response.usage->prompt_tokens == 4);
+    CHECK(res.response.usage->total_tokens == 4);
+}
+
+TEST_CASE("gemini: embedding errors and bad input", "[providers][gemini][embedding]") {
+    const auto err = test::parse_embedding<Gemini>(
+        400,
+        R"({"error": {"code": 400, "message": "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch", "status": "INVALID_ARGUMENT"}})");
+    CHECK(err.error.status == 400);
+    CHECK(err.error.type == "INVALID_ARGUMENT");
+    CHECK(err.error.message.find("at most 100 requests") != std::string::npos);
+
+    const auto broken = test::parse_embedding<Gemini>(200, R"({"embedding": {"values": ["x"]}})");
+    CHECK(broken.error.status == 502);
+    CHECK(broken.error.type == "invalid_upstream_response");
+    CHECK(test::parse_embedding<Gemini>(200, "{}").error.status == 502);
+    CHECK(test::parse_embedding<Gemini>(200, "not json").error.status == 502);
+
+    bifrost::EmbeddingRequest tokens;
+    tokens.input = bifrost::TextInput::of_tokens({1, 2, 3});
+    const auto k = test::key("AIza-secret");
+    try {
+        (void)test::build_embedding<Gemini>(tokens, "text-embedding-004", &k);
+        FAIL("token ids cannot be sent to Gemini");
+    } catch (const std::invalid_argument& e) {
+        CHECK(std::string(e.what()).find("token ids") != std::string::npos);
+    }
 }

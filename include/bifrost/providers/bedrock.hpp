@@ -22,6 +22,12 @@
 /// The stream is AWS's binary event-stream framing (`detail/eventstream.hpp`, CRC-checked); its
 /// events messageStart, contentBlockStart / Delta / Stop, messageStop and metadata map to chunks,
 /// exception messages to an error.
+///
+/// Embeddings go through InvokeModel (`POST /model/{modelId}/invoke`, signed the same way) for
+/// Titan text embeddings (`amazon.titan-embed-text-v1` / `-v2:0`: one text per request,
+/// `dimensions` for v2) and Cohere embed models (`cohere.embed-*`: `texts`, `input_type` from
+/// the client or `search_document`); other model ids are refused before anything is sent.
+/// Vectors come back as floats; usage is the input token count Bedrock reports.
 
 #include <bifrost/concepts.hpp>
 #include <bifrost/providers/detail/eventstream.hpp>
@@ -34,6 +40,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <stdexcept>
@@ -202,22 +209,27 @@ inline BaseParts split_base(std::string_view base) noexcept {
     return p;
 }
 
+/// Fills a signed Bedrock runtime request: `POST {endpoint}/model/{id}{action}` with `body`,
+/// the model id from the key's `deployments` (else `model`), SigV4-signed with the key's
+/// `bedrock_key_config` at `clock()` (or the key's `value` as a Bedrock API key).
 template <class Clock>
-void build(const BuildContext& ctx, HttpRequest& out, bool stream, Clock clock) {
-    const auto* settings = key_settings(ctx.key, "bedrock_key_config");
+void build_signed(const Key* key, const ProviderConfig& config, std::string_view model,
+                  std::string_view action, std::string body, std::string_view accept,
+                  HttpRequest& out, Clock clock) {
+    const auto* settings = key_settings(key, "bedrock_key_config");
     std::string_view region = string_member(settings, "region");
     if (region.empty()) region = "us-east-1";
     const sigv4::Credentials creds{string_member(settings, "access_key"),
                                    string_member(settings, "secret_key"),
                                    string_member(settings, "session_token")};
-    const bool api_key = creds.access_key.empty() && ctx.key != nullptr && !ctx.key->value.empty();
+    const bool api_key = creds.access_key.empty() && key != nullptr && !key->value.empty();
     if (!api_key && (creds.access_key.empty() || creds.secret_key.empty()))
         throw std::invalid_argument(
             "bedrock: the key needs bedrock_key_config.access_key and secret_key (or a value "
             "holding a Bedrock API key)");
 
     std::string default_base;
-    std::string_view base = detail::base_url(ctx.config, {});
+    std::string_view base = detail::base_url(config, {});
     if (base.empty()) {
         default_base.assign("https://bedrock-runtime.").append(region).append(".amazonaws.com");
         base = default_base;
@@ -225,23 +237,23 @@ void build(const BuildContext& ctx, HttpRequest& out, bool stream, Clock clock) 
     const BaseParts parts = split_base(base);
     std::string path(parts.prefix);
     path.append("/model/");
-    sigv4::uri_encode(path, deployment_for(settings, ctx.model));
-    path.append(stream ? "/converse-stream" : "/converse");
+    sigv4::uri_encode(path, deployment_for(settings, model));
+    path.append(action);
 
     out.method = HttpMethod::post;
     out.url.assign(parts.origin).append(path);
-    out.body = json::serialize(build_body(ctx));
+    out.body = std::move(body);
     out.headers.add("content-type", "application/json");
-    out.headers.add("accept", stream ? "application/vnd.amazon.eventstream" : "application/json");
+    out.headers.add("accept", accept);
     if (api_key) {
-        out.headers.add_joined("authorization", "Bearer ", ctx.key->value.reveal());
-        apply_extra_headers(ctx.config, out);
+        out.headers.add_joined("authorization", "Bearer ", key->value.reveal());
+        apply_extra_headers(config, out);
         return;
     }
     const std::string date = sigv4::amz_date(clock());
     out.headers.add("x-amz-date", date);
     if (!creds.session_token.empty()) out.headers.add("x-amz-security-token", creds.session_token);
-    apply_extra_headers(ctx.config, out);
+    apply_extra_headers(config, out);
 
     std::vector<std::pair<std::string, std::string>> signed_headers{
         {"host", std::string(parts.authority)},
@@ -252,6 +264,65 @@ void build(const BuildContext& ctx, HttpRequest& out, bool stream, Clock clock) 
     const auto sig =
         sigv4::sign("POST", path, {}, signed_headers, out.body, creds, region, "bedrock", date);
     out.headers.set("authorization", sig.authorization);
+}
+
+template <class Clock>
+void build(const BuildContext& ctx, HttpRequest& out, bool stream, Clock clock) {
+    build_signed(ctx.key, ctx.config, ctx.model, stream ? "/converse-stream" : "/converse",
+                 json::serialize(build_body(ctx)),
+                 stream ? "application/vnd.amazon.eventstream" : "application/json", out, clock);
+}
+
+/// The embedding model families InvokeModel is mapped for.
+enum class EmbeddingFamily : std::uint8_t { titan, cohere };
+
+/// The family of a Bedrock model id (or inference profile: "us.cohere.embed-v4:0"); throws
+/// `std::invalid_argument` for a model this mapping does not know.
+inline EmbeddingFamily embedding_family(std::string_view model_id) {
+    if (model_id.find("amazon.titan-embed-text") != std::string_view::npos)
+        return EmbeddingFamily::titan;
+    if (model_id.find("cohere.embed") != std::string_view::npos) return EmbeddingFamily::cohere;
+    throw std::invalid_argument(
+        std::string("bedrock: embeddings are mapped for Titan text embeddings "
+                    "(amazon.titan-embed-text-*) and Cohere embed models (cohere.embed-*), not '")
+            .append(model_id)
+            .append("'"));
+}
+
+/// The InvokeModel body for an embeddings request: Titan's `{"inputText"}` (one text per call;
+/// `dimensions`, and a client `normalize`, for v2) or Cohere's `{"texts","input_type"}`.
+inline std::string embedding_body(const EmbeddingRequest& r, std::string_view model_id) {
+    const auto& texts = embedding_texts(r, "bedrock");
+    json::object body;
+    if (embedding_family(model_id) == EmbeddingFamily::titan) {
+        if (texts.size() != 1)
+            throw std::invalid_argument(
+                "bedrock: Titan text embeddings take one input per request, not " +
+                std::to_string(texts.size()));
+        body["inputText"] = texts.front();
+        if (r.dimensions) body["dimensions"] = *r.dimensions;
+        if (const auto* n = r.extra.if_contains("normalize"); n != nullptr && n->is_bool())
+            body["normalize"] = n->get_bool();
+    } else {
+        json::array list;
+        list.reserve(texts.size());
+        for (const auto& t : texts)
+            list.push_back(json::string(t));
+        const auto input_type = extra_string(r.extra, "input_type");
+        body["texts"] = std::move(list);
+        body["input_type"] = input_type.empty() ? "search_document" : input_type;
+        if (const auto t = extra_string(r.extra, "truncate"); !t.empty()) body["truncate"] = t;
+        if (r.dimensions) body["output_dimension"] = *r.dimensions;
+    }
+    return json::serialize(body);
+}
+
+template <class Clock>
+void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out, Clock clock) {
+    const auto* settings = key_settings(ctx.key, "bedrock_key_config");
+    build_signed(ctx.key, ctx.config, ctx.model, "/invoke",
+                 embedding_body(ctx.request, deployment_for(settings, ctx.model)),
+                 "application/json", out, clock);
 }
 
 inline void read_error(const HttpResponse& in, Error& out) {
@@ -312,6 +383,36 @@ inline void parse(const HttpResponse& in, Outcome& out) {
     }
     c.finish_reason.assign(finish_reason(string_member(o, "stopReason")));
     read_usage(object_member(o, "usage"), r.usage);
+}
+
+/// Reads an InvokeModel embeddings answer: Titan's `{"embedding":[...],
+/// "inputTextTokenCount"}` or Cohere's `{"embeddings":...}`; the token count also comes from
+/// Bedrock's `x-amzn-bedrock-input-token-count` header.
+inline void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) {
+    if (in.status < 200 || in.status >= 300) {
+        read_error(in, out.error);
+        return;
+    }
+    json::value doc;
+    if (!parse_body(in.body, doc, out.error, "InvokeModel embeddings response")) return;
+    const auto* o = doc.if_object();
+    std::int64_t tokens = -1;
+    if (const auto* titan = o != nullptr ? o->if_contains("embedding") : nullptr) {
+        auto& data = fresh_embeddings(out, 1);
+        if (!read_vector(titan, data[0].embedding)) {
+            bad_embedding_response(out, "\"embedding\" is not an array of numbers");
+            return;
+        }
+        tokens = int_member(o, "inputTextTokenCount", -1);
+    } else if (!read_cohere_embeddings(o, out)) {
+        return;
+    }
+    if (const auto h = in.headers.get("x-amzn-bedrock-input-token-count"); !h.empty()) {
+        std::int64_t n = 0;
+        const auto [end, ec] = std::from_chars(h.data(), h.data() + h.size(), n);
+        if (ec == std::errc{} && end == h.data() + h.size()) tokens = n;
+    }
+    if (tokens >= 0) set_embedding_usage(out, tokens);
 }
 
 /// Maps ConverseStream's event-stream messages to chunks.
@@ -446,9 +547,17 @@ struct Bedrock {
         detail::bedrock::build(ctx, out, true, clock);
     }
     void parse_chat(const HttpResponse& in, Outcome& out) const { detail::bedrock::parse(in, out); }
+
+    void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out) const {
+        detail::bedrock::build_embedding(ctx, out, clock);
+    }
+    void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) const {
+        detail::bedrock::parse_embedding(in, out);
+    }
 };
 
 static_assert(Provider<Bedrock>);
 static_assert(StreamingProvider<Bedrock>);
+static_assert(EmbeddingProvider<Bedrock>);
 
 }  // namespace bifrost::providers

@@ -1,6 +1,7 @@
 #pragma once
 /// \file
-/// `providers::Cohere`: Cohere's v2 chat API (`POST /v2/chat`, bearer key), plain and streamed.
+/// `providers::Cohere`: Cohere's v2 chat API (`POST /v2/chat`, bearer key), plain and streamed,
+/// and v2 embed.
 ///
 /// The v2 request is close to OpenAI's: messages keep their roles (system, user, assistant with
 /// `tool_calls`, tool with `tool_call_id`); `top_p` becomes `p`, `stop` `stop_sequences`,
@@ -9,6 +10,12 @@
 /// calls, `finish_reason` (COMPLETE, STOP_SEQUENCE -> stop; MAX_TOKENS -> length; TOOL_CALL ->
 /// tool_calls) and `usage.tokens`. The stream's events (message-start, content-delta,
 /// tool-call-start / -delta, message-end, ...) map to chunks; message-end ends the stream.
+///
+/// Embeddings go to `POST /v2/embed`: the input strings become `texts`, `dimensions`
+/// `output_dimension`; `input_type` (which v3+ models require) is the client's `input_type`,
+/// else `search_document`; a client `truncate` goes through. Floats are asked for
+/// (`embedding_types: ["float"]`) and returned whatever `encoding_format` said; usage is
+/// `meta.billed_units.input_tokens`.
 
 #include <bifrost/concepts.hpp>
 #include <bifrost/detail/sse.hpp>
@@ -139,6 +146,44 @@ inline void build(const BuildContext& ctx, HttpRequest& out, std::string_view de
         out.headers.add_joined("authorization", "Bearer ", ctx.key->value.reveal());
     apply_extra_headers(ctx.config, out);
     out.body = json::serialize(build_body(ctx, stream));
+}
+
+inline void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out,
+                            std::string_view default_base_url) {
+    const auto& texts = embedding_texts(ctx.request, "cohere");
+    out.method = HttpMethod::post;
+    out.url.assign(base_url(ctx.config, default_base_url)).append("/v2/embed");
+    out.headers.add("content-type", "application/json");
+    out.headers.add("accept", "application/json");
+    if (ctx.key != nullptr && !ctx.key->value.empty())
+        out.headers.add_joined("authorization", "Bearer ", ctx.key->value.reveal());
+    apply_extra_headers(ctx.config, out);
+    json::array list;
+    list.reserve(texts.size());
+    for (const auto& t : texts)
+        list.push_back(json::string(t));
+    const auto input_type = extra_string(ctx.request.extra, "input_type");
+    json::object body{{"model", ctx.model},
+                      {"texts", std::move(list)},
+                      {"input_type", input_type.empty() ? "search_document" : input_type},
+                      {"embedding_types", json::array{"float"}}};
+    if (ctx.request.dimensions) body["output_dimension"] = *ctx.request.dimensions;
+    if (const auto t = extra_string(ctx.request.extra, "truncate"); !t.empty()) body["truncate"] = t;
+    out.body = json::serialize(body);
+}
+
+inline void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) {
+    if (in.status < 200 || in.status >= 300) {
+        read_openai_error(in.status, in.body, {}, out.error);
+        return;
+    }
+    json::value doc;
+    if (!parse_body(in.body, doc, out.error, "Cohere embed response")) return;
+    const auto* o = doc.if_object();
+    if (!read_cohere_embeddings(o, out)) return;
+    if (const auto id = string_member(o, "id"); !id.empty()) out.response.extra["id"] = id;
+    if (const auto* billed = object_member(object_member(o, "meta"), "billed_units"))
+        set_embedding_usage(out, int_member(billed, "input_tokens"));
 }
 
 /// `usage.tokens` (what the model used), else `usage.billed_units`.
@@ -311,9 +356,17 @@ struct Cohere {
         detail::cohere::build(ctx, out, default_base_url, true);
     }
     void parse_chat(const HttpResponse& in, Outcome& out) const { detail::cohere::parse(in, out); }
+
+    void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out) const {
+        detail::cohere::build_embedding(ctx, out, default_base_url);
+    }
+    void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) const {
+        detail::cohere::parse_embedding(in, out);
+    }
 };
 
 static_assert(Provider<Cohere>);
 static_assert(StreamingProvider<Cohere>);
+static_assert(EmbeddingProvider<Cohere>);
 
 }  // namespace bifrost::providers

@@ -18,6 +18,12 @@
 ///
 /// Gemini's stream has no end marker: it is complete when a `finishReason` was seen before the
 /// body ended.
+///
+/// Embeddings: one string goes to `models/{model}:embedContent`, an array of strings to
+/// `:batchEmbedContents` (one request per text); `dimensions` becomes `outputDimensionality`,
+/// and the client's `task_type` / `taskType` and `title` go through. Vectors come back as
+/// floats whatever `encoding_format` asked (OpenAI's SDKs accept either); usage is reported
+/// when the answer carries `usageMetadata`.
 
 #include <bifrost/concepts.hpp>
 #include <bifrost/detail/sse.hpp>
@@ -198,10 +204,15 @@ inline json::object build_body(const BuildContext& ctx) {
     return body;
 }
 
+/// The model id without a leading "models/".
+inline std::string_view model_name(std::string_view model) noexcept {
+    if (model.substr(0, 7) == "models/") model.remove_prefix(7);
+    return model;
+}
+
 inline void build(const BuildContext& ctx, HttpRequest& out, std::string_view default_base_url,
                   bool stream) {
-    std::string_view model = ctx.model;
-    if (model.substr(0, 7) == "models/") model.remove_prefix(7);
+    const std::string_view model = model_name(ctx.model);
     out.method = HttpMethod::post;
     out.url.assign(base_url(ctx.config, default_base_url))
         .append("/v1beta/models/")
@@ -303,6 +314,76 @@ inline void parse(const HttpResponse& in, Outcome& out) {
         }
     }
     read_usage(object_member(o, "usageMetadata"), r.usage);
+}
+
+/// One `EmbedContentRequest` (`model` is set inside a batch only).
+inline json::object embed_request(const EmbeddingRequest& r, std::string_view text,
+                                  std::string_view model) {
+    json::object o;
+    if (!model.empty()) o["model"] = std::string("models/").append(model);
+    o["content"] = json::object{{"parts", json::array{json::object{{"text", text}}}}};
+    if (const auto t = extra_string(r.extra, "task_type", "taskType"); !t.empty())
+        o["taskType"] = t;
+    if (const auto t = extra_string(r.extra, "title"); !t.empty()) o["title"] = t;
+    if (r.dimensions) o["outputDimensionality"] = *r.dimensions;
+    return o;
+}
+
+inline void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out,
+                            std::string_view default_base_url) {
+    const auto& texts = embedding_texts(ctx.request, "gemini");
+    const std::string_view model = model_name(ctx.model);
+    const bool batch = ctx.request.input.kind == TextInput::Kind::texts;
+    out.method = HttpMethod::post;
+    out.url.assign(base_url(ctx.config, default_base_url))
+        .append("/v1beta/models/")
+        .append(model)
+        .append(batch ? ":batchEmbedContents" : ":embedContent");
+    out.headers.add("content-type", "application/json");
+    if (ctx.key != nullptr && !ctx.key->value.empty())
+        out.headers.add("x-goog-api-key", ctx.key->value.reveal());
+    apply_extra_headers(ctx.config, out);
+    if (!batch) {
+        out.body = json::serialize(embed_request(ctx.request, texts.front(), {}));
+        return;
+    }
+    json::array requests;
+    requests.reserve(texts.size());
+    for (const auto& t : texts)
+        requests.push_back(embed_request(ctx.request, t, model));
+    out.body = json::serialize(json::object{{"requests", std::move(requests)}});
+}
+
+/// Reads an `embedContent` (`{"embedding":{"values":[...]}}`) or `batchEmbedContents`
+/// (`{"embeddings":[{"values":[...]}, ...]}`) answer.
+inline void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) {
+    if (in.status < 200 || in.status >= 300) {
+        read_error(in.status, in.body, out.error);
+        return;
+    }
+    json::value doc;
+    if (!parse_body(in.body, doc, out.error, "Gemini embeddings response")) return;
+    const auto* o = doc.if_object();
+    std::vector<const json::object*> vectors;
+    if (const auto* one = object_member(o, "embedding")) {
+        vectors.push_back(one);
+    } else if (const auto* many = array_member(o, "embeddings")) {
+        for (const auto& v : *many)
+            vectors.push_back(v.if_object());
+    } else {
+        bad_embedding_response(out, "expected \"embedding\" or \"embeddings\"");
+        return;
+    }
+    auto& data = fresh_embeddings(out, vectors.size());
+    for (std::size_t i = 0; i < vectors.size(); ++i) {
+        const auto* values = vectors[i] != nullptr ? vectors[i]->if_contains("values") : nullptr;
+        if (!read_vector(values, data[i].embedding)) {
+            bad_embedding_response(out, "an embedding has no \"values\" array of numbers");
+            return;
+        }
+    }
+    if (const auto* u = object_member(o, "usageMetadata"))
+        set_embedding_usage(out, int_member(u, "promptTokenCount"));
 }
 
 /// Maps Gemini's SSE stream (each event a whole `GenerateContentResponse` carrying the next
@@ -433,9 +514,17 @@ struct Gemini {
         detail::gemini::build(ctx, out, default_base_url, true);
     }
     void parse_chat(const HttpResponse& in, Outcome& out) const { detail::gemini::parse(in, out); }
+
+    void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out) const {
+        detail::gemini::build_embedding(ctx, out, default_base_url);
+    }
+    void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) const {
+        detail::gemini::parse_embedding(in, out);
+    }
 };
 
 static_assert(Provider<Gemini>);
 static_assert(StreamingProvider<Gemini>);
+static_assert(EmbeddingProvider<Gemini>);
 
 }  // namespace bifrost::providers

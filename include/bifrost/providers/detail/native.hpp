@@ -1,12 +1,15 @@
 #pragma once
 /// \file
 /// What the native (non-OpenAI-format) providers share: reading key settings, applying
-/// `extra_headers`, small JSON helpers, data: URL splitting, and `StreamQueue`, the state every
-/// stream decoder keeps (decoded chunks waiting for `next`, the end marker, a failure).
+/// `extra_headers`, small JSON helpers, data: URL splitting, embedding helpers, and
+/// `StreamQueue`, the state every stream decoder keeps (decoded chunks waiting for `next`, the
+/// end marker, a failure).
 
 #include <bifrost/concepts.hpp>
 #include <bifrost/providers/openai.hpp>
+#include <bifrost/schema/embedding.hpp>
 #include <bifrost/schema/error.hpp>
+#include <bifrost/schema/operation_outcome.hpp>
 #include <bifrost/schema/stream.hpp>
 #include <bifrost/transport/http.hpp>
 
@@ -18,6 +21,7 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -177,6 +181,93 @@ inline void set_usage(std::optional<Usage>& usage, std::int64_t prompt, std::int
     usage->prompt_tokens = prompt;
     usage->completion_tokens = completion;
     usage->total_tokens = total >= 0 ? total : prompt + completion;
+}
+
+/// The texts of an embeddings request. Native embedding APIs take text only: token-id input
+/// and an empty input throw `std::invalid_argument` naming `provider`.
+inline const std::vector<std::string>& embedding_texts(const EmbeddingRequest& r,
+                                                       std::string_view provider) {
+    if (r.input.kind == TextInput::Kind::tokens || r.input.kind == TextInput::Kind::token_arrays)
+        throw std::invalid_argument(std::string(provider).append(
+            ": embeddings take text input (a string or an array of strings), not token ids"));
+    if (r.input.texts.empty())
+        throw std::invalid_argument(std::string(provider).append(": the embedding input is empty"));
+    return r.input.texts;
+}
+
+/// A string the client sent among the request's extra fields (`input_type`, `task_type`, ...)
+/// under `name` or `alias`, or empty.
+inline std::string_view extra_string(const json::object& extra, std::string_view name,
+                                     std::string_view alias = {}) noexcept {
+    if (auto s = string_member(&extra, name); !s.empty()) return s;
+    return alias.empty() ? std::string_view{} : string_member(&extra, alias);
+}
+
+/// Reads a JSON array of numbers into `out`; false when `v` is not one.
+inline bool read_vector(const json::value* v, std::vector<float>& out) {
+    const auto* a = v != nullptr ? v->if_array() : nullptr;
+    if (a == nullptr) return false;
+    out.clear();
+    out.reserve(a->size());
+    for (const auto& x : *a) {
+        if (x.is_double())
+            out.push_back(static_cast<float>(x.get_double()));
+        else if (x.is_int64())
+            out.push_back(static_cast<float>(x.get_int64()));
+        else if (x.is_uint64())
+            out.push_back(static_cast<float>(x.get_uint64()));
+        else
+            return false;
+    }
+    return true;
+}
+
+/// Empties `out` for a new embeddings response of `n` vectors (indexed 0..n-1) and returns them.
+inline std::vector<Embedding>& fresh_embeddings(EmbeddingOutcome& out, std::size_t n) {
+    out.error.clear();
+    out.response = EmbeddingResponse{};
+    out.response.data.resize(n);
+    for (std::size_t i = 0; i < n; ++i)
+        out.response.data[i].index = static_cast<std::int64_t>(i);
+    return out.response.data;
+}
+
+/// Fails `out` with a 502 saying the upstream's embeddings answer lacks `what`.
+inline void bad_embedding_response(EmbeddingOutcome& out, std::string_view what) {
+    out.fail(502, error_type::bad_response,
+             std::string("upstream embeddings response: ").append(what));
+}
+
+/// Sets embeddings usage from a prompt token count (total = prompt).
+inline void set_embedding_usage(EmbeddingOutcome& out, std::int64_t prompt_tokens) {
+    out.response.usage.emplace();
+    out.response.usage->prompt_tokens = prompt_tokens;
+    out.response.usage->total_tokens = prompt_tokens;
+}
+
+/// Reads the float vectors of an embed answer: `embeddings.float` (v2, and v1 by type) or
+/// `embeddings` as an array of vectors (v1's `embeddings_floats`), into `out`: Cohere's
+/// API and Cohere models on Bedrock. False (with `out` failed) when neither is there.
+inline bool read_cohere_embeddings(const json::object* o, EmbeddingOutcome& out) {
+    const json::array* vectors = nullptr;
+    if (const auto* e = o != nullptr ? o->if_contains("embeddings") : nullptr) {
+        if (const auto* by_type = e->if_object())
+            vectors = array_member(by_type, "float");
+        else
+            vectors = e->if_array();
+    }
+    if (vectors == nullptr) {
+        bad_embedding_response(out, "expected \"embeddings\" with float vectors");
+        return false;
+    }
+    auto& data = fresh_embeddings(out, vectors->size());
+    for (std::size_t i = 0; i < vectors->size(); ++i) {
+        if (!read_vector(&(*vectors)[i], data[i].embedding)) {
+            bad_embedding_response(out, "an embedding is not an array of numbers");
+            return false;
+        }
+    }
+    return true;
 }
 
 /// The state of a stream decoder: chunks decoded and not yet taken, whether the end marker was
