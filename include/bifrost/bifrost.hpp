@@ -28,6 +28,7 @@
 #include <bifrost/providers/native.hpp>
 #include <bifrost/providers/openai.hpp>
 #include <bifrost/providers/openai_compatible.hpp>
+#include <bifrost/providers/vertex.hpp>
 #include <bifrost/queue/policies.hpp>
 #include <bifrost/queue/ring.hpp>
 #include <bifrost/schema/chat.hpp>

@@ -25,6 +25,7 @@
 
 #include <concepts>
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace bifrost {
@@ -180,6 +181,25 @@ concept StreamingProvider = Provider<P> &&
     { d.next(chunk, error) } -> std::same_as<StreamStatus>;
     d.finish();
     d.reset();
+};
+
+/// A provider whose keys must first be exchanged for a short-lived credential it caches (an
+/// OAuth access token from a service account). Before each upstream call the worker asks
+/// `credential_needed(key)`: empty when the cached credential serves, else the name of the
+/// credential to obtain. Requests needing the same name share one exchange: the first builds it
+/// with `build_credential_request(key, out)` and sends it over the provider's transport, the
+/// others wait (holding their slots, bounded by their deadlines); the answer (any status) goes to
+/// `read_credential_response(key, in, error)`, which caches the credential and returns true, or
+/// writes `error` (a status such as 401 or 502 and a message free of secrets) and returns false.
+/// Then every waiting request goes on, or fails with that error. A network failure of the
+/// exchange answers 502. All three are called concurrently from the worker threads; any may
+/// throw (the request then fails, the worker lives on).
+template <class P>
+concept CredentialProvider = Provider<P> &&
+    requires(const P& p, const Key* key, HttpRequest& out, const HttpResponse& in, Error& error) {
+    { p.credential_needed(key) } -> std::convertible_to<std::string>;
+    p.build_credential_request(key, out);
+    { p.read_credential_response(key, in, error) } -> std::same_as<bool>;
 };
 
 /// Decides what a request does when its provider's queue is full (shipped ones in

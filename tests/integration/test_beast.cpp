@@ -286,6 +286,34 @@ TEST_CASE("beast: the transport's request timeout ends a stalled exchange", "[be
     CHECK(r.error().type == "network_error");
 }
 
+TEST_CASE("beast: an upstream that never answers the TLS handshake ends at the connect timeout",
+          "[beast]") {
+    // A listener that never accepts: the kernel completes the TCP handshake into its backlog, but
+    // nobody ever sends a ServerHello, so only the transport's connect bound (which covers the
+    // TLS handshake) ends the attempt.
+    asio::io_context ioc;
+    asio::ip::tcp::acceptor silent(ioc);
+    const asio::ip::tcp::endpoint at(asio::ip::make_address("127.0.0.1"), 0);
+    silent.open(at.protocol());
+    silent.bind(at);
+    silent.listen(64);
+    auto cfg = config_for("https://127.0.0.1:" + std::to_string(silent.local_endpoint().port()));
+    cfg.network_config.default_request_timeout = 60s;  // the deadline is not what ends it
+    BeastGateway gw(test::options());
+    bifrost::transport::Beast::Options topts;
+    topts.connect_timeout = 200ms;
+    REQUIRE_FALSE(
+        gw.add_provider<bifrost::providers::OpenAI>("p", cfg, bifrost::providers::OpenAI{}, topts));
+    const auto start = std::chrono::steady_clock::now();
+    const Result r = gw.chat(test::request("p/m", "x"));
+    CHECK(std::chrono::steady_clock::now() - start < 10s);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().status == 502);
+    CHECK(r.error().type == "network_error");
+    CHECK(r.error().message.find("timed out") != std::string::npos);
+    CHECK(r.error().message.find("sk-test-key") == std::string::npos);
+}
+
 TEST_CASE("beast: bodies arrive whole whatever the framing", "[beast]") {
     test::MockUpstream up;
     BeastGateway gw(test::options());

@@ -415,6 +415,14 @@ TEST_CASE("server: /metrics exposes request, latency and provider series", "[ser
              "# TYPE bifrost_upstream_latency_seconds histogram",
              R"(bifrost_upstream_latency_seconds_count{provider="mock"} 1)",
              R"(bifrost_gateway_overhead_seconds_bucket{provider="mock",le="+Inf"} 1)",
+             "# TYPE bifrost_queue_wait_seconds histogram",
+             R"(bifrost_queue_wait_seconds_count{provider="mock"} 1)",
+             R"(bifrost_provider_retries_total{provider="mock"} 0)",
+             R"(bifrost_provider_requests_total{provider="mock",outcome="dropped"} 0)",
+             R"(bifrost_provider_requests_total{provider="mock",outcome="timed_out"} 0)",
+             "bifrost_fallback_attempts_total 0",
+             "bifrost_pool_hits_total ",
+             "bifrost_pool_misses_total ",
              R"(bifrost_http_request_duration_seconds_count{route="/v1/chat/completions"} 1)",
              R"(bifrost_provider_queue_depth{provider="mock"} 0)",
              R"(bifrost_provider_queue_capacity{provider="mock"} 64)",
@@ -789,4 +797,40 @@ TEST_CASE("server: a client leaving mid-stream cancels the upstream stream",
     CHECK(test::eventually([&] { return h.mock_stats().in_flight == 0; }));
     CHECK(test::eventually([&] { return h.server->metrics().client_disconnects.load() == 1; }));
     CHECK(test::eventually([&] { return h.server->metrics().connections.load() == 0; }));
+}
+
+TEST_CASE("server: a client too slow for its stream is cut off, not buffered without bound",
+          "[server][stream]") {
+    // ~13 MB of events at full speed against a 64 KiB buffer and a client that reads nothing
+    // until the upstream stream has been cancelled: more than the kernel's socket buffers hold.
+    auto cancelled = std::make_shared<std::atomic<int>>(0);
+    constexpr std::size_t pieces = 12'000;
+    auto script = [cancelled](bifrost::transport::MockCall& call) {
+        const std::string text(1000, 'x');
+        for (std::size_t i = 0; i < pieces; ++i) {
+            std::string p;
+            mock::write_sse_chunk(p, "id-1", "m", true, text, {});
+            call.stream.push_back(std::move(p));
+        }
+        call.stream.emplace_back("data: [DONE]\n\n");
+        call.on_cancelled = [cancelled] { cancelled->fetch_add(1); };
+    };
+    srv::Options o;
+    o.stream_buffer_limit = 64 * 1024;
+    Harness h(o, script);
+    Client c(h.server->port());
+    c.send(http::verb::post, "/v1/chat/completions", stream_body);
+    REQUIRE(test::eventually([&] { return cancelled->load() == 1; }, 10s));
+    std::string got;
+    while (got.size() < 5 || got.compare(got.size() - 5, 5, "0\r\n\r\n") != 0)
+        got += c.read_some_raw();
+    CHECK(got.find("text/event-stream") != std::string::npos);
+    CHECK(got.find(R"("type":"stream_buffer_overflow")") != std::string::npos);
+    CHECK(got.find("[DONE]") == std::string::npos);
+    CHECK(got.size() < pieces * 1000);
+    CHECK(test::eventually([&] { return h.mock_stats().in_flight == 0; }));
+    CHECK(test::eventually(
+        [&] { return h.log_text().find(R"("status":503)") != std::string::npos; }));
+    // The connection still serves the next request.
+    CHECK(c.post("/v1/chat/completions", chat_body).result_int() == 200);
 }

@@ -625,6 +625,25 @@ TEST_CASE("streaming over beast: a silent stream hits the idle timeout", "[strea
     CHECK(col.size() == 0);
 }
 
+TEST_CASE("streaming over beast: an upstream that never sends the head hits the idle timeout",
+          "[stream][beast]") {
+    test::MockUpstream up;
+    up.set({.latency = 10s});
+    BeastGateway gw(test::options());
+    bifrost::transport::Beast::Options topts;
+    topts.stream_idle_timeout = 100ms;
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("p", beast_config(up.base_url()),
+                                                              bifrost::providers::OpenAI{}, topts));
+    Collector col;
+    const auto start = std::chrono::steady_clock::now();
+    auto r = gw.chat_stream(test::request("p/m", "x"), std::ref(col));
+    CHECK(std::chrono::steady_clock::now() - start < 5s);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().status == 502);
+    CHECK(r.error().message.find("timed out") != std::string::npos);
+    CHECK(col.size() == 0);
+}
+
 // ---- stress
 // ----------------------------------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 """Smoke test of the bifrost-http executable: start it on a free port with the embedded mock
 provider, send a chat request and a metrics scrape, stop it with SIGTERM (expecting exit status
 0); start it with a config whose providers point at a small upstream server in this script and
-check requests reach it over HTTP with the configured key (which never shows in the log), and
-that an upstream error keeps its status; then check that a bad config exits non-zero naming the
-file, the JSON path and the reason.
+check requests reach it over HTTP with the configured key (which never shows in the log), that
+an upstream error keeps its status, that a request's `fallbacks` rescue it, and that SIGTERM lets
+a request in flight finish before the exit; then check that a bad config exits non-zero naming
+the file, the JSON path and the reason.
 
 usage: bifrost_http_smoke.py PATH/TO/bifrost-http
 """
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,13 +51,18 @@ def start(binary, *args):
 
 class Upstream(BaseHTTPRequestHandler):
     """An OpenAI-format upstream: answers chat completions with the last user message reversed,
-    or 429 with OpenAI's error JSON for model "limited"; records what it was sent."""
+    or 429 with OpenAI's error JSON for model "limited", or after a second for model "slow"
+    (setting `slow_started` when such a request arrives); records what it was sent."""
     protocol_version = "HTTP/1.1"
     seen = []
+    slow_started = threading.Event()
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         Upstream.seen.append((self.path, self.headers.get("authorization"), body))
+        if body["model"] == "slow":
+            Upstream.slow_started.set()
+            time.sleep(1.0)
         if body["model"] == "limited":
             status, answer = 429, {"error": {"message": "slow down", "type": "rate_limit",
                                              "code": "rate_limit_exceeded"}}
@@ -148,7 +155,24 @@ def check_real_upstream(binary):
                                                                "messages": msgs})
         if status != 429 or answer["error"]["message"] != "slow down":
             fail(f"an upstream 429 became {status} {answer}")
+        status, answer = post(base + "/v1/chat/completions", {
+            "model": "openai/limited", "fallbacks": ["sgl/rescue"], "messages": msgs})
+        if status != 200 or answer["choices"][0]["message"]["content"] != "yawetag" or \
+                Upstream.seen[-1][2]["model"] != "rescue":
+            fail(f"the fallback did not answer: {status} {answer}")
+        # SIGTERM while a request is in flight: it is answered, then the process exits 0.
+        slow = {}
+        def slow_request():
+            slow["result"] = post(base + "/v1/chat/completions", {"model": "openai/slow",
+                                                                  "messages": msgs})
+        t = threading.Thread(target=slow_request)
+        t.start()
+        if not Upstream.slow_started.wait(10):
+            fail("the slow request never reached the upstream")
         stop(proc, log)
+        t.join(10)
+        if slow.get("result", (None, None))[0] != 200:
+            fail(f"the request in flight at SIGTERM was not answered: {slow.get('result')}")
         if any(secret in line for line in log):
             fail("the provider key appears in the log")
     upstream.shutdown()
@@ -174,6 +198,28 @@ def main():
     stop(proc, log)
 
     check_real_upstream(binary)
+
+    # Flags: --help lists Bifrost's flags and exits 0; a bad flag or value exits 2 saying which.
+    helped = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)
+    if helped.returncode != 0:
+        fail(f"--help exited {helped.returncode}")
+    for flag in ("-config", "-host", "-port", "-pool-size", "-drop-excess-requests",
+                 "-log-level"):
+        if flag not in helped.stdout:
+            fail(f"--help does not list {flag}: {helped.stdout}")
+    for args, says in ((["-no-such-flag", "1"], "no-such-flag"), (["-port", "http"], "port")):
+        bad = subprocess.run([binary, *args], capture_output=True, text=True, timeout=30)
+        if bad.returncode != 2 or says not in bad.stderr:
+            fail(f"{args} exited {bad.returncode}: {bad.stderr}")
+    proc, port, log = start(binary, "-host", "127.0.0.1", "-pool-size", "8",
+                            "-drop-excess-requests", "-log-level=info")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/chat/completions", data=body,
+                                timeout=10) as r:
+        if r.status != 200:
+            fail(f"with flags set, a chat request got {r.status}")
+    stop(proc, log)
+    if not any('"msg":"request"' in line for line in log):
+        fail("no request line at -log-level=info:\n" + "".join(log))
 
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "config.json")

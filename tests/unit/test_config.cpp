@@ -1,6 +1,7 @@
 #include "bifrost_catch.hpp"
 
 #include <bifrost/config/config.hpp>
+#include <bifrost/providers/native.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -274,4 +275,43 @@ TEST_CASE("config: load_config reads a file and names it", "[config]") {
     auto missing = bifrost::load_config("no/such/config.json", cfg);
     REQUIRE(missing.has_value());
     CHECK(missing->message() == "no/such/config.json: cannot open the file");
+}
+
+TEST_CASE("config: a vertex provider with vertex_key_config loads and is usable", "[config]") {
+    // auth_credentials as the service-account JSON text from the environment, or inline as an
+    // object; the key's value may stay empty.
+    const char* text = R"({"providers": {"vertex": {"keys": [
+        {"value": "", "models": ["gemini-2.0-flash"], "weight": 1.0,
+         "vertex_key_config": {"project_id": "env.GCP_PROJECT", "region": "europe-west4",
+                               "auth_credentials": "env.VERTEX_SA_JSON"}},
+        {"vertex_key_config": {"project_id": "p2", "region": "global",
+                               "auth_credentials": {"type": "service_account",
+                                   "client_email": "two@p2.iam.gserviceaccount.com",
+                                   "private_key": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n"}}}]}}})";
+    Config cfg;
+    const auto err = bifrost::parse_config(
+        text, "c.json", cfg,
+        env({{"GCP_PROJECT", "my-proj"},
+             {"VERTEX_SA_JSON",
+              R"({"type":"service_account","client_email":"bot@my-proj.iam.gserviceaccount.com","private_key":"-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n","token_uri":"https://oauth2.googleapis.com/token"})"}}));
+    REQUIRE_FALSE(err.has_value());
+    const auto* p = cfg.provider("vertex");
+    REQUIRE(p != nullptr);
+    REQUIRE(p->keys.size() == 2);
+    const auto& settings = p->keys[0].settings.at("vertex_key_config").as_object();
+    CHECK(settings.at("project_id").as_string() == "my-proj");
+    CHECK(settings.at("region").as_string() == "europe-west4");
+
+    const bifrost::providers::Vertex vertex;
+    CHECK(vertex.credential_needed(&p->keys[0]) == "bot@my-proj.iam.gserviceaccount.com");
+    CHECK(vertex.credential_needed(&p->keys[1]) == "two@p2.iam.gserviceaccount.com");
+    CHECK(bifrost::providers::with_any_provider_type("vertex", [](auto) {}));
+
+    // A misspelt key-config name is listed among the ignored members (as Bifrost ignores it).
+    Config typo;
+    REQUIRE_FALSE(bifrost::parse_config(R"({"providers": {"vertex": {"keys": [
+        {"vertex_key_cfg": {"project_id": "p"}}]}}})",
+                                        "c.json", typo, env({})));
+    REQUIRE(typo.ignored.size() == 1);
+    CHECK(typo.ignored[0] == "providers.vertex.keys[0].vertex_key_cfg");
 }

@@ -3,6 +3,7 @@
 #include <bifrost/pool/heap.hpp>
 #include <bifrost/pool/preallocated.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <set>
 #include <string>
@@ -118,4 +119,63 @@ TEST_CASE("pool: concurrent acquire/release never hands one object to two thread
     CHECK(s.gets == 80000);
     CHECK(s.returns == 80000);
     CHECK(s.available == s.size);
+}
+
+TEST_CASE("pool: growing from empty keeps every object, across index segments",
+          "[pool]") {
+    bifrost::pool::Preallocated::pool<Widget> pool(0);
+    std::vector<Widget*> held;
+    for (int i = 0; i < 1000; ++i)
+        held.push_back(pool.acquire());
+    std::sort(held.begin(), held.end());
+    CHECK(std::adjacent_find(held.begin(), held.end()) == held.end());
+    for (Widget* w : held)
+        pool.release(w);
+    auto s = pool.stats();
+    CHECK(s.size == 1000);
+    CHECK(s.available == 1000);
+    CHECK(s.misses == 1000);
+    std::vector<Widget*> again;
+    for (int i = 0; i < 1000; ++i)
+        again.push_back(pool.acquire());
+    std::sort(again.begin(), again.end());
+    CHECK(again == held);  // the same objects, none new
+    s = pool.stats();
+    CHECK(s.misses == 1000);
+    CHECK(s.hits == 1000);
+    for (Widget* w : again)
+        pool.release(w);
+}
+
+TEST_CASE("pool: threads holding several objects while the pool grows never share one",
+          "[pool][concurrency]") {
+    bifrost::pool::Preallocated::pool<Widget> pool(2);
+    std::atomic<int> violations{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 10000; ++i) {
+                Widget* held[3];
+                for (auto& w : held) {
+                    w = pool.acquire();
+                    if (w->uses++ != 0) violations.fetch_add(1);
+                }
+                // Released in an order that differs by thread and round.
+                for (int k = 0; k < 3; ++k) {
+                    Widget* w = held[(k + t + i) % 3];
+                    w->uses--;
+                    pool.release(w);
+                }
+            }
+        });
+    }
+    for (auto& t : threads)
+        t.join();
+    CHECK(violations == 0);
+    const auto s = pool.stats();
+    CHECK(s.gets == 120000);
+    CHECK(s.returns == 120000);
+    CHECK(s.size <= 12);
+    CHECK(s.available == s.size);
+    CHECK(s.misses == s.size - 2);
 }

@@ -8,6 +8,7 @@
 #include <bifrost/config/config.hpp>
 #include <bifrost/providers/native.hpp>
 
+#include <chrono>
 #include <map>
 #include <string>
 
@@ -30,7 +31,12 @@ const char* const config_json = R"({
                                           "deployments": { "claude": "anthropic.claude-3-5-sonnet-20240620-v1:0" } } } ]
     },
     "gemini": { "keys": [ { "value": "env.GEMINI_API_KEY", "models": [], "weight": 1.0 } ] },
-    "cohere": { "keys": [ { "value": "env.COHERE_API_KEY", "models": [], "weight": 1.0 } ] }
+    "cohere": { "keys": [ { "value": "env.COHERE_API_KEY", "models": [], "weight": 1.0 } ] },
+    "vertex": {
+      "keys": [ { "value": "", "models": [], "weight": 1.0,
+                  "vertex_key_config": { "project_id": "my-proj", "region": "us-east5",
+                                         "auth_credentials": "env.VERTEX_CREDENTIALS" } } ]
+    }
   }
 })";
 
@@ -38,7 +44,10 @@ bifrost::ConfigOptions env() {
     static const std::map<std::string, std::string> vars{
         {"ANTHROPIC_API_KEY", "sk-ant-1"},    {"AZURE_KEY", "az-1"},
         {"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"}, {"AWS_SECRET_ACCESS_KEY", "shh"},
-        {"GEMINI_API_KEY", "AIza-1"},         {"COHERE_API_KEY", "co-1"}};
+        {"GEMINI_API_KEY", "AIza-1"},         {"COHERE_API_KEY", "co-1"},
+        {"VERTEX_CREDENTIALS",
+         R"({"type":"service_account","client_email":"sa@my-proj.iam.gserviceaccount.com",
+             "private_key":"-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"})"}};
     bifrost::ConfigOptions o;
     o.getenv = [](const std::string& name) -> std::optional<std::string> {
         auto it = vars.find(name);
@@ -55,7 +64,7 @@ TEST_CASE("native providers: a Bifrost config with key configs loads and builds 
     bifrost::Config cfg;
     const auto err = bifrost::parse_config(config_json, "config.json", cfg, env());
     REQUIRE_FALSE(err);
-    REQUIRE(cfg.providers.size() == 5);
+    REQUIRE(cfg.providers.size() == 6);
 
     std::map<std::string, std::string> urls;
     std::map<std::string, bool> streams;
@@ -71,6 +80,14 @@ TEST_CASE("native providers: a Bifrost config with key configs loads and builds 
             using P = decltype(p);
             static_assert(bifrost::StreamingProvider<P>);
             CHECK(P::requires_key);
+            if constexpr (bifrost::CredentialProvider<P>) {
+                // The engine would fetch the token first; here one is cached by hand.
+                const std::string account = p.credential_needed(&key);
+                CHECK(account == "sa@my-proj.iam.gserviceaccount.com");
+                p.tokens()->store(account, {"ya29.t", std::chrono::system_clock::now() +
+                                                          std::chrono::hours(1)});
+                CHECK(p.credential_needed(&key).empty());
+            }
             bifrost::HttpRequest out;
             p.build_chat(bifrost::BuildContext{req, model, &key, np.config}, out);
             urls[np.name] = out.url;
@@ -90,6 +107,9 @@ TEST_CASE("native providers: a Bifrost config with key configs loads and builds 
     CHECK(urls["gemini"] ==
           "https://generativelanguage.googleapis.com/v1beta/models/m:generateContent");
     CHECK(urls["cohere"] == "https://api.cohere.com/v2/chat");
+    CHECK(urls["vertex"] ==
+          "https://us-east5-aiplatform.googleapis.com/v1/projects/my-proj/locations/us-east5/"
+          "publishers/google/models/m:generateContent");
     for (const auto& [name, differs] : streams) {
         CAPTURE(name);
         CHECK(differs);  // the streamed request is not the plain one
@@ -105,7 +125,11 @@ TEST_CASE("native providers: names resolve, OpenAI-format ones too, unknown ones
         CHECK(seen == n);
     }
     CHECK(bifrost::providers::with_any_provider_type("groq", [](auto) {}));
-    CHECK_FALSE(bifrost::providers::with_any_provider_type("vertex", [](auto) {}));
+    bool fetches_tokens = false;
+    CHECK(bifrost::providers::with_any_provider_type("vertex", [&](auto p) {
+        fetches_tokens = bifrost::CredentialProvider<decltype(p)>;
+    }));
+    CHECK(fetches_tokens);
     CHECK_FALSE(bifrost::providers::with_any_provider_type("anthropics", [](auto) {}));
 }
 

@@ -1,6 +1,6 @@
-// providers::Vertex (partial): the signed JWT of a service account (checked with the matching
-// public key), the token exchange request and answer, the cache, and the Vertex URL around the
-// Gemini mapping.
+// providers::Vertex: the signed JWT of a service account (checked with the matching public key),
+// the token exchange request and answer, the cache, the CredentialProvider hooks the engine runs,
+// the Vertex URL around the Gemini mapping, and :predict embeddings.
 
 #include "bifrost_catch.hpp"
 #include "provider_fixtures.hpp"
@@ -16,6 +16,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 using bifrost::providers::Vertex;
 namespace vx = bifrost::providers::detail::vertex;
@@ -175,4 +176,125 @@ TEST_CASE("vertex: requests use the cached token, the Vertex URL and the Gemini 
                       {"ya29.old", fixed_now() + std::chrono::seconds(30)});
     CHECK_THROWS_AS(test::build<Vertex>(req, "gemini-1.5-pro", &k, {}, false, v),
                     std::runtime_error);
+}
+
+namespace {
+
+/// A key whose service account signs with `pem` and exchanges at `token_uri`.
+bifrost::Key vertex_key(const std::string& pem, std::string_view token_uri) {
+    boost::json::object sa{{"type", "service_account"},
+                           {"client_email", "bot@my-proj.iam.gserviceaccount.com"},
+                           {"private_key", pem},
+                           {"private_key_id", "kid-7"},
+                           {"token_uri", token_uri}};
+    bifrost::Key k = test::key("");
+    k.settings["vertex_key_config"] = boost::json::object{
+        {"project_id", "my-proj"}, {"region", "us-central1"}, {"auth_credentials", sa}};
+    return k;
+}
+
+}  // namespace
+
+TEST_CASE("vertex: the credential hooks fetch, cache and refuse tokens", "[providers][vertex]") {
+    static_assert(bifrost::CredentialProvider<Vertex>);
+    static_assert(!bifrost::CredentialProvider<bifrost::providers::Gemini>);
+    const std::string pem = make_pem();
+    const auto k = vertex_key(pem, "http://oauth.test/token");
+    Vertex v;
+    v.clock = &fixed_now;
+    CHECK(v.credential_needed(&k) == "bot@my-proj.iam.gserviceaccount.com");
+
+    bifrost::HttpRequest req;
+    v.build_credential_request(&k, req);
+    CHECK(req.method == bifrost::HttpMethod::post);
+    CHECK(req.url == "http://oauth.test/token");
+    CHECK(req.headers.get("content-type") == "application/x-www-form-urlencoded");
+    constexpr std::string_view form =
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=";
+    REQUIRE(req.body.substr(0, form.size()) == form);
+    const std::string jwt = req.body.substr(form.size());
+    const auto dot2 = jwt.rfind('.');
+    CHECK(verify_rs256(pem, std::string_view(jwt).substr(0, dot2),
+                       base64url_decode(jwt.substr(dot2 + 1))));
+    CHECK(req.body.find("PRIVATE") == std::string::npos);
+
+    bifrost::HttpResponse refused;
+    refused.status = 400;
+    refused.body = R"({"error":"invalid_grant","error_description":"Invalid JWT Signature."})";
+    bifrost::Error err;
+    CHECK_FALSE(v.read_credential_response(&k, refused, err));
+    CHECK(err.status == 401);
+    CHECK(err.type == "invalid_grant");
+    CHECK(err.provider == "vertex");
+    CHECK(err.message ==
+          "vertex: the token exchange for service account bot@my-proj.iam.gserviceaccount.com "
+          "failed (HTTP 400): Invalid JWT Signature.");
+    CHECK(err.message.find("BEGIN") == std::string::npos);
+
+    bifrost::HttpResponse down;
+    down.status = 503;
+    down.body = "upstream connect error";
+    CHECK_FALSE(v.read_credential_response(&k, down, err));
+    CHECK(err.status == 502);
+    CHECK(v.credential_needed(&k) == "bot@my-proj.iam.gserviceaccount.com");
+
+    bifrost::HttpResponse ok;
+    ok.status = 200;
+    ok.body = R"({"access_token":"ya29.fresh","expires_in":3599,"token_type":"Bearer"})";
+    REQUIRE(v.read_credential_response(&k, ok, err));
+    const Vertex copy = v;
+    CHECK(copy.credential_needed(&k).empty());  // cached, and copies share the cache
+    const auto out = test::build<Vertex>(test::user_request("vertex/gemini-2.0-flash", "Hi"),
+                                         "gemini-2.0-flash", &k, {}, false, copy);
+    CHECK(out.headers.get("authorization") == "Bearer ya29.fresh");
+
+    // A key without the settings is a clear configuration error.
+    const auto bare = test::key("x");
+    CHECK_THROWS_AS(v.credential_needed(&bare), std::invalid_argument);
+}
+
+TEST_CASE("vertex: embeddings go to :predict and back", "[providers][vertex][embedding]") {
+    const auto k = vertex_key("unused", "http://oauth.test/token");
+    Vertex v;
+    v.clock = &fixed_now;
+    v.tokens()->store("bot@my-proj.iam.gserviceaccount.com",
+                      {"ya29.abc", fixed_now() + std::chrono::minutes(30)});
+    auto r = test::embedding_request("vertex/text-embedding-005", {"first", "second"});
+    r.dimensions = 128;
+    r.extra["task_type"] = "RETRIEVAL_QUERY";
+    bifrost::ProviderConfig cfg;
+    cfg.network_config.extra_headers = {{"x-goog-user-project", "billing-proj"}};
+    const auto out = test::build_embedding<Vertex>(r, "text-embedding-005", &k, cfg, v);
+    CHECK(out.method == bifrost::HttpMethod::post);
+    CHECK(out.url ==
+          "https://us-central1-aiplatform.googleapis.com/v1/projects/my-proj/locations/"
+          "us-central1/publishers/google/models/text-embedding-005:predict");
+    CHECK(out.headers.get("authorization") == "Bearer ya29.abc");
+    CHECK(out.headers.get("x-goog-user-project") == "billing-proj");
+    CHECK(test::json(out.body) == test::json(R"({"instances": [
+        {"content": "first", "task_type": "RETRIEVAL_QUERY"},
+        {"content": "second", "task_type": "RETRIEVAL_QUERY"}],
+        "parameters": {"outputDimensionality": 128}})"));
+
+    const auto res = test::parse_embedding<Vertex>(200, R"({"predictions": [
+        {"embeddings": {"values": [0.5, -0.25], "statistics": {"token_count": 2, "truncated": false}}},
+        {"embeddings": {"values": [1, 0], "statistics": {"token_count": 3, "truncated": false}}}],
+        "metadata": {"billableCharacterCount": 11}})",
+                                                   {}, v);
+    REQUIRE(res.ok());
+    REQUIRE(res.response.data.size() == 2);
+    CHECK(res.response.data[0].embedding == std::vector<float>{0.5f, -0.25f});
+    CHECK(res.response.data[1].index == 1);
+    REQUIRE(res.response.usage);
+    CHECK(res.response.usage->prompt_tokens == 5);
+
+    const auto err = test::parse_embedding<Vertex>(
+        404,
+        R"({"error": {"code": 404, "message": "Publisher Model `text-embedding-999` not found.", "status": "NOT_FOUND"}})",
+        {}, v);
+    CHECK(err.error.status == 404);
+    CHECK(err.error.type == "NOT_FOUND");
+    CHECK(err.error.message == "Publisher Model `text-embedding-999` not found.");
+    CHECK(test::parse_embedding<Vertex>(200, R"({"predictions": [{}]})", {}, v).error.status ==
+          502);
 }

@@ -83,6 +83,7 @@ struct Job {
     Clock::time_point enqueued_at{};
     Clock::time_point upstream_started_at{};
     std::chrono::nanoseconds upstream_latency{};
+    std::chrono::nanoseconds queue_wait{};  ///< from admission to a worker taking it up
     bool probe = false;  ///< admitted as the circuit breaker's half-open probe
 
     // ---- the attempt's one-time decision ----
@@ -188,6 +189,7 @@ struct Job {
         enqueued_at = {};
         upstream_started_at = {};
         upstream_latency = {};
+        queue_wait = {};
         probe = false;
         state.store(queued, std::memory_order_relaxed);
         worker = nullptr;

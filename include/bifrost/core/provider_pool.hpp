@@ -26,7 +26,9 @@
 
 #include <chrono>
 #include <exception>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -185,6 +187,25 @@ class ProviderPool final : public ProviderQueue {
         void operator()(boost::system::error_code ec) { pool->on_stream_done(*worker, job, ec); }
     };
 
+    /// The completion handler of a credential exchange (as `UpstreamHandler`), naming the
+    /// credential it fetches.
+    struct CredentialHandler {
+        ProviderPool* pool;
+        Worker* worker;
+        Job* job;
+        std::string name;
+
+        using allocator_type = ArenaAllocator<void>;
+        allocator_type get_allocator() const noexcept { return allocator_type(job->arena); }
+        using cancellation_slot_type = asio::cancellation_slot;
+        cancellation_slot_type get_cancellation_slot() const noexcept {
+            return job->upstream_cancel.slot();
+        }
+        void operator()(boost::system::error_code ec) {
+            pool->on_credential_done(*worker, job, std::move(name), ec);
+        }
+    };
+
     // ---- the loop -------------------------------------------------------------------------------
 
     void run(Worker& w, std::size_t index) {
@@ -249,7 +270,8 @@ class ProviderPool final : public ProviderQueue {
     /// A job fresh from the queue (the caller holds a slot for it).
     void start(Worker& w, Job* j) {
         const auto now = Clock::now();
-        queue_wait_.record(now - j->enqueued_at);
+        j->queue_wait = now - j->enqueued_at;
+        queue_wait_.record(j->queue_wait);
         j->worker = &w;
         std::uint32_t s = Job::queued;
         if (!j->state.compare_exchange_strong(s, Job::running, std::memory_order_acq_rel)) {
@@ -290,22 +312,185 @@ class ProviderPool final : public ProviderQueue {
                 }
                 j->last_key = key;
             }
-            j->http_request.clear();
-            j->http_response.clear();
-            if (j->stream != nullptr) {
-                start_stream(w, j, key, settings);
-                return;
+            send(w, j, key, settings, false);
+        } catch (const std::exception& e) {
+            decide(w, j,
+                   errors::internal(std::string("provider '") + name_ + "' failed: " + e.what(),
+                                    name_));
+        } catch (...) {
+            decide(w, j, errors::internal("provider '" + name_ + "' failed", name_));
+        }
+    }
+
+    /// Builds and starts the upstream call of `j` with `key` (inside a try block). A
+    /// `CredentialProvider` first gets its credential, unless `credential_checked`.
+    void send(Worker& w, Job* j, const Key* key, const ProviderSettings& settings,
+              bool credential_checked) {
+        if constexpr (CredentialProvider<P>) {
+            if (!credential_checked && !credential_ready(w, j, key)) return;
+        } else {
+            (void)credential_checked;
+        }
+        j->http_request.clear();
+        j->http_response.clear();
+        if (j->stream != nullptr) {
+            start_stream(w, j, key, settings);
+            return;
+        }
+        if (j->op == Operation::chat) {
+            provider_.build_chat(BuildContext{j->request, j->model_id, key, settings.config},
+                                 j->http_request);
+        } else if (!build_other(j, key, settings.config)) {
+            decide(w, j, errors::unsupported_operation(name_, to_string(j->op)));
+            return;
+        }
+        j->upstream_started_at = Clock::now();
+        w.transport->async_send(j->http_request, j->http_response, UpstreamHandler{this, &w, j});
+    }
+
+    // ---- credentials (CredentialProvider) -------------------------------------------------------
+
+    /// True when the provider's credential for `key` is at hand. Otherwise `j` waits for it: it
+    /// joins the exchange in flight for that credential, or starts one in its own HTTP request
+    /// and response, and goes on when the exchange ends.
+    bool credential_ready(Worker& w, Job* j, const Key* key) {
+        std::string name(provider_.credential_needed(key));
+        if (name.empty()) return true;
+        {
+            std::lock_guard lock(credential_mutex_);
+            if (auto it = credential_waiters_.find(name); it != credential_waiters_.end()) {
+                j->phase = Job::Phase::idle;  // an abort finds it in the table (`interrupt`)
+                it->second.push_back(j);
+                return false;
             }
-            if (j->op == Operation::chat) {
-                provider_.build_chat(BuildContext{j->request, j->model_id, key, settings.config},
-                                     j->http_request);
-            } else if (!build_other(j, key, settings.config)) {
-                decide(w, j, errors::unsupported_operation(name_, to_string(j->op)));
-                return;
-            }
+            // An exchange may have ended between the first look and the lock.
+            if (std::string(provider_.credential_needed(key)).empty()) return true;
+            credential_waiters_.emplace(name, std::vector<Job*>{});
+        }
+        j->http_request.clear();
+        j->http_response.clear();
+        try {
+            provider_.build_credential_request(key, j->http_request);
+        } catch (const std::exception& e) {
+            Error error = errors::make(401, "authentication_error",
+                                       "provider '" + name_ +
+                                           "' could not obtain a credential: " + e.what(),
+                                       name_);
+            release_waiters(end_exchange(name), error);
+            decide(w, j, std::move(error));
+            return false;
+        }
+        try {
             j->upstream_started_at = Clock::now();
             w.transport->async_send(j->http_request, j->http_response,
-                                    UpstreamHandler{this, &w, j});
+                                    CredentialHandler{this, &w, j, name});
+        } catch (const std::exception& e) {
+            Error error = errors::make(502, error_type::network,
+                                       "provider '" + name_ +
+                                           "' could not send its credential exchange: " + e.what(),
+                                       name_);
+            release_waiters(end_exchange(name), error);
+            decide(w, j, std::move(error));
+        }
+        return false;
+    }
+
+    /// Takes the exchange of `name` out of the table and returns the requests waiting on it.
+    std::vector<Job*> end_exchange(const std::string& name) {
+        std::vector<Job*> waiters;
+        std::lock_guard lock(credential_mutex_);
+        if (auto it = credential_waiters_.find(name); it != credential_waiters_.end()) {
+            waiters = std::move(it->second);
+            credential_waiters_.erase(it);
+        }
+        return waiters;
+    }
+
+    /// Removes a waiting job from the table (it was aborted). False if it is not waiting.
+    bool forget_waiter(Job* j) {
+        std::lock_guard lock(credential_mutex_);
+        for (auto& [name, waiters] : credential_waiters_) {
+            for (auto it = waiters.begin(); it != waiters.end(); ++it) {
+                if (*it != j) continue;
+                waiters.erase(it);
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// Sends each waiter on, on its own worker: to its upstream call (which looks at the
+    /// credential again), or to `failure`.
+    void release_waiters(std::vector<Job*> waiters, const std::optional<Error>& failure) {
+        for (Job* wj : waiters) {
+            Worker* ww = static_cast<Worker*>(wj->worker);
+            asio::post(ww->ioc, [this, ww, wj, failure] { on_credential(*ww, wj, failure); });
+        }
+    }
+
+    /// The end of a credential exchange led by `j`.
+    void on_credential_done(Worker& w, Job* j, std::string name, boost::system::error_code ec) {
+        j->upstream_cancel.slot().clear();
+        j->phase = Job::Phase::idle;
+        std::optional<Error> failure;
+        if (ec) {
+            failure = errors::make(502, error_type::network,
+                                   "provider '" + name_ +
+                                       "' could not reach its credential endpoint: " + ec.message(),
+                                   name_);
+        } else {
+            Error e;
+            bool ok = false;
+            try {
+                ok = provider_.read_credential_response(j->last_key, j->http_response, e);
+            } catch (const std::exception& x) {
+                e.assign(502, error_type::bad_response,
+                         std::string("provider '") + name_ +
+                             "' could not read its credential exchange: " + x.what());
+            }
+            if (!ok) {
+                if (e.status == 0)
+                    e.assign(502, error_type::bad_response,
+                             "provider '" + name_ + "' got no credential from its exchange");
+                if (e.provider.empty()) e.provider.assign(name_);
+                failure = std::move(e);
+            }
+        }
+        // A leader that was stopped (deadline, cancellation, shutdown) fails nobody else: the
+        // waiters look again and one of them starts a new exchange.
+        const bool stopped = ec == asio::error::operation_aborted;
+        release_waiters(end_exchange(name), stopped ? std::nullopt : failure);
+        j->http_request.clear();
+        j->http_response.clear();
+        if (j->is_claimed()) {
+            drop(w, j, true);
+            return;
+        }
+        if (failure) {
+            decide(w, j, std::move(*failure));
+            return;
+        }
+        proceed(w, j, true);
+    }
+
+    /// On a waiter's worker, after the exchange it waited on.
+    void on_credential(Worker& w, Job* j, const std::optional<Error>& failure) {
+        if (j->is_claimed()) {
+            drop(w, j, true);
+            return;
+        }
+        if (failure) {
+            decide(w, j, *failure);
+            return;
+        }
+        proceed(w, j, false);
+    }
+
+    /// Resumes `j`'s attempt with the key it picked.
+    void proceed(Worker& w, Job* j, bool credential_checked) {
+        j->phase = Job::Phase::upstream;
+        try {
+            send(w, j, j->last_key, this->settings(), credential_checked);
         } catch (const std::exception& e) {
             decide(w, j,
                    errors::internal(std::string("provider '") + name_ + "' failed: " + e.what(),
@@ -369,6 +554,9 @@ class ProviderPool final : public ProviderQueue {
                 if constexpr (EmbeddingProvider<P>)
                     return read(d.embedding, [&](EmbeddingOutcome& o) {
                         provider_.parse_embedding(j->http_response, o);
+                        // Native APIs do not echo the model: answer with the one asked for.
+                        if (o.ok() && o.response.model.empty())
+                            o.response.model.assign(j->model_id);
                     });
                 break;
             case Operation::text_completion:
@@ -466,6 +654,7 @@ class ProviderPool final : public ProviderQueue {
         if (j->outcome.ok() && extra != nullptr) {
             extra->provider.assign(name_);
             extra->latency = j->upstream_latency;
+            extra->queue_wait = j->queue_wait;
         } else if (j->outcome.error.provider.empty()) {
             j->outcome.error.provider.assign(name_);
         }
@@ -645,6 +834,7 @@ class ProviderPool final : public ProviderQueue {
                 j->outcome.response.object.assign("chat.completion");
                 j->outcome.response.extra_fields.provider.assign(name_);
                 j->outcome.response.extra_fields.latency = j->upstream_latency;
+                j->outcome.response.extra_fields.queue_wait = j->queue_wait;
                 breaker_.record_success();
                 finish(w, j);
                 return;
@@ -818,6 +1008,9 @@ class ProviderPool final : public ProviderQueue {
                 break;
             }
             case Job::Phase::idle:
+                if constexpr (CredentialProvider<P>) {
+                    if (forget_waiter(j)) drop(w, j, true);  // it waited for a credential
+                }
                 break;  // between steps on this thread: it will see the claim
         }
     }
@@ -900,6 +1093,9 @@ class ProviderPool final : public ProviderQueue {
     std::vector<std::unique_ptr<Worker>> workers_;
     std::mutex stop_mutex_;
     bool joined_ = false;
+    /// Credential exchanges in flight, by credential name, with the requests waiting on each.
+    std::mutex credential_mutex_;
+    std::map<std::string, std::vector<Job*>, std::less<>> credential_waiters_;
 };
 
 }  // namespace bifrost::detail

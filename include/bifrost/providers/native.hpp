@@ -10,8 +10,11 @@
 /// | `gemini`    | `Gemini`    | Generative Language `generateContent` | `x-goog-api-key`     |
 /// | `cohere`    | `Cohere`    | v2 chat (`/v2/chat`)                  | Bearer               |
 /// | `bedrock`   | `Bedrock`   | Converse / ConverseStream             | SigV4 (key settings) |
+/// | `vertex`    | `Vertex`    | Vertex AI Gemini `generateContent`    | OAuth (service acct) |
 ///
-/// Every one streams (`StreamingProvider`).
+/// Every one streams (`StreamingProvider`); Gemini, Cohere, Bedrock and Vertex also create
+/// embeddings (`EmbeddingProvider`). Vertex obtains its access tokens itself
+/// (`CredentialProvider`).
 
 #include <bifrost/providers/anthropic.hpp>
 #include <bifrost/providers/azure.hpp>
@@ -19,6 +22,7 @@
 #include <bifrost/providers/cohere.hpp>
 #include <bifrost/providers/gemini.hpp>
 #include <bifrost/providers/openai_compatible.hpp>
+#include <bifrost/providers/vertex.hpp>
 
 #include <string_view>
 #include <utility>
@@ -26,7 +30,7 @@
 namespace bifrost::providers {
 
 /// Every native provider shipped, by name.
-using NativeFamily = ProviderList<Anthropic, Azure, Gemini, Cohere, Bedrock>;
+using NativeFamily = ProviderList<Anthropic, Azure, Gemini, Cohere, Bedrock, Vertex>;
 
 /// Calls `f(P{})` with the shipped provider type named `name`, OpenAI-format ("openai", "groq",
 /// ...) or native ("anthropic", "bedrock", ...), and returns true; false for an unknown name.

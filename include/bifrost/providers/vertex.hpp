@@ -1,19 +1,25 @@
 #pragma once
 /// \file
-/// `providers::Vertex` (partial): Gemini models on Google Cloud Vertex AI. The body, response,
-/// errors and stream are Gemini's (`providers/gemini.hpp`); the URL is
+/// `providers::Vertex`: Gemini models on Google Cloud Vertex AI. The body, response, errors and
+/// stream are Gemini's (`providers/gemini.hpp`); the URL is
 /// `https://{region}-aiplatform.googleapis.com/v1/projects/{project}/locations/{region}/publishers/google/models/{model}:generateContent`
-/// (`aiplatform.googleapis.com` for region `global`) and the key an OAuth access token sent as
-/// `Authorization: Bearer`.
+/// (`aiplatform.googleapis.com` for region `global`; `network_config.base_url` replaces the
+/// origin) and the key an OAuth access token sent as `Authorization: Bearer`.
 ///
-/// The key's `vertex_key_config` gives `project_id`, `region` and `auth_credentials` (the
-/// service-account JSON, as an object or a string). An access token comes from exchanging a
-/// signed JWT (`make_assertion`, RS256 with the account's private key) at the account's
-/// `token_uri` (`token_request`, `read_token`). The engine has no step yet that runs that
-/// exchange before a request, so tokens are put in the provider's `TokenCache` by the
-/// application (`Vertex::tokens()->store(...)`); `build_chat` uses a cached token until a minute
-/// before it expires and otherwise fails with a message naming the service account (never its
-/// key).
+/// The key's `vertex_key_config` gives `project_id`, `region` (default us-central1) and
+/// `auth_credentials` (the service-account JSON, as an object or a string). The provider is a
+/// `CredentialProvider`: when no access token of the account is cached (or it expires within a
+/// minute), the worker exchanges a signed JWT (`make_assertion`, RS256 with the account's
+/// private key) at the account's `token_uri` (`token_request`, `read_token`) over the
+/// provider's transport before the request; concurrent requests share one exchange, and the
+/// token is cached (`TokenCache`, shared by copies of the provider) until a minute before it
+/// expires. A refused exchange answers 401 (5xx or a bad answer: 502) with a message naming the
+/// service account, never its key.
+///
+/// Embeddings go to `:predict` of the text-embedding models (`text-embedding-005`,
+/// `gemini-embedding-001`, ...): one instance per input string (`content`, plus the client's
+/// `task_type` and `title`), `dimensions` as `parameters.outputDimensionality`; vectors come
+/// back as floats, usage is the sum of the predictions' `statistics.token_count`.
 
 #include <bifrost/concepts.hpp>
 #include <bifrost/providers/detail/native.hpp>
@@ -201,9 +207,100 @@ class TokenCache {
     std::map<std::string, Token, std::less<>> tokens_;
 };
 
+/// The service account of a key's `vertex_key_config`, with the project and region. Throws
+/// `std::invalid_argument` naming what is missing.
+struct KeyAccount {
+    std::string_view project;
+    std::string_view region;
+    ServiceAccount account;
+};
+
+inline KeyAccount key_account(const Key* key) {
+    const auto* settings = key_settings(key, "vertex_key_config");
+    const auto* creds = settings != nullptr ? settings->if_contains("auth_credentials") : nullptr;
+    KeyAccount k{string_member(settings, "project_id"), string_member(settings, "region"), {}};
+    if (k.project.empty() || creds == nullptr)
+        throw std::invalid_argument(
+            "vertex: the key needs vertex_key_config.project_id and auth_credentials");
+    if (k.region.empty()) k.region = "us-central1";
+    k.account = read_service_account(*creds);
+    return k;
+}
+
+/// `{origin}/v1/projects/{project}/locations/{region}/publishers/google/models/{model}{method}`.
+inline std::string model_url(const KeyAccount& k, const ProviderConfig& config,
+                             std::string_view model, std::string_view method) {
+    std::string url(base_url(config, {}));
+    if (url.empty()) {
+        url = k.region == "global"
+                  ? "https://aiplatform.googleapis.com"
+                  : std::string("https://").append(k.region).append("-aiplatform.googleapis.com");
+    }
+    url.append("/v1/projects/")
+        .append(k.project)
+        .append("/locations/")
+        .append(k.region)
+        .append("/publishers/google/models/")
+        .append(model)
+        .append(method);
+    return url;
+}
+
+/// The `:predict` body of an embeddings request.
+inline std::string embedding_body(const EmbeddingRequest& r) {
+    const auto& texts = embedding_texts(r, "vertex");
+    const auto task = extra_string(r.extra, "task_type", "taskType");
+    const auto title = extra_string(r.extra, "title");
+    json::array instances;
+    instances.reserve(texts.size());
+    for (const auto& t : texts) {
+        json::object i{{"content", t}};
+        if (!task.empty()) i["task_type"] = task;
+        if (!title.empty()) i["title"] = title;
+        instances.push_back(std::move(i));
+    }
+    json::object body{{"instances", std::move(instances)}};
+    if (r.dimensions)
+        body["parameters"] = json::object{{"outputDimensionality", *r.dimensions}};
+    return json::serialize(body);
+}
+
+/// Reads a `:predict` answer of a text-embedding model
+/// (`{"predictions":[{"embeddings":{"values":[...],"statistics":{"token_count":n}}}]}`).
+inline void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) {
+    if (in.status < 200 || in.status >= 300) {
+        gemini::read_error(in.status, in.body, out.error);
+        return;
+    }
+    json::value doc;
+    if (!parse_body(in.body, doc, out.error, "Vertex predict response")) return;
+    const auto* predictions = array_member(doc.if_object(), "predictions");
+    if (predictions == nullptr) {
+        bad_embedding_response(out, "expected \"predictions\"");
+        return;
+    }
+    auto& data = fresh_embeddings(out, predictions->size());
+    std::int64_t tokens = 0;
+    bool counted = false;
+    for (std::size_t i = 0; i < predictions->size(); ++i) {
+        const auto* e = object_member((*predictions)[i].if_object(), "embeddings");
+        if (!read_vector(e != nullptr ? e->if_contains("values") : nullptr, data[i].embedding)) {
+            bad_embedding_response(out, "a prediction has no embeddings.values array of numbers");
+            return;
+        }
+        if (const auto* st = object_member(e, "statistics"); st && st->contains("token_count")) {
+            tokens += int_member(st, "token_count");
+            counted = true;
+        }
+    }
+    if (counted) set_embedding_usage(out, tokens);
+}
+
 }  // namespace detail::vertex
 
-/// Gemini on Vertex AI (partial: tokens are supplied through `tokens()`, see the file comment).
+/// Gemini (chat, streaming, embeddings) on Vertex AI, with the service-account token exchange
+/// run by the engine (a `CredentialProvider`; see the file comment). Copies share the token
+/// cache; thread-safe.
 struct Vertex {
     static constexpr std::string_view name = "vertex";
     static constexpr bool requires_key = true;
@@ -211,10 +308,11 @@ struct Vertex {
     using StreamDecoder = detail::gemini::Decoder;
     using TokenCache = detail::vertex::TokenCache;
 
-    /// The access-token cache (shared by copies of this provider).
+    /// The access-token cache (shared by copies of this provider). Tokens the application
+    /// stores here are used as if the engine had fetched them.
     [[nodiscard]] const std::shared_ptr<TokenCache>& tokens() const noexcept { return tokens_; }
 
-    /// The signing clock (replaceable for tests).
+    /// The clock of the JWT and of token expiry (replaceable for tests).
     std::chrono::system_clock::time_point (*clock)() = &std::chrono::system_clock::now;
 
     void build_chat(const BuildContext& ctx, HttpRequest& out) const { build(ctx, out, false); }
@@ -223,41 +321,80 @@ struct Vertex {
     }
     void parse_chat(const HttpResponse& in, Outcome& out) const { detail::gemini::parse(in, out); }
 
+    void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out) const {
+        const auto k = detail::vertex::key_account(ctx.key);
+        const std::string body = detail::vertex::embedding_body(ctx.request);
+        head(k, detail::vertex::model_url(k, ctx.config, ctx.model, ":predict"), ctx.config, out);
+        out.body = body;
+    }
+    void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) const {
+        detail::vertex::parse_embedding(in, out);
+    }
+
+    // ---- CredentialProvider: the service-account token exchange ----
+
+    /// Empty when a token of the key's service account is cached for at least another minute;
+    /// else the account's email (requests of one account share an exchange).
+    [[nodiscard]] std::string credential_needed(const Key* key) const {
+        auto k = detail::vertex::key_account(key);
+        if (tokens_->get(k.account.client_email, clock())) return {};
+        return std::move(k.account.client_email);
+    }
+
+    /// The token request: a JWT signed with the account's key, posted to its `token_uri`.
+    void build_credential_request(const Key* key, HttpRequest& out) const {
+        const auto k = detail::vertex::key_account(key);
+        detail::vertex::token_request(k.account, detail::vertex::make_assertion(k.account, clock()),
+                                      out);
+    }
+
+    /// Caches the token of the answer; or writes `error`: 401 when the token endpoint refused
+    /// (4xx), 502 otherwise, naming the account and keeping Google's `error` as the type.
+    bool read_credential_response(const Key* key, const HttpResponse& in, Error& error) const {
+        const auto k = detail::vertex::key_account(key);
+        auto token = detail::vertex::read_token(in, clock(), error);
+        if (token) {
+            tokens_->store(k.account.client_email, std::move(*token));
+            return true;
+        }
+        // read_token's message is "vertex: token exchange failed[: <error_description>]".
+        constexpr std::string_view prefix = "vertex: token exchange failed";
+        const std::string description =
+            error.message.size() > prefix.size() ? error.message.substr(prefix.size()) : "";
+        error.status = in.status >= 400 && in.status < 500 ? 401 : 502;
+        error.message.assign("vertex: the token exchange for service account ")
+            .append(k.account.client_email)
+            .append(" failed (HTTP ")
+            .append(std::to_string(in.status))
+            .append(")")
+            .append(description);
+        error.provider.assign(name);
+        return false;
+    }
+
   private:
-    void build(const BuildContext& ctx, HttpRequest& out, bool stream) const {
-        const auto* settings = detail::key_settings(ctx.key, "vertex_key_config");
-        const auto project = detail::string_member(settings, "project_id");
-        std::string_view region = detail::string_member(settings, "region");
-        if (region.empty()) region = "us-central1";
-        const auto* creds =
-            settings != nullptr ? settings->if_contains("auth_credentials") : nullptr;
-        if (project.empty() || creds == nullptr)
-            throw std::invalid_argument(
-                "vertex: the key needs vertex_key_config.project_id and auth_credentials");
-        const auto sa = detail::vertex::read_service_account(*creds);
-        const auto token = tokens_->get(sa.client_email, clock());
+    /// The method, bearer token and headers of a Vertex request; throws when no valid token is
+    /// cached (the engine fetches one first; see `CredentialProvider`).
+    void head(const detail::vertex::KeyAccount& k, std::string url, const ProviderConfig& config,
+              HttpRequest& out) const {
+        const auto token = tokens_->get(k.account.client_email, clock());
         if (!token)
             throw std::runtime_error("vertex: no valid access token for service account " +
-                                     sa.client_email);
-
-        std::string base(detail::base_url(ctx.config, {}));
-        if (base.empty()) {
-            base = region == "global"
-                       ? "https://aiplatform.googleapis.com"
-                       : "https://" + std::string(region) + "-aiplatform.googleapis.com";
-        }
+                                     k.account.client_email);
         out.method = HttpMethod::post;
-        out.url.assign(base)
-            .append("/v1/projects/")
-            .append(project)
-            .append("/locations/")
-            .append(region)
-            .append("/publishers/google/models/")
-            .append(ctx.model)
-            .append(stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
+        out.url = std::move(url);
         out.headers.add("content-type", "application/json");
         out.headers.add_joined("authorization", "Bearer ", *token);
-        detail::apply_extra_headers(ctx.config, out);
+        detail::apply_extra_headers(config, out);
+    }
+
+    void build(const BuildContext& ctx, HttpRequest& out, bool stream) const {
+        const auto k = detail::vertex::key_account(ctx.key);
+        head(k,
+             detail::vertex::model_url(
+                 k, ctx.config, ctx.model,
+                 stream ? ":streamGenerateContent?alt=sse" : ":generateContent"),
+             ctx.config, out);
         out.body = boost::json::serialize(detail::gemini::build_body(ctx));
     }
 
@@ -266,5 +403,7 @@ struct Vertex {
 
 static_assert(Provider<Vertex>);
 static_assert(StreamingProvider<Vertex>);
+static_assert(EmbeddingProvider<Vertex>);
+static_assert(CredentialProvider<Vertex>);
 
 }  // namespace bifrost::providers

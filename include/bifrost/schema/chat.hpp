@@ -189,6 +189,7 @@ struct Choice {
 struct ResponseExtra {
     std::string provider;                ///< the provider name that served the request
     std::chrono::nanoseconds latency{};  ///< upstream latency of the successful attempt
+    std::chrono::nanoseconds queue_wait{};  ///< its wait in the provider's queue
 
     friend bool operator==(const ResponseExtra&, const ResponseExtra&) = default;
 };

@@ -61,6 +61,7 @@ class Outcome {
         r.usage.reset();
         r.extra_fields.provider.clear();
         r.extra_fields.latency = {};
+        r.extra_fields.queue_wait = {};
         r.extra.clear();
         while (!r.choices.empty()) {
             Choice& c = r.choices.back();

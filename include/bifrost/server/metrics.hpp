@@ -125,10 +125,12 @@ class ServerMetrics {
     }
 
     void record_upstream(std::string_view provider, std::chrono::nanoseconds upstream,
-                         std::chrono::nanoseconds overhead) noexcept {
+                         std::chrono::nanoseconds overhead,
+                         std::chrono::nanoseconds queue_wait) noexcept {
         ProviderSlot& p = slot(provider);
         p.upstream.record(upstream);
         p.overhead.record(overhead);
+        p.queue_wait.record(queue_wait);
     }
 
     std::atomic<std::int64_t> connections{0};          ///< open client connections
@@ -151,6 +153,7 @@ class ServerMetrics {
         std::string name;
         DurationHistogram upstream;
         DurationHistogram overhead;
+        DurationHistogram queue_wait;
     };
 
     static std::size_t index(Route r, int status) noexcept {
@@ -279,6 +282,11 @@ inline void ServerMetrics::render_prometheus(std::string& out, const GatewayStat
            "Gateway time of answered chat requests (total minus upstream), by provider.");
     each_slot([&](std::string_view name, const ProviderSlot& p) {
         detail::histogram(out, "bifrost_gateway_overhead_seconds", "provider", name, p.overhead);
+    });
+    family(out, "bifrost_queue_wait_seconds", "histogram",
+           "Time answered requests waited in their provider's queue for a worker, by provider.");
+    each_slot([&](std::string_view name, const ProviderSlot& p) {
+        detail::histogram(out, "bifrost_queue_wait_seconds", "provider", name, p.queue_wait);
     });
 
     family(out, "bifrost_http_connections", "gauge", "Open client connections.");

@@ -121,6 +121,10 @@ struct Options {
     std::chrono::milliseconds read_timeout{std::chrono::seconds(30)};
     /// How long writing a response may take.
     std::chrono::milliseconds write_timeout{std::chrono::seconds(30)};
+    /// Most bytes of a streamed response waiting for a slow client. Past it the upstream stream
+    /// is cancelled and the client gets a `stream_buffer_overflow` error event instead of the
+    /// rest, so a client that reads slowly cannot make the server hold a whole answer.
+    std::size_t stream_buffer_limit = 4 * 1024 * 1024;
     /// How long `stop()` lets in-flight requests finish before closing their connections.
     std::chrono::milliseconds drain_timeout{std::chrono::seconds(30)};
     /// A deadline for every chat request (504 on expiry); unset: the providers' own timeouts.
@@ -262,8 +266,8 @@ class Server {
     /// coroutine (its strand): SSE events queued under a mutex, a timer the coroutine sleeps on,
     /// woken by a post to the strand.
     struct StreamPipe {
-        explicit StreamPipe(asio::any_io_executor ex)
-            : executor(ex), wake_timer(ex, asio::steady_timer::time_point::max()) {}
+        StreamPipe(asio::any_io_executor ex, std::size_t limit)
+            : executor(ex), wake_timer(ex, asio::steady_timer::time_point::max()), limit(limit) {}
 
         asio::any_io_executor executor;
         asio::steady_timer wake_timer;     // strand only
@@ -271,11 +275,16 @@ class Server {
         std::optional<Result> result;      // strand only: the final outcome
         std::string provider;              // strand only
         std::mutex mutex;
+        const std::size_t limit;         // most bytes in `events`
         std::deque<std::string> events;  // guarded by mutex
+        std::size_t queued_bytes = 0;    // guarded by mutex: the size of `events`
         bool wake_posted = false;        // guarded by mutex
-        bool stop = false;               // guarded by mutex: the client left
+        bool stop = false;               // guarded by mutex: the client left, or overflow
+        bool overflow = false;           // guarded by mutex: `limit` was reached
 
-        /// On a worker thread: queues one chunk's event. False once the client has left.
+        /// On a worker thread: queues one chunk's event. False (which ends the upstream stream)
+        /// once the client has left, or when the client is so slow that the event would take
+        /// the queue past `limit`.
         bool push(const StreamChunk& chunk, const std::shared_ptr<StreamPipe>& self) {
             std::string event = "data: ";
             write_stream_chunk(event, chunk);
@@ -284,6 +293,11 @@ class Server {
             {
                 std::lock_guard lock(mutex);
                 if (stop) return false;
+                if (queued_bytes + event.size() > limit) {
+                    stop = overflow = true;
+                    return false;
+                }
+                queued_bytes += event.size();
                 events.push_back(std::move(event));
                 post = !std::exchange(wake_posted, true);
             }
@@ -303,7 +317,14 @@ class Server {
         /// On the strand: moves the queued events out.
         std::deque<std::string> take() {
             std::lock_guard lock(mutex);
+            queued_bytes = 0;
             return std::exchange(events, {});
+        }
+
+        /// On the strand: whether the stream was cut off for a slow client.
+        bool overflowed() {
+            std::lock_guard lock(mutex);
+            return overflow;
         }
     };
 
@@ -315,6 +336,7 @@ class Server {
         std::string model;
         std::string key_name;
         std::chrono::nanoseconds upstream{-1};
+        std::chrono::nanoseconds queue_wait{};
         /// Set when the handler wrote the response itself (a stream): its status.
         int streamed_status = 0;
     };
@@ -522,7 +544,8 @@ class Server {
                 std::chrono::nanoseconds total) {
         metrics_.record_request(ex.route, status, total);
         const bool answered = ex.upstream.count() >= 0 && !ex.provider.empty();
-        if (answered) metrics_.record_upstream(ex.provider, ex.upstream, total - ex.upstream);
+        if (answered)
+            metrics_.record_upstream(ex.provider, ex.upstream, total - ex.upstream, ex.queue_wait);
         if (status == 499) metrics_.client_disconnects.fetch_add(1);
         const LogLevel level = status >= 500 && status != 503 ? LogLevel::warn : LogLevel::info;
         auto line = opts_.logger.line(level, "request");
@@ -682,6 +705,7 @@ class Server {
         }
         ex.provider = r->extra_fields.provider;
         ex.upstream = r->extra_fields.latency;
+        ex.queue_wait = r->extra_fields.queue_wait;
         std::string body;
         write_chat_response(body, *r);
         co_return json_response(v, 200, std::move(body));
@@ -694,7 +718,7 @@ class Server {
                                     const RequestOptions& ro, Exchange& ex) {
         using namespace asio::experimental::awaitable_operators;
         const unsigned v = req.version();
-        auto pipe = std::make_shared<StreamPipe>(c.stream.get_executor());
+        auto pipe = std::make_shared<StreamPipe>(c.stream.get_executor(), opts_.stream_buffer_limit);
         gw_.async_chat_stream(
             request, [pipe](const StreamChunk& chunk) { return pipe->push(chunk, pipe); }, ro,
             asio::bind_cancellation_slot(pipe->cancel.slot(),
@@ -721,6 +745,10 @@ class Server {
         }
         if (events.empty()) {
             Result& r = *pipe->result;
+            if (pipe->overflowed()) {  // a first chunk larger than the whole buffer
+                ex.provider = r.ok() ? r->extra_fields.provider : r.error().provider;
+                co_return error_response(v, stream_overflow(ex.provider));
+            }
             if (!r.ok()) {
                 ex.provider = r.error().provider;
                 co_return error_response(v, r.error());
@@ -767,9 +795,16 @@ class Server {
         }
         Result& r = *pipe->result;
         std::string tail;
-        if (r.ok()) {
+        if (pipe->overflowed()) {
+            ex.provider = r.ok() ? r->extra_fields.provider : r.error().provider;
+            ex.streamed_status = 503;
+            tail = "data: ";
+            write_error(tail, stream_overflow(ex.provider));
+            tail.append("\n\n");
+        } else if (r.ok()) {
             ex.provider = r->extra_fields.provider;
             ex.upstream = r->extra_fields.latency;
+            ex.queue_wait = r->extra_fields.queue_wait;
             tail = "data: [DONE]\n\n";
         } else {
             ex.provider = r.error().provider;
@@ -789,6 +824,14 @@ class Server {
         c.stream_keep_alive = !lec && keep_alive;
         if (lec) c.client_gone = true;
         co_return Response{};
+    }
+
+    Error stream_overflow(std::string_view provider) const {
+        return errors::make(503, "stream_buffer_overflow",
+                            "the stream was ended: more than " +
+                                std::to_string(opts_.stream_buffer_limit) +
+                                " bytes of it were waiting for the client to read them",
+                            provider);
     }
 
     awaitable<bool> write_chunk(Connection& c, const std::string& data) {
@@ -895,6 +938,7 @@ class Server {
         }
         ex.provider = r->extra_fields.provider;
         ex.upstream = r->extra_fields.latency;
+        ex.queue_wait = r->extra_fields.queue_wait;
         std::string body;
         write(body, *r);
         return json_response(v, 200, std::move(body));

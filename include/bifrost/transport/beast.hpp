@@ -225,8 +225,8 @@ class Beast {
         /// stream is not collected, so it has no size limit).
         std::size_t max_response_bytes = std::size_t(64) << 20;
         /// A streamed response that sends nothing for this long fails with `timed_out`; 0: no
-        /// limit. For streams, `request_timeout` bounds writing the request and reading the
-        /// response head.
+        /// limit. It also bounds the wait for a stream's response head unless `request_timeout`
+        /// is set, which then bounds writing the request and reading the head.
         std::chrono::milliseconds stream_idle_timeout{60'000};
         std::string user_agent = "bifrost-cpp";
     };
@@ -680,13 +680,17 @@ class Beast::Op final : public Beast::Waiter {
         });
     }
 
-    /// Streams: the head first; then a 2xx body piece by piece, anything else whole.
+    /// Streams: the head first; then a 2xx body piece by piece, anything else whole. Without a
+    /// `request_timeout`, the stream's idle limit also bounds the wait for the head, so an
+    /// upstream that takes the request and never answers cannot hold the stream forever.
     void read_head() {
         namespace http = boost::beast::http;
         phase_ = Phase::reading;
         ResponseParser& p = conn_->parser.emplace();
         p.body_limit(t_.options_.max_response_bytes);
         p.header_limit(64 * 1024);
+        if (t_.options_.request_timeout.count() == 0 && t_.options_.stream_idle_timeout.count() > 0)
+            conn_->tcp_stream().expires_after(t_.options_.stream_idle_timeout);
         conn_->with_stream([&](auto& stream) {
             http::async_read_header(
                 stream, conn_->buffer, p, wrap([this](boost::system::error_code ec, std::size_t) {
@@ -783,6 +787,7 @@ class Beast::Op final : public Beast::Waiter {
 
     void fail(boost::system::error_code ec) {
         if (cancelled_) ec = asio::error::operation_aborted;
+        if (ec == boost::beast::error::timeout) ec = asio::error::timed_out;
         if (conn_) {
             conn_->parser.reset();
             conn_->request.reset();
