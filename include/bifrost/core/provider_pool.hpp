@@ -270,7 +270,8 @@ class ProviderPool final : public ProviderQueue {
     /// A job fresh from the queue (the caller holds a slot for it).
     void start(Worker& w, Job* j) {
         const auto now = Clock::now();
-        queue_wait_.record(now - j->enqueued_at);
+        j->queue_wait = now - j->enqueued_at;
+        queue_wait_.record(j->queue_wait);
         j->worker = &w;
         std::uint32_t s = Job::queued;
         if (!j->state.compare_exchange_strong(s, Job::running, std::memory_order_acq_rel)) {
@@ -653,6 +654,7 @@ class ProviderPool final : public ProviderQueue {
         if (j->outcome.ok() && extra != nullptr) {
             extra->provider.assign(name_);
             extra->latency = j->upstream_latency;
+            extra->queue_wait = j->queue_wait;
         } else if (j->outcome.error.provider.empty()) {
             j->outcome.error.provider.assign(name_);
         }
@@ -832,6 +834,7 @@ class ProviderPool final : public ProviderQueue {
                 j->outcome.response.object.assign("chat.completion");
                 j->outcome.response.extra_fields.provider.assign(name_);
                 j->outcome.response.extra_fields.latency = j->upstream_latency;
+                j->outcome.response.extra_fields.queue_wait = j->queue_wait;
                 breaker_.record_success();
                 finish(w, j);
                 return;
