@@ -733,3 +733,37 @@ TEST_CASE("native gateway: embeddings through Gemini, Cohere and Bedrock",
     CHECK(ce.error().status == 400);
     CHECK(ce.error().provider == "cohere");
 }
+
+TEST_CASE("native gateway: a service-account key that cannot sign answers 401 and sends nothing",
+          "[native][gateway][vertex]") {
+    VertexUpstream up;
+    MockGateway<> gw(test::options());
+    bifrost::Key k = vertex_key();
+    auto& vcfg = k.settings["vertex_key_config"].as_object();
+    vcfg["auth_credentials"] = boost::json::object{
+        {"type", "service_account"},
+        {"client_email", account},
+        {"private_key", "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWJ5dGVz\n-----END PRIVATE KEY-----\n"},
+        {"token_uri", token_url}};
+    auto cfg = config_with(std::move(k));
+    cfg.network_config.base_url = "http://vertex.test";
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::Vertex>("vertex", cfg, {up.script()}));
+
+    const auto r = gw.chat(test::request("vertex/gemini-2.0-flash", "hello"));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().status == 401);
+    CHECK(r.error().provider == "vertex");
+    CHECK(r.error().message.find("private key") != std::string::npos);
+    CHECK(r.error().message.find("c2VjcmV0") == std::string::npos);
+    CHECK(up.token_calls == 0);
+    CHECK(up.model_calls == 0);
+
+    // A key without vertex_key_config is a configuration error naming what is missing.
+    auto bare = test::provider_config();
+    bare.network_config.base_url = "http://vertex.test";
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::Vertex>("vertex2", bare, {up.script()}));
+    const auto b = gw.chat(test::request("vertex2/gemini-2.0-flash", "hello"));
+    REQUIRE_FALSE(b.ok());
+    CHECK(b.error().message.find("vertex_key_config") != std::string::npos);
+    CHECK(b.error().message.find("sk-test-key") == std::string::npos);
+}
