@@ -80,8 +80,8 @@ inline bifrost::EmbeddingRequest embedding_request(std::string model,
 /// Runs `build_embedding` of `P`.
 template <class P>
 bifrost::HttpRequest build_embedding(const bifrost::EmbeddingRequest& req, std::string_view model,
-                                     const bifrost::Key* k,
-                                     const bifrost::ProviderConfig& cfg = {}, const P& p = P{}) {
+                                     const bifrost::Key* k, const bifrost::ProviderConfig& cfg = {},
+                                     const P& p = P{}) {
     bifrost::HttpRequest out;
     p.build_embedding(bifrost::RequestContext<bifrost::EmbeddingRequest>{req, model, k, cfg}, out);
     return out;
@@ -90,8 +90,8 @@ bifrost::HttpRequest build_embedding(const bifrost::EmbeddingRequest& req, std::
 /// Runs `parse_embedding` of `P` on a response with `status`, `body` and `headers`.
 template <class P>
 bifrost::EmbeddingOutcome parse_embedding(
-    int status, std::string body,
-    std::vector<std::pair<std::string, std::string>> headers = {}, const P& p = P{}) {
+    int status, std::string body, std::vector<std::pair<std::string, std::string>> headers = {},
+    const P& p = P{}) {
     bifrost::HttpResponse res;
     res.status = status;
     res.body = std::move(body);

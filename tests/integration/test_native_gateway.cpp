@@ -70,10 +70,9 @@ struct Collector {
 
 /// A script answering with `body` (status 200), or with `error_status` and `error_body` when
 /// the request's body mentions "fail".
-bifrost::transport::MockScript plain_or_error(Seen& seen, std::string body, int error_status,
-                                              std::string error_body,
-                                              std::vector<std::pair<std::string, std::string>>
-                                                  error_headers = {}) {
+bifrost::transport::MockScript plain_or_error(
+    Seen& seen, std::string body, int error_status, std::string error_body,
+    std::vector<std::pair<std::string, std::string>> error_headers = {}) {
     return [&seen, body = std::move(body), error_status, error_body = std::move(error_body),
             error_headers = std::move(error_headers)](MockCall& call) {
         seen.add(call.request);
@@ -91,8 +90,8 @@ bifrost::transport::MockScript plain_or_error(Seen& seen, std::string body, int 
 /// A script streaming `pieces` (each its own delivery).
 bifrost::transport::MockScript streaming(Seen& seen, std::vector<std::string> pieces,
                                          std::string content_type) {
-    return [&seen, pieces = std::move(pieces), content_type = std::move(content_type)](
-               MockCall& call) {
+    return [&seen, pieces = std::move(pieces),
+            content_type = std::move(content_type)](MockCall& call) {
         seen.add(call.request);
         call.response.headers.add("content-type", content_type);
         call.stream = pieces;
@@ -207,8 +206,10 @@ struct VertexUpstream {
                     R"({"predictions":[{"embeddings":{"values":[0.25,-0.5],"statistics":{"token_count":3}}}]})";
             } else if (call.request.url.find("alt=sse") != std::string::npos) {
                 call.stream = {
-                    data(R"({"candidates":[{"content":{"parts":[{"text":"Hal"}],"role":"model"},"index":0}],"responseId":"v1"})"),
-                    data(R"({"candidates":[{"content":{"parts":[{"text":"lo"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":2,"candidatesTokenCount":2,"totalTokenCount":4},"responseId":"v1"})")};
+                    data(
+                        R"({"candidates":[{"content":{"parts":[{"text":"Hal"}],"role":"model"},"index":0}],"responseId":"v1"})"),
+                    data(
+                        R"({"candidates":[{"content":{"parts":[{"text":"lo"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":2,"candidatesTokenCount":2,"totalTokenCount":4},"responseId":"v1"})")};
             } else {
                 call.response.body =
                     R"({"candidates":[{"content":{"parts":[{"text":"Hallo"}],"role":"model"},"finishReason":"STOP","index":0}],
@@ -364,9 +365,10 @@ TEST_CASE("native gateway: Bedrock answers and errors through signed Converse ca
     CHECK(r->choices.at(0).finish_reason == "length");
     CHECK(r->usage->total_tokens == 5);
     const auto sent = seen.last();
-    CHECK(sent.url == "http://bedrock.test/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse");
-    CHECK(sent.headers.get("authorization")
-              .starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"));
+    CHECK(sent.url ==
+          "http://bedrock.test/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse");
+    CHECK(
+        sent.headers.get("authorization").starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"));
     CHECK(sent.headers.get("authorization").find("/eu-central-1/bedrock/aws4_request") !=
           std::string::npos);
 
@@ -385,12 +387,11 @@ TEST_CASE("native gateway: Cohere answers and errors through /v2/chat", "[native
     cfg.network_config.base_url = "http://cohere.test";
     REQUIRE_FALSE(gw.add_provider<bifrost::providers::Cohere>(
         "cohere", cfg,
-        {plain_or_error(
-            seen,
-            R"({"id":"c-1","finish_reason":"COMPLETE","message":{"role":"assistant",
+        {plain_or_error(seen,
+                        R"({"id":"c-1","finish_reason":"COMPLETE","message":{"role":"assistant",
                 "content":[{"type":"text","text":"Salut"}]},
                 "usage":{"billed_units":{"input_tokens":3,"output_tokens":1},"tokens":{"input_tokens":9,"output_tokens":1}}})",
-            401, R"({"id":"e-1","message":"invalid api token"})")}));
+                        401, R"({"id":"e-1","message":"invalid api token"})")}));
 
     const auto r = gw.chat(test::request("cohere/command-r-plus", "hello"));
     REQUIRE(r.ok());
@@ -470,9 +471,12 @@ TEST_CASE("native gateway: every native dialect streams through the gateway",
         "azure", azure,
         {streaming(
             seen,
-            {data(R"({"id":"","object":"","created":0,"model":"","choices":[],"prompt_filter_results":[]})"),
-             data(R"({"id":"chatcmpl-s","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":"Bon"},"finish_reason":null}]})"),
-             data(R"({"id":"chatcmpl-s","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"jour"},"finish_reason":"stop"}]})"),
+            {data(
+                 R"({"id":"","object":"","created":0,"model":"","choices":[],"prompt_filter_results":[]})"),
+             data(
+                 R"({"id":"chatcmpl-s","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":"Bon"},"finish_reason":null}]})"),
+             data(
+                 R"({"id":"chatcmpl-s","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"jour"},"finish_reason":"stop"}]})"),
              "data: [DONE]\n\n"},
             "text/event-stream")}));
 
@@ -482,8 +486,10 @@ TEST_CASE("native gateway: every native dialect streams through the gateway",
         "gemini", gemini,
         {streaming(
             seen,
-            {data(R"({"candidates":[{"content":{"parts":[{"text":"Bon"}],"role":"model"},"index":0}],"responseId":"g1"})"),
-             data(R"({"candidates":[{"content":{"parts":[{"text":"jour"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":2,"candidatesTokenCount":2,"totalTokenCount":4},"responseId":"g1"})")},
+            {data(
+                 R"({"candidates":[{"content":{"parts":[{"text":"Bon"}],"role":"model"},"index":0}],"responseId":"g1"})"),
+             data(
+                 R"({"candidates":[{"content":{"parts":[{"text":"jour"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":2,"candidatesTokenCount":2,"totalTokenCount":4},"responseId":"g1"})")},
             "text/event-stream")}));
 
     auto cohere = test::provider_config();
@@ -509,16 +515,17 @@ TEST_CASE("native gateway: every native dialect streams through the gateway",
     bedrock.network_config.base_url = "http://bedrock.test";
     REQUIRE_FALSE(gw.add_provider<bifrost::providers::Bedrock>(
         "bedrock", bedrock,
-        {streaming(seen,
-                   {frame("messageStart", R"({"role":"assistant"})"),
-                    frame("contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"text":"Bon"}})"),
-                    frame("contentBlockDelta",
-                          R"({"contentBlockIndex":0,"delta":{"text":"jour"}})"),
-                    frame("contentBlockStop", R"({"contentBlockIndex":0})"),
-                    frame("messageStop", R"({"stopReason":"end_turn"})"),
-                    frame("metadata",
-                          R"({"usage":{"inputTokens":3,"outputTokens":2,"totalTokens":5},"metrics":{"latencyMs":12}})")},
-                   "application/vnd.amazon.eventstream")}));
+        {streaming(
+            seen,
+            {frame("messageStart", R"({"role":"assistant"})"),
+             frame("contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"text":"Bon"}})"),
+             frame("contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"text":"jour"}})"),
+             frame("contentBlockStop", R"({"contentBlockIndex":0})"),
+             frame("messageStop", R"({"stopReason":"end_turn"})"),
+             frame(
+                 "metadata",
+                 R"({"usage":{"inputTokens":3,"outputTokens":2,"totalTokens":5},"metrics":{"latencyMs":12}})")},
+            "application/vnd.amazon.eventstream")}));
 
     VertexUpstream vertex_up;
     auto vertex = config_with(vertex_key());
@@ -566,7 +573,7 @@ TEST_CASE("native gateway: every native dialect streams through the gateway",
 }
 
 TEST_CASE("native gateway: Vertex fetches its token once for concurrent requests and caches it",
-          "[native][gateway][vertex]") {
+          "[native][gateway][vertex][concurrency]") {
     VertexUpstream up;
     up.token_latency = 100ms;  // both requests arrive while the exchange is in flight
     MockGateway<> gw(test::options());
@@ -641,7 +648,7 @@ TEST_CASE("native gateway: a refused token exchange answers 401 without the key"
 }
 
 TEST_CASE("native gateway: requests waiting on a hung token exchange time out",
-          "[native][gateway][vertex]") {
+          "[native][gateway][vertex][concurrency]") {
     VertexUpstream up;
     up.hang = true;
     MockGateway<> gw(test::options());
@@ -743,7 +750,8 @@ TEST_CASE("native gateway: a service-account key that cannot sign answers 401 an
     vcfg["auth_credentials"] = boost::json::object{
         {"type", "service_account"},
         {"client_email", account},
-        {"private_key", "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWJ5dGVz\n-----END PRIVATE KEY-----\n"},
+        {"private_key",
+         "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWJ5dGVz\n-----END PRIVATE KEY-----\n"},
         {"token_uri", token_url}};
     auto cfg = config_with(std::move(k));
     cfg.network_config.base_url = "http://vertex.test";

@@ -358,9 +358,9 @@ TEST_CASE("bedrock: Titan text embeddings go through a signed InvokeModel",
     CHECK(v1.url.ends_with("/model/amazon.titan-embed-text-v1/invoke"));
     CHECK(test::json(v1.body) == test::json(R"({"inputText": "x"})"));
 
-    const auto res = test::parse_embedding<Bedrock>(
-        200,
-        R"({"embedding": [0.125, -0.5, 1], "inputTextTokenCount": 3,
+    const auto res =
+        test::parse_embedding<Bedrock>(200,
+                                       R"({"embedding": [0.125, -0.5, 1], "inputTextTokenCount": 3,
             "embeddingsByType": {"float": [0.125, -0.5, 1]}})");
     REQUIRE(res.ok());
     REQUIRE(res.response.data.size() == 1);
@@ -371,8 +371,9 @@ TEST_CASE("bedrock: Titan text embeddings go through a signed InvokeModel",
 
     // Titan embeds one text per call: a batch is refused before anything is sent.
     try {
-        (void)test::build_embedding<Bedrock>(test::embedding_request("bedrock/titan-v2", {"a", "b"}),
-                                             "titan-v2", &k, {}, fixed_clock());
+        (void)test::build_embedding<Bedrock>(
+            test::embedding_request("bedrock/titan-v2", {"a", "b"}), "titan-v2", &k, {},
+            fixed_clock());
         FAIL("Titan takes one input");
     } catch (const std::invalid_argument& e) {
         CHECK(std::string(e.what()).find("one input per request") != std::string::npos);
@@ -391,8 +392,8 @@ TEST_CASE("bedrock: Cohere embed models on Bedrock", "[providers][bedrock][embed
     CHECK(test::json(out.body) ==
           test::json(R"({"texts": ["hello", "world"], "input_type": "search_query"})"));
     const auto profile = test::build_embedding<Bedrock>(
-        test::embedding_request("bedrock/us.cohere.embed-v4:0", {"x"}), "us.cohere.embed-v4:0",
-        &k, {}, fixed_clock());
+        test::embedding_request("bedrock/us.cohere.embed-v4:0", {"x"}), "us.cohere.embed-v4:0", &k,
+        {}, fixed_clock());
     CHECK(test::json(profile.body) ==
           test::json(R"({"texts": ["x"], "input_type": "search_document"})"));
 
@@ -413,10 +414,10 @@ TEST_CASE("bedrock: Cohere embed models on Bedrock", "[providers][bedrock][embed
     CHECK(by_type.response.data.at(0).embedding == std::vector<float>{1.0f, 2.0f});
     CHECK_FALSE(by_type.response.usage);
 
-    CHECK_THROWS_AS(test::build_embedding<Bedrock>(
-                        test::embedding_request("bedrock/meta.llama3", {"x"}),
-                        "meta.llama3-8b-instruct-v1:0", &k, {}, fixed_clock()),
-                    std::invalid_argument);
+    CHECK_THROWS_AS(
+        test::build_embedding<Bedrock>(test::embedding_request("bedrock/meta.llama3", {"x"}),
+                                       "meta.llama3-8b-instruct-v1:0", &k, {}, fixed_clock()),
+        std::invalid_argument);
 }
 
 TEST_CASE("bedrock: InvokeModel errors keep the status and the error type",

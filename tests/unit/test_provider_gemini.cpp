@@ -232,8 +232,7 @@ TEST_CASE("gemini: one string embeds with embedContent", "[providers][gemini][em
     CHECK(res.response.object == "list");
     CHECK(res.response.data[0].object == "embedding");
     CHECK(res.response.data[0].index == 0);
-    CHECK(res.response.data[0].embedding ==
-          std::vector<float>{0.013168523f, -0.008711934f, 0.5f});
+    CHECK(res.response.data[0].embedding == std::vector<float>{0.013168523f, -0.008711934f, 0.5f});
     CHECK_FALSE(res.response.usage);
 }
 
@@ -245,8 +244,7 @@ TEST_CASE("gemini: an array of strings embeds with batchEmbedContents",
     const auto out = test::build_embedding<Gemini>(
         test::embedding_request("gemini/gemini-embedding-001", {"a", "b"}),
         "models/gemini-embedding-001", &k, cfg);
-    CHECK(out.url ==
-          "http://127.0.0.1:7000/v1beta/models/gemini-embedding-001:batchEmbedContents");
+    CHECK(out.url == "http://127.0.0.1:7000/v1beta/models/gemini-embedding-001:batchEmbedContents");
     CHECK(test::json(out.body) == test::json(R"({"requests": [
         {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "a"}]}},
         {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "b"}]}}]})"));

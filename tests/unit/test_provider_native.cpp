@@ -42,9 +42,12 @@ const char* const config_json = R"({
 
 bifrost::ConfigOptions env() {
     static const std::map<std::string, std::string> vars{
-        {"ANTHROPIC_API_KEY", "sk-ant-1"},    {"AZURE_KEY", "az-1"},
-        {"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"}, {"AWS_SECRET_ACCESS_KEY", "shh"},
-        {"GEMINI_API_KEY", "AIza-1"},         {"COHERE_API_KEY", "co-1"},
+        {"ANTHROPIC_API_KEY", "sk-ant-1"},
+        {"AZURE_KEY", "az-1"},
+        {"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"},
+        {"AWS_SECRET_ACCESS_KEY", "shh"},
+        {"GEMINI_API_KEY", "AIza-1"},
+        {"COHERE_API_KEY", "co-1"},
         {"VERTEX_CREDENTIALS",
          R"({"type":"service_account","client_email":"sa@my-proj.iam.gserviceaccount.com",
              "private_key":"-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"})"}};
@@ -84,8 +87,8 @@ TEST_CASE("native providers: a Bifrost config with key configs loads and builds 
                 // The engine would fetch the token first; here one is cached by hand.
                 const std::string account = p.credential_needed(&key);
                 CHECK(account == "sa@my-proj.iam.gserviceaccount.com");
-                p.tokens()->store(account, {"ya29.t", std::chrono::system_clock::now() +
-                                                          std::chrono::hours(1)});
+                p.tokens()->store(
+                    account, {"ya29.t", std::chrono::system_clock::now() + std::chrono::hours(1)});
                 CHECK(p.credential_needed(&key).empty());
             }
             bifrost::HttpRequest out;
@@ -126,9 +129,8 @@ TEST_CASE("native providers: names resolve, OpenAI-format ones too, unknown ones
     }
     CHECK(bifrost::providers::with_any_provider_type("groq", [](auto) {}));
     bool fetches_tokens = false;
-    CHECK(bifrost::providers::with_any_provider_type("vertex", [&](auto p) {
-        fetches_tokens = bifrost::CredentialProvider<decltype(p)>;
-    }));
+    CHECK(bifrost::providers::with_any_provider_type(
+        "vertex", [&](auto p) { fetches_tokens = bifrost::CredentialProvider<decltype(p)>; }));
     CHECK(fetches_tokens);
     CHECK_FALSE(bifrost::providers::with_any_provider_type("anthropics", [](auto) {}));
 }

@@ -372,10 +372,9 @@ class ProviderPool final : public ProviderQueue {
         try {
             provider_.build_credential_request(key, j->http_request);
         } catch (const std::exception& e) {
-            Error error = errors::make(401, "authentication_error",
-                                       "provider '" + name_ +
-                                           "' could not obtain a credential: " + e.what(),
-                                       name_);
+            Error error = errors::make(
+                401, "authentication_error",
+                "provider '" + name_ + "' could not obtain a credential: " + e.what(), name_);
             release_waiters(end_exchange(name), error);
             decide(w, j, std::move(error));
             return false;
@@ -385,10 +384,10 @@ class ProviderPool final : public ProviderQueue {
             w.transport->async_send(j->http_request, j->http_response,
                                     CredentialHandler{this, &w, j, name});
         } catch (const std::exception& e) {
-            Error error = errors::make(502, error_type::network,
-                                       "provider '" + name_ +
-                                           "' could not send its credential exchange: " + e.what(),
-                                       name_);
+            Error error = errors::make(
+                502, error_type::network,
+                "provider '" + name_ + "' could not send its credential exchange: " + e.what(),
+                name_);
             release_waiters(end_exchange(name), error);
             decide(w, j, std::move(error));
         }
@@ -434,10 +433,10 @@ class ProviderPool final : public ProviderQueue {
         j->phase = Job::Phase::idle;
         std::optional<Error> failure;
         if (ec) {
-            failure = errors::make(502, error_type::network,
-                                   "provider '" + name_ +
-                                       "' could not reach its credential endpoint: " + ec.message(),
-                                   name_);
+            failure = errors::make(
+                502, error_type::network,
+                "provider '" + name_ + "' could not reach its credential endpoint: " + ec.message(),
+                name_);
         } else {
             Error e;
             bool ok = false;

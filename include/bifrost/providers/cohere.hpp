@@ -168,7 +168,8 @@ inline void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpReq
                       {"input_type", input_type.empty() ? "search_document" : input_type},
                       {"embedding_types", json::array{"float"}}};
     if (ctx.request.dimensions) body["output_dimension"] = *ctx.request.dimensions;
-    if (const auto t = extra_string(ctx.request.extra, "truncate"); !t.empty()) body["truncate"] = t;
+    if (const auto t = extra_string(ctx.request.extra, "truncate"); !t.empty())
+        body["truncate"] = t;
     out.body = json::serialize(body);
 }
 

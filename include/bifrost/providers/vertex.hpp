@@ -260,8 +260,7 @@ inline std::string embedding_body(const EmbeddingRequest& r) {
         instances.push_back(std::move(i));
     }
     json::object body{{"instances", std::move(instances)}};
-    if (r.dimensions)
-        body["parameters"] = json::object{{"outputDimensionality", *r.dimensions}};
+    if (r.dimensions) body["parameters"] = json::object{{"outputDimensionality", *r.dimensions}};
     return json::serialize(body);
 }
 
