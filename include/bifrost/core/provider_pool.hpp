@@ -4,10 +4,9 @@
 /// Asio event loop and keeps up to `concurrency` requests in flight across the pool: it pops
 /// jobs from the provider's ring while a slot is free, builds the upstream request with the
 /// provider `P` (a `CredentialProvider` first obtains its credential over the same transport,
-/// one exchange per credential shared by the requests that need it), starts it on its
-/// transport `T`, and, when the transport completes, either
-/// schedules a retry (the request waits on a timer, holding no slot) or decides the outcome and
-/// hands it to the caller. Each thread also enforces the deadlines of the requests it owns with
+/// one exchange per credential shared by the requests that need it), starts it on its transport
+/// `T`, and, when the transport completes, either schedules a retry (the request waits on a
+/// timer, holding no slot) or decides the outcome and hands it to the caller. Each thread also enforces the deadlines of the requests it owns with
 /// one timer. Threads spin briefly when idle, then park in their event loop; producers wake a
 /// parked thread by posting to it.
 
