@@ -466,6 +466,7 @@ struct Choice {
 struct ResponseExtra {
     std::string provider;                ///< the provider name that served the request
     std::chrono::nanoseconds latency{};  ///< upstream latency of the successful attempt
+    std::chrono::nanoseconds queue_wait{};  ///< its wait in the provider's queue
 
     friend bool operator==(const ResponseExtra&, const ResponseExtra&) = default;
 };
@@ -672,6 +673,7 @@ class Outcome {
         r.usage.reset();
         r.extra_fields.provider.clear();
         r.extra_fields.latency = {};
+        r.extra_fields.queue_wait = {};
         r.extra.clear();
         while (!r.choices.empty()) {
             Choice& c = r.choices.back();
@@ -1620,6 +1622,7 @@ struct HttpResponse {
 
 #include <concepts>
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace bifrost {
@@ -1775,6 +1778,25 @@ concept StreamingProvider = Provider<P> &&
     { d.next(chunk, error) } -> std::same_as<StreamStatus>;
     d.finish();
     d.reset();
+};
+
+/// A provider whose keys must first be exchanged for a short-lived credential it caches (an
+/// OAuth access token from a service account). Before each upstream call the worker asks
+/// `credential_needed(key)`: empty when the cached credential serves, else the name of the
+/// credential to obtain. Requests needing the same name share one exchange: the first builds it
+/// with `build_credential_request(key, out)` and sends it over the provider's transport, the
+/// others wait (holding their slots, bounded by their deadlines); the answer (any status) goes to
+/// `read_credential_response(key, in, error)`, which caches the credential and returns true, or
+/// writes `error` (a status such as 401 or 502 and a message free of secrets) and returns false.
+/// Then every waiting request goes on, or fails with that error. A network failure of the
+/// exchange answers 502. All three are called concurrently from the worker threads; any may
+/// throw (the request then fails, the worker lives on).
+template <class P>
+concept CredentialProvider = Provider<P> &&
+    requires(const P& p, const Key* key, HttpRequest& out, const HttpResponse& in, Error& error) {
+    { p.credential_needed(key) } -> std::convertible_to<std::string>;
+    p.build_credential_request(key, out);
+    { p.read_credential_response(key, in, error) } -> std::same_as<bool>;
 };
 
 /// Decides what a request does when its provider's queue is full (shipped ones in
@@ -5280,6 +5302,7 @@ struct Job {
     Clock::time_point enqueued_at{};
     Clock::time_point upstream_started_at{};
     std::chrono::nanoseconds upstream_latency{};
+    std::chrono::nanoseconds queue_wait{};  ///< from admission to a worker taking it up
     bool probe = false;  ///< admitted as the circuit breaker's half-open probe
 
     // ---- the attempt's one-time decision ----
@@ -5385,6 +5408,7 @@ struct Job {
         enqueued_at = {};
         upstream_started_at = {};
         upstream_latency = {};
+        queue_wait = {};
         probe = false;
         state.store(queued, std::memory_order_relaxed);
         worker = nullptr;
@@ -5733,9 +5757,10 @@ struct GatewayStats {
 /// `detail::ProviderPool<P, T>`: one provider instance's worker threads. Each thread runs an
 /// Asio event loop and keeps up to `concurrency` requests in flight across the pool: it pops
 /// jobs from the provider's ring while a slot is free, builds the upstream request with the
-/// provider `P`, starts it on its transport `T`, and, when the transport completes, either
-/// schedules a retry (the request waits on a timer, holding no slot) or decides the outcome and
-/// hands it to the caller. Each thread also enforces the deadlines of the requests it owns with
+/// provider `P` (a `CredentialProvider` first obtains its credential over the same transport,
+/// one exchange per credential shared by the requests that need it), starts it on its transport
+/// `T`, and, when the transport completes, either schedules a retry (the request waits on a
+/// timer, holding no slot) or decides the outcome and hands it to the caller. Each thread also enforces the deadlines of the requests it owns with
 /// one timer. Threads spin briefly when idle, then park in their event loop; producers wake a
 /// parked thread by posting to it.
 
@@ -6710,7 +6735,9 @@ inline std::optional<std::chrono::nanoseconds> parse_retry_after(
 
 #include <chrono>
 #include <exception>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -6869,6 +6896,25 @@ class ProviderPool final : public ProviderQueue {
         void operator()(boost::system::error_code ec) { pool->on_stream_done(*worker, job, ec); }
     };
 
+    /// The completion handler of a credential exchange (as `UpstreamHandler`), naming the
+    /// credential it fetches.
+    struct CredentialHandler {
+        ProviderPool* pool;
+        Worker* worker;
+        Job* job;
+        std::string name;
+
+        using allocator_type = ArenaAllocator<void>;
+        allocator_type get_allocator() const noexcept { return allocator_type(job->arena); }
+        using cancellation_slot_type = asio::cancellation_slot;
+        cancellation_slot_type get_cancellation_slot() const noexcept {
+            return job->upstream_cancel.slot();
+        }
+        void operator()(boost::system::error_code ec) {
+            pool->on_credential_done(*worker, job, std::move(name), ec);
+        }
+    };
+
     // ---- the loop -------------------------------------------------------------------------------
 
     void run(Worker& w, std::size_t index) {
@@ -6933,7 +6979,8 @@ class ProviderPool final : public ProviderQueue {
     /// A job fresh from the queue (the caller holds a slot for it).
     void start(Worker& w, Job* j) {
         const auto now = Clock::now();
-        queue_wait_.record(now - j->enqueued_at);
+        j->queue_wait = now - j->enqueued_at;
+        queue_wait_.record(j->queue_wait);
         j->worker = &w;
         std::uint32_t s = Job::queued;
         if (!j->state.compare_exchange_strong(s, Job::running, std::memory_order_acq_rel)) {
@@ -6974,22 +7021,184 @@ class ProviderPool final : public ProviderQueue {
                 }
                 j->last_key = key;
             }
-            j->http_request.clear();
-            j->http_response.clear();
-            if (j->stream != nullptr) {
-                start_stream(w, j, key, settings);
-                return;
+            send(w, j, key, settings, false);
+        } catch (const std::exception& e) {
+            decide(w, j,
+                   errors::internal(std::string("provider '") + name_ + "' failed: " + e.what(),
+                                    name_));
+        } catch (...) {
+            decide(w, j, errors::internal("provider '" + name_ + "' failed", name_));
+        }
+    }
+
+    /// Builds and starts the upstream call of `j` with `key` (inside a try block). A
+    /// `CredentialProvider` first gets its credential, unless `credential_checked`.
+    void send(Worker& w, Job* j, const Key* key, const ProviderSettings& settings,
+              bool credential_checked) {
+        if constexpr (CredentialProvider<P>) {
+            if (!credential_checked && !credential_ready(w, j, key)) return;
+        } else {
+            (void)credential_checked;
+        }
+        j->http_request.clear();
+        j->http_response.clear();
+        if (j->stream != nullptr) {
+            start_stream(w, j, key, settings);
+            return;
+        }
+        if (j->op == Operation::chat) {
+            provider_.build_chat(BuildContext{j->request, j->model_id, key, settings.config},
+                                 j->http_request);
+        } else if (!build_other(j, key, settings.config)) {
+            decide(w, j, errors::unsupported_operation(name_, to_string(j->op)));
+            return;
+        }
+        j->upstream_started_at = Clock::now();
+        w.transport->async_send(j->http_request, j->http_response, UpstreamHandler{this, &w, j});
+    }
+
+    // ---- credentials (CredentialProvider) -------------------------------------------------------
+
+    /// True when the provider's credential for `key` is at hand. Otherwise `j` waits for it: it
+    /// joins the exchange in flight for that credential, or starts one in its own HTTP request
+    /// and response, and goes on when the exchange ends.
+    bool credential_ready(Worker& w, Job* j, const Key* key) {
+        std::string name(provider_.credential_needed(key));
+        if (name.empty()) return true;
+        {
+            std::lock_guard lock(credential_mutex_);
+            if (auto it = credential_waiters_.find(name); it != credential_waiters_.end()) {
+                j->phase = Job::Phase::idle;  // an abort finds it in the table (`interrupt`)
+                it->second.push_back(j);
+                return false;
             }
-            if (j->op == Operation::chat) {
-                provider_.build_chat(BuildContext{j->request, j->model_id, key, settings.config},
-                                     j->http_request);
-            } else if (!build_other(j, key, settings.config)) {
-                decide(w, j, errors::unsupported_operation(name_, to_string(j->op)));
-                return;
-            }
+            // An exchange may have ended between the first look and the lock.
+            if (std::string(provider_.credential_needed(key)).empty()) return true;
+            credential_waiters_.emplace(name, std::vector<Job*>{});
+        }
+        j->http_request.clear();
+        j->http_response.clear();
+        try {
+            provider_.build_credential_request(key, j->http_request);
+        } catch (const std::exception& e) {
+            Error error = errors::make(
+                401, "authentication_error",
+                "provider '" + name_ + "' could not obtain a credential: " + e.what(), name_);
+            release_waiters(end_exchange(name), error);
+            decide(w, j, std::move(error));
+            return false;
+        }
+        try {
             j->upstream_started_at = Clock::now();
             w.transport->async_send(j->http_request, j->http_response,
-                                    UpstreamHandler{this, &w, j});
+                                    CredentialHandler{this, &w, j, name});
+        } catch (const std::exception& e) {
+            Error error = errors::make(
+                502, error_type::network,
+                "provider '" + name_ + "' could not send its credential exchange: " + e.what(),
+                name_);
+            release_waiters(end_exchange(name), error);
+            decide(w, j, std::move(error));
+        }
+        return false;
+    }
+
+    /// Takes the exchange of `name` out of the table and returns the requests waiting on it.
+    std::vector<Job*> end_exchange(const std::string& name) {
+        std::vector<Job*> waiters;
+        std::lock_guard lock(credential_mutex_);
+        if (auto it = credential_waiters_.find(name); it != credential_waiters_.end()) {
+            waiters = std::move(it->second);
+            credential_waiters_.erase(it);
+        }
+        return waiters;
+    }
+
+    /// Removes a waiting job from the table (it was aborted). False if it is not waiting.
+    bool forget_waiter(Job* j) {
+        std::lock_guard lock(credential_mutex_);
+        for (auto& [name, waiters] : credential_waiters_) {
+            for (auto it = waiters.begin(); it != waiters.end(); ++it) {
+                if (*it != j) continue;
+                waiters.erase(it);
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// Sends each waiter on, on its own worker: to its upstream call (which looks at the
+    /// credential again), or to `failure`.
+    void release_waiters(std::vector<Job*> waiters, const std::optional<Error>& failure) {
+        for (Job* wj : waiters) {
+            Worker* ww = static_cast<Worker*>(wj->worker);
+            asio::post(ww->ioc, [this, ww, wj, failure] { on_credential(*ww, wj, failure); });
+        }
+    }
+
+    /// The end of a credential exchange led by `j`.
+    void on_credential_done(Worker& w, Job* j, std::string name, boost::system::error_code ec) {
+        j->upstream_cancel.slot().clear();
+        j->phase = Job::Phase::idle;
+        std::optional<Error> failure;
+        if (ec) {
+            failure = errors::make(
+                502, error_type::network,
+                "provider '" + name_ + "' could not reach its credential endpoint: " + ec.message(),
+                name_);
+        } else {
+            Error e;
+            bool ok = false;
+            try {
+                ok = provider_.read_credential_response(j->last_key, j->http_response, e);
+            } catch (const std::exception& x) {
+                e.assign(502, error_type::bad_response,
+                         std::string("provider '") + name_ +
+                             "' could not read its credential exchange: " + x.what());
+            }
+            if (!ok) {
+                if (e.status == 0)
+                    e.assign(502, error_type::bad_response,
+                             "provider '" + name_ + "' got no credential from its exchange");
+                if (e.provider.empty()) e.provider.assign(name_);
+                failure = std::move(e);
+            }
+        }
+        // A leader that was stopped (deadline, cancellation, shutdown) fails nobody else: the
+        // waiters look again and one of them starts a new exchange.
+        const bool stopped = ec == asio::error::operation_aborted;
+        release_waiters(end_exchange(name), stopped ? std::nullopt : failure);
+        j->http_request.clear();
+        j->http_response.clear();
+        if (j->is_claimed()) {
+            drop(w, j, true);
+            return;
+        }
+        if (failure) {
+            decide(w, j, std::move(*failure));
+            return;
+        }
+        proceed(w, j, true);
+    }
+
+    /// On a waiter's worker, after the exchange it waited on.
+    void on_credential(Worker& w, Job* j, const std::optional<Error>& failure) {
+        if (j->is_claimed()) {
+            drop(w, j, true);
+            return;
+        }
+        if (failure) {
+            decide(w, j, *failure);
+            return;
+        }
+        proceed(w, j, false);
+    }
+
+    /// Resumes `j`'s attempt with the key it picked.
+    void proceed(Worker& w, Job* j, bool credential_checked) {
+        j->phase = Job::Phase::upstream;
+        try {
+            send(w, j, j->last_key, this->settings(), credential_checked);
         } catch (const std::exception& e) {
             decide(w, j,
                    errors::internal(std::string("provider '") + name_ + "' failed: " + e.what(),
@@ -7053,6 +7262,9 @@ class ProviderPool final : public ProviderQueue {
                 if constexpr (EmbeddingProvider<P>)
                     return read(d.embedding, [&](EmbeddingOutcome& o) {
                         provider_.parse_embedding(j->http_response, o);
+                        // Native APIs do not echo the model: answer with the one asked for.
+                        if (o.ok() && o.response.model.empty())
+                            o.response.model.assign(j->model_id);
                     });
                 break;
             case Operation::text_completion:
@@ -7150,6 +7362,7 @@ class ProviderPool final : public ProviderQueue {
         if (j->outcome.ok() && extra != nullptr) {
             extra->provider.assign(name_);
             extra->latency = j->upstream_latency;
+            extra->queue_wait = j->queue_wait;
         } else if (j->outcome.error.provider.empty()) {
             j->outcome.error.provider.assign(name_);
         }
@@ -7329,6 +7542,7 @@ class ProviderPool final : public ProviderQueue {
                 j->outcome.response.object.assign("chat.completion");
                 j->outcome.response.extra_fields.provider.assign(name_);
                 j->outcome.response.extra_fields.latency = j->upstream_latency;
+                j->outcome.response.extra_fields.queue_wait = j->queue_wait;
                 breaker_.record_success();
                 finish(w, j);
                 return;
@@ -7502,6 +7716,9 @@ class ProviderPool final : public ProviderQueue {
                 break;
             }
             case Job::Phase::idle:
+                if constexpr (CredentialProvider<P>) {
+                    if (forget_waiter(j)) drop(w, j, true);  // it waited for a credential
+                }
                 break;  // between steps on this thread: it will see the claim
         }
     }
@@ -7584,6 +7801,9 @@ class ProviderPool final : public ProviderQueue {
     std::vector<std::unique_ptr<Worker>> workers_;
     std::mutex stop_mutex_;
     bool joined_ = false;
+    /// Credential exchanges in flight, by credential name, with the requests waiting on each.
+    std::mutex credential_mutex_;
+    std::map<std::string, std::vector<Job*>, std::less<>> credential_waiters_;
 };
 
 }  // namespace bifrost::detail
@@ -8926,29 +9146,51 @@ static_assert(PoolPolicy<Heap>);
 /// `pool::Preallocated`: objects created up front, recycled through a lock-free free list.
 
 
-#include <boost/lockfree/stack.hpp>
-
+#include <array>
 #include <atomic>
+#include <bit>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <mutex>
+#include <stdexcept>
 
 namespace bifrost::pool {
 
 /// Warms `initial` objects at construction; `acquire` pops one from a lock-free free list (a hit)
 /// or, when the list is empty, creates a new one (a miss: the pool grows and keeps it). `release`
-/// resets the object (`T::reset()`) and pushes it back. Neither path takes a lock; after warm-up
-/// neither allocates (the free list reserves a node for every object it owns).
+/// resets the object (`T::reset()`) and pushes it back. Neither path takes a lock but a miss;
+/// after warm-up neither allocates.
+///
+/// The free list is a Treiber stack of object indices: its head is one 64-bit word holding the
+/// top index and a version tag that every successful change increments, so a compare-and-swap
+/// against a head that was popped and pushed back meanwhile fails (no ABA). Each object carries
+/// its own index and the index below it (`next`, an atomic), and objects are only deleted with the
+/// pool, so a thread reading the `next` of an object another thread just popped reads a valid,
+/// if stale, value that its failing compare-and-swap then discards. Every shared access is
+/// atomic, which keeps ThreadSanitizer runs free of suppressions for this pool.
 ///
 /// Thread safety: `acquire`, `release` and `stats` may be called from any thread concurrently.
 /// Precondition of destruction: every acquired object has been released.
 struct Preallocated {
     template <class T>
     class pool {
+        /// The pooled object and its free-list links. `release` gets the `T*` it handed out and
+        /// finds the node again by a downcast.
+        struct Node final : T {
+            std::uint32_t index = 0;
+            std::atomic<std::uint32_t> next{0};
+        };
+
+        static constexpr std::uint32_t nil = 0xFFFF'FFFF;
+        /// Segment k of the index holds 2^k nodes, so 32 segments address every 32-bit index
+        /// and a segment, once allocated, never moves.
+        static constexpr std::size_t segments = 32;
+
       public:
-        explicit pool(std::size_t initial) : free_(initial == 0 ? 1 : initial) {
+        explicit pool(std::size_t initial) {
             for (std::size_t i = 0; i < initial; ++i)
-                free_.bounded_push(new T());
-            size_.store(initial, std::memory_order_relaxed);
+                push(create());
             available_.store(initial, std::memory_order_relaxed);
         }
 
@@ -8956,24 +9198,20 @@ struct Preallocated {
         pool& operator=(const pool&) = delete;
 
         ~pool() {
-            T* obj = nullptr;
-            while (free_.pop(obj))
-                delete obj;
+            const std::uint32_t n = created_.load(std::memory_order_acquire);
+            for (std::uint32_t i = 0; i < n; ++i)
+                delete node(i);
         }
 
         /// A clean object: from the free list, or new if the list is empty.
         T* acquire() {
             gets_.fetch_add(1, std::memory_order_relaxed);
-            T* obj = nullptr;
-            if (free_.pop(obj)) {
+            if (Node* n = pop()) {
                 available_.fetch_sub(1, std::memory_order_relaxed);
-                return obj;
+                return n;
             }
             misses_.fetch_add(1, std::memory_order_relaxed);
-            auto fresh = std::make_unique<T>();
-            free_.reserve(1);  // one more node, so release() never allocates
-            size_.fetch_add(1, std::memory_order_relaxed);
-            return fresh.release();
+            return create();
         }
 
         /// Resets `obj` and makes it available again.
@@ -8981,8 +9219,7 @@ struct Preallocated {
             obj->reset();
             returns_.fetch_add(1, std::memory_order_relaxed);
             available_.fetch_add(1, std::memory_order_relaxed);
-            while (!free_.bounded_push(obj))
-                detail::cpu_relax();
+            push(static_cast<Node*>(obj));
         }
 
         [[nodiscard]] PoolStats stats() const noexcept {
@@ -8991,18 +9228,80 @@ struct Preallocated {
             s.misses = misses_.load(std::memory_order_relaxed);
             s.hits = s.gets - s.misses;
             s.returns = returns_.load(std::memory_order_relaxed);
-            s.size = size_.load(std::memory_order_relaxed);
+            s.size = created_.load(std::memory_order_relaxed);
             s.available = available_.load(std::memory_order_relaxed);
             return s;
         }
 
       private:
-        boost::lockfree::stack<T*, boost::lockfree::fixed_sized<false>> free_;
+        static std::uint32_t top_of(std::uint64_t head) noexcept {
+            return static_cast<std::uint32_t>(head);
+        }
+        static std::uint64_t make_head(std::uint64_t old, std::uint32_t top) noexcept {
+            return (((old >> 32) + 1) << 32) | top;  // the tag wraps after 2^32 changes
+        }
+
+        /// The node of index `i`. Its segment and slot were written before the node was first
+        /// handed out, which happens-before any index of it being read from the list.
+        Node* node(std::uint32_t i) const noexcept {
+            const std::uint32_t n = i + 1;
+            const int k = std::bit_width(n) - 1;
+            return segment_[static_cast<std::size_t>(k)].load(std::memory_order_acquire)
+                [n - (std::uint32_t(1) << k)];
+        }
+
+        /// A new node, recorded in the index (the slow path: a lock and allocations).
+        Node* create() {
+            auto fresh = std::make_unique<Node>();
+            std::lock_guard lock(grow_mutex_);
+            const std::uint32_t i = created_.load(std::memory_order_relaxed);
+            if (i == nil) throw std::length_error("pool::Preallocated: too many objects");
+            const std::uint32_t n = i + 1;
+            const auto k = static_cast<std::size_t>(std::bit_width(n) - 1);
+            Node** seg = segment_[k].load(std::memory_order_relaxed);
+            if (seg == nullptr) {
+                storage_[k] = std::make_unique<Node*[]>(std::size_t(1) << k);
+                seg = storage_[k].get();
+                segment_[k].store(seg, std::memory_order_release);
+            }
+            fresh->index = i;
+            seg[n - (std::uint32_t(1) << k)] = fresh.get();
+            created_.store(i + 1, std::memory_order_release);
+            return fresh.release();
+        }
+
+        void push(Node* n) noexcept {
+            std::uint64_t head = head_.load(std::memory_order_relaxed);
+            do {
+                n->next.store(top_of(head), std::memory_order_relaxed);
+            } while (!head_.compare_exchange_weak(head, make_head(head, n->index),
+                                                  std::memory_order_release,
+                                                  std::memory_order_relaxed));
+        }
+
+        Node* pop() noexcept {
+            std::uint64_t head = head_.load(std::memory_order_acquire);
+            for (;;) {
+                const std::uint32_t top = top_of(head);
+                if (top == nil) return nullptr;
+                Node* n = node(top);
+                const std::uint32_t below = n->next.load(std::memory_order_relaxed);
+                if (head_.compare_exchange_weak(head, make_head(head, below),
+                                                std::memory_order_acquire,
+                                                std::memory_order_acquire))
+                    return n;
+            }
+        }
+
+        alignas(detail::cache_line) std::atomic<std::uint64_t> head_{nil};
         alignas(detail::cache_line) std::atomic<std::uint64_t> gets_{0};
         std::atomic<std::uint64_t> misses_{0};
         alignas(detail::cache_line) std::atomic<std::uint64_t> returns_{0};
-        std::atomic<std::uint64_t> size_{0};
         std::atomic<std::uint64_t> available_{0};
+        alignas(detail::cache_line) std::atomic<std::uint32_t> created_{0};
+        std::array<std::atomic<Node**>, segments> segment_{};
+        std::array<std::unique_ptr<Node*[]>, segments> storage_;  // guarded by grow_mutex_
+        std::mutex grow_mutex_;
     };
 };
 
@@ -9022,8 +9321,11 @@ static_assert(PoolPolicy<Preallocated>);
 /// | `gemini`    | `Gemini`    | Generative Language `generateContent` | `x-goog-api-key`     |
 /// | `cohere`    | `Cohere`    | v2 chat (`/v2/chat`)                  | Bearer               |
 /// | `bedrock`   | `Bedrock`   | Converse / ConverseStream             | SigV4 (key settings) |
+/// | `vertex`    | `Vertex`    | Vertex AI Gemini `generateContent`    | OAuth (service acct) |
 ///
-/// Every one streams (`StreamingProvider`).
+/// Every one streams (`StreamingProvider`); Gemini, Cohere, Bedrock and Vertex also create
+/// embeddings (`EmbeddingProvider`). Vertex obtains its access tokens itself
+/// (`CredentialProvider`).
 
 // ---- begin bifrost/providers/anthropic.hpp ----
 /// \file
@@ -9216,8 +9518,9 @@ class SseParser {
 // ---- begin bifrost/providers/detail/native.hpp ----
 /// \file
 /// What the native (non-OpenAI-format) providers share: reading key settings, applying
-/// `extra_headers`, small JSON helpers, data: URL splitting, and `StreamQueue`, the state every
-/// stream decoder keeps (decoded chunks waiting for `next`, the end marker, a failure).
+/// `extra_headers`, small JSON helpers, data: URL splitting, embedding helpers, and
+/// `StreamQueue`, the state every stream decoder keeps (decoded chunks waiting for `next`, the
+/// end marker, a failure).
 
 // ---- begin bifrost/providers/openai.hpp ----
 /// \file
@@ -10223,6 +10526,7 @@ static_assert(Provider<OpenAI> && StreamingProvider<OpenAI> && EmbeddingProvider
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -10382,6 +10686,93 @@ inline void set_usage(std::optional<Usage>& usage, std::int64_t prompt, std::int
     usage->prompt_tokens = prompt;
     usage->completion_tokens = completion;
     usage->total_tokens = total >= 0 ? total : prompt + completion;
+}
+
+/// The texts of an embeddings request. Native embedding APIs take text only: token-id input
+/// and an empty input throw `std::invalid_argument` naming `provider`.
+inline const std::vector<std::string>& embedding_texts(const EmbeddingRequest& r,
+                                                       std::string_view provider) {
+    if (r.input.kind == TextInput::Kind::tokens || r.input.kind == TextInput::Kind::token_arrays)
+        throw std::invalid_argument(std::string(provider).append(
+            ": embeddings take text input (a string or an array of strings), not token ids"));
+    if (r.input.texts.empty())
+        throw std::invalid_argument(std::string(provider).append(": the embedding input is empty"));
+    return r.input.texts;
+}
+
+/// A string the client sent among the request's extra fields (`input_type`, `task_type`, ...)
+/// under `name` or `alias`, or empty.
+inline std::string_view extra_string(const json::object& extra, std::string_view name,
+                                     std::string_view alias = {}) noexcept {
+    if (auto s = string_member(&extra, name); !s.empty()) return s;
+    return alias.empty() ? std::string_view{} : string_member(&extra, alias);
+}
+
+/// Reads a JSON array of numbers into `out`; false when `v` is not one.
+inline bool read_vector(const json::value* v, std::vector<float>& out) {
+    const auto* a = v != nullptr ? v->if_array() : nullptr;
+    if (a == nullptr) return false;
+    out.clear();
+    out.reserve(a->size());
+    for (const auto& x : *a) {
+        if (x.is_double())
+            out.push_back(static_cast<float>(x.get_double()));
+        else if (x.is_int64())
+            out.push_back(static_cast<float>(x.get_int64()));
+        else if (x.is_uint64())
+            out.push_back(static_cast<float>(x.get_uint64()));
+        else
+            return false;
+    }
+    return true;
+}
+
+/// Empties `out` for a new embeddings response of `n` vectors (indexed 0..n-1) and returns them.
+inline std::vector<Embedding>& fresh_embeddings(EmbeddingOutcome& out, std::size_t n) {
+    out.error.clear();
+    out.response = EmbeddingResponse{};
+    out.response.data.resize(n);
+    for (std::size_t i = 0; i < n; ++i)
+        out.response.data[i].index = static_cast<std::int64_t>(i);
+    return out.response.data;
+}
+
+/// Fails `out` with a 502 saying the upstream's embeddings answer lacks `what`.
+inline void bad_embedding_response(EmbeddingOutcome& out, std::string_view what) {
+    out.fail(502, error_type::bad_response,
+             std::string("upstream embeddings response: ").append(what));
+}
+
+/// Sets embeddings usage from a prompt token count (total = prompt).
+inline void set_embedding_usage(EmbeddingOutcome& out, std::int64_t prompt_tokens) {
+    out.response.usage.emplace();
+    out.response.usage->prompt_tokens = prompt_tokens;
+    out.response.usage->total_tokens = prompt_tokens;
+}
+
+/// Reads the float vectors of an embed answer: `embeddings.float` (v2, and v1 by type) or
+/// `embeddings` as an array of vectors (v1's `embeddings_floats`), into `out`: Cohere's
+/// API and Cohere models on Bedrock. False (with `out` failed) when neither is there.
+inline bool read_cohere_embeddings(const json::object* o, EmbeddingOutcome& out) {
+    const json::array* vectors = nullptr;
+    if (const auto* e = o != nullptr ? o->if_contains("embeddings") : nullptr) {
+        if (const auto* by_type = e->if_object())
+            vectors = array_member(by_type, "float");
+        else
+            vectors = e->if_array();
+    }
+    if (vectors == nullptr) {
+        bad_embedding_response(out, "expected \"embeddings\" with float vectors");
+        return false;
+    }
+    auto& data = fresh_embeddings(out, vectors->size());
+    for (std::size_t i = 0; i < vectors->size(); ++i) {
+        if (!read_vector(&(*vectors)[i], data[i].embedding)) {
+            bad_embedding_response(out, "an embedding is not an array of numbers");
+            return false;
+        }
+    }
+    return true;
 }
 
 /// The state of a stream decoder: chunks decoded and not yet taken, whether the end marker was
@@ -10937,6 +11328,12 @@ static_assert(StreamingProvider<Azure>);
 /// The stream is AWS's binary event-stream framing (`detail/eventstream.hpp`, CRC-checked); its
 /// events messageStart, contentBlockStart / Delta / Stop, messageStop and metadata map to chunks,
 /// exception messages to an error.
+///
+/// Embeddings go through InvokeModel (`POST /model/{modelId}/invoke`, signed the same way) for
+/// Titan text embeddings (`amazon.titan-embed-text-v1` / `-v2:0`: one text per request,
+/// `dimensions` for v2) and Cohere embed models (`cohere.embed-*`: `texts`, `input_type` from
+/// the client or `search_document`); other model ids are refused before anything is sent.
+/// Vectors come back as floats; usage is the input token count Bedrock reports.
 
 // ---- begin bifrost/providers/detail/eventstream.hpp ----
 /// \file
@@ -11430,6 +11827,7 @@ inline Signature sign(std::string_view method, std::string_view path, std::strin
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <stdexcept>
@@ -11598,22 +11996,27 @@ inline BaseParts split_base(std::string_view base) noexcept {
     return p;
 }
 
+/// Fills a signed Bedrock runtime request: `POST {endpoint}/model/{id}{action}` with `body`,
+/// the model id from the key's `deployments` (else `model`), SigV4-signed with the key's
+/// `bedrock_key_config` at `clock()` (or the key's `value` as a Bedrock API key).
 template <class Clock>
-void build(const BuildContext& ctx, HttpRequest& out, bool stream, Clock clock) {
-    const auto* settings = key_settings(ctx.key, "bedrock_key_config");
+void build_signed(const Key* key, const ProviderConfig& config, std::string_view model,
+                  std::string_view action, std::string body, std::string_view accept,
+                  HttpRequest& out, Clock clock) {
+    const auto* settings = key_settings(key, "bedrock_key_config");
     std::string_view region = string_member(settings, "region");
     if (region.empty()) region = "us-east-1";
     const sigv4::Credentials creds{string_member(settings, "access_key"),
                                    string_member(settings, "secret_key"),
                                    string_member(settings, "session_token")};
-    const bool api_key = creds.access_key.empty() && ctx.key != nullptr && !ctx.key->value.empty();
+    const bool api_key = creds.access_key.empty() && key != nullptr && !key->value.empty();
     if (!api_key && (creds.access_key.empty() || creds.secret_key.empty()))
         throw std::invalid_argument(
             "bedrock: the key needs bedrock_key_config.access_key and secret_key (or a value "
             "holding a Bedrock API key)");
 
     std::string default_base;
-    std::string_view base = detail::base_url(ctx.config, {});
+    std::string_view base = detail::base_url(config, {});
     if (base.empty()) {
         default_base.assign("https://bedrock-runtime.").append(region).append(".amazonaws.com");
         base = default_base;
@@ -11621,23 +12024,23 @@ void build(const BuildContext& ctx, HttpRequest& out, bool stream, Clock clock) 
     const BaseParts parts = split_base(base);
     std::string path(parts.prefix);
     path.append("/model/");
-    sigv4::uri_encode(path, deployment_for(settings, ctx.model));
-    path.append(stream ? "/converse-stream" : "/converse");
+    sigv4::uri_encode(path, deployment_for(settings, model));
+    path.append(action);
 
     out.method = HttpMethod::post;
     out.url.assign(parts.origin).append(path);
-    out.body = json::serialize(build_body(ctx));
+    out.body = std::move(body);
     out.headers.add("content-type", "application/json");
-    out.headers.add("accept", stream ? "application/vnd.amazon.eventstream" : "application/json");
+    out.headers.add("accept", accept);
     if (api_key) {
-        out.headers.add_joined("authorization", "Bearer ", ctx.key->value.reveal());
-        apply_extra_headers(ctx.config, out);
+        out.headers.add_joined("authorization", "Bearer ", key->value.reveal());
+        apply_extra_headers(config, out);
         return;
     }
     const std::string date = sigv4::amz_date(clock());
     out.headers.add("x-amz-date", date);
     if (!creds.session_token.empty()) out.headers.add("x-amz-security-token", creds.session_token);
-    apply_extra_headers(ctx.config, out);
+    apply_extra_headers(config, out);
 
     std::vector<std::pair<std::string, std::string>> signed_headers{
         {"host", std::string(parts.authority)},
@@ -11648,6 +12051,65 @@ void build(const BuildContext& ctx, HttpRequest& out, bool stream, Clock clock) 
     const auto sig =
         sigv4::sign("POST", path, {}, signed_headers, out.body, creds, region, "bedrock", date);
     out.headers.set("authorization", sig.authorization);
+}
+
+template <class Clock>
+void build(const BuildContext& ctx, HttpRequest& out, bool stream, Clock clock) {
+    build_signed(ctx.key, ctx.config, ctx.model, stream ? "/converse-stream" : "/converse",
+                 json::serialize(build_body(ctx)),
+                 stream ? "application/vnd.amazon.eventstream" : "application/json", out, clock);
+}
+
+/// The embedding model families InvokeModel is mapped for.
+enum class EmbeddingFamily : std::uint8_t { titan, cohere };
+
+/// The family of a Bedrock model id (or inference profile: "us.cohere.embed-v4:0"); throws
+/// `std::invalid_argument` for a model this mapping does not know.
+inline EmbeddingFamily embedding_family(std::string_view model_id) {
+    if (model_id.find("amazon.titan-embed-text") != std::string_view::npos)
+        return EmbeddingFamily::titan;
+    if (model_id.find("cohere.embed") != std::string_view::npos) return EmbeddingFamily::cohere;
+    throw std::invalid_argument(
+        std::string("bedrock: embeddings are mapped for Titan text embeddings "
+                    "(amazon.titan-embed-text-*) and Cohere embed models (cohere.embed-*), not '")
+            .append(model_id)
+            .append("'"));
+}
+
+/// The InvokeModel body for an embeddings request: Titan's `{"inputText"}` (one text per call;
+/// `dimensions`, and a client `normalize`, for v2) or Cohere's `{"texts","input_type"}`.
+inline std::string embedding_body(const EmbeddingRequest& r, std::string_view model_id) {
+    const auto& texts = embedding_texts(r, "bedrock");
+    json::object body;
+    if (embedding_family(model_id) == EmbeddingFamily::titan) {
+        if (texts.size() != 1)
+            throw std::invalid_argument(
+                "bedrock: Titan text embeddings take one input per request, not " +
+                std::to_string(texts.size()));
+        body["inputText"] = texts.front();
+        if (r.dimensions) body["dimensions"] = *r.dimensions;
+        if (const auto* n = r.extra.if_contains("normalize"); n != nullptr && n->is_bool())
+            body["normalize"] = n->get_bool();
+    } else {
+        json::array list;
+        list.reserve(texts.size());
+        for (const auto& t : texts)
+            list.push_back(json::string(t));
+        const auto input_type = extra_string(r.extra, "input_type");
+        body["texts"] = std::move(list);
+        body["input_type"] = input_type.empty() ? "search_document" : input_type;
+        if (const auto t = extra_string(r.extra, "truncate"); !t.empty()) body["truncate"] = t;
+        if (r.dimensions) body["output_dimension"] = *r.dimensions;
+    }
+    return json::serialize(body);
+}
+
+template <class Clock>
+void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out, Clock clock) {
+    const auto* settings = key_settings(ctx.key, "bedrock_key_config");
+    build_signed(ctx.key, ctx.config, ctx.model, "/invoke",
+                 embedding_body(ctx.request, deployment_for(settings, ctx.model)),
+                 "application/json", out, clock);
 }
 
 inline void read_error(const HttpResponse& in, Error& out) {
@@ -11708,6 +12170,36 @@ inline void parse(const HttpResponse& in, Outcome& out) {
     }
     c.finish_reason.assign(finish_reason(string_member(o, "stopReason")));
     read_usage(object_member(o, "usage"), r.usage);
+}
+
+/// Reads an InvokeModel embeddings answer: Titan's `{"embedding":[...],
+/// "inputTextTokenCount"}` or Cohere's `{"embeddings":...}`; the token count also comes from
+/// Bedrock's `x-amzn-bedrock-input-token-count` header.
+inline void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) {
+    if (in.status < 200 || in.status >= 300) {
+        read_error(in, out.error);
+        return;
+    }
+    json::value doc;
+    if (!parse_body(in.body, doc, out.error, "InvokeModel embeddings response")) return;
+    const auto* o = doc.if_object();
+    std::int64_t tokens = -1;
+    if (const auto* titan = o != nullptr ? o->if_contains("embedding") : nullptr) {
+        auto& data = fresh_embeddings(out, 1);
+        if (!read_vector(titan, data[0].embedding)) {
+            bad_embedding_response(out, "\"embedding\" is not an array of numbers");
+            return;
+        }
+        tokens = int_member(o, "inputTextTokenCount", -1);
+    } else if (!read_cohere_embeddings(o, out)) {
+        return;
+    }
+    if (const auto h = in.headers.get("x-amzn-bedrock-input-token-count"); !h.empty()) {
+        std::int64_t n = 0;
+        const auto [end, ec] = std::from_chars(h.data(), h.data() + h.size(), n);
+        if (ec == std::errc{} && end == h.data() + h.size()) tokens = n;
+    }
+    if (tokens >= 0) set_embedding_usage(out, tokens);
 }
 
 /// Maps ConverseStream's event-stream messages to chunks.
@@ -11842,16 +12334,25 @@ struct Bedrock {
         detail::bedrock::build(ctx, out, true, clock);
     }
     void parse_chat(const HttpResponse& in, Outcome& out) const { detail::bedrock::parse(in, out); }
+
+    void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out) const {
+        detail::bedrock::build_embedding(ctx, out, clock);
+    }
+    void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) const {
+        detail::bedrock::parse_embedding(in, out);
+    }
 };
 
 static_assert(Provider<Bedrock>);
 static_assert(StreamingProvider<Bedrock>);
+static_assert(EmbeddingProvider<Bedrock>);
 
 }  // namespace bifrost::providers
 // ---- end bifrost/providers/bedrock.hpp ----
 // ---- begin bifrost/providers/cohere.hpp ----
 /// \file
-/// `providers::Cohere`: Cohere's v2 chat API (`POST /v2/chat`, bearer key), plain and streamed.
+/// `providers::Cohere`: Cohere's v2 chat API (`POST /v2/chat`, bearer key), plain and streamed,
+/// and v2 embed.
 ///
 /// The v2 request is close to OpenAI's: messages keep their roles (system, user, assistant with
 /// `tool_calls`, tool with `tool_call_id`); `top_p` becomes `p`, `stop` `stop_sequences`,
@@ -11860,6 +12361,12 @@ static_assert(StreamingProvider<Bedrock>);
 /// calls, `finish_reason` (COMPLETE, STOP_SEQUENCE -> stop; MAX_TOKENS -> length; TOOL_CALL ->
 /// tool_calls) and `usage.tokens`. The stream's events (message-start, content-delta,
 /// tool-call-start / -delta, message-end, ...) map to chunks; message-end ends the stream.
+///
+/// Embeddings go to `POST /v2/embed`: the input strings become `texts`, `dimensions`
+/// `output_dimension`; `input_type` (which v3+ models require) is the client's `input_type`,
+/// else `search_document`; a client `truncate` goes through. Floats are asked for
+/// (`embedding_types: ["float"]`) and returned whatever `encoding_format` said; usage is
+/// `meta.billed_units.input_tokens`.
 
 
 #include <boost/json/object.hpp>
@@ -11986,6 +12493,45 @@ inline void build(const BuildContext& ctx, HttpRequest& out, std::string_view de
         out.headers.add_joined("authorization", "Bearer ", ctx.key->value.reveal());
     apply_extra_headers(ctx.config, out);
     out.body = json::serialize(build_body(ctx, stream));
+}
+
+inline void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out,
+                            std::string_view default_base_url) {
+    const auto& texts = embedding_texts(ctx.request, "cohere");
+    out.method = HttpMethod::post;
+    out.url.assign(base_url(ctx.config, default_base_url)).append("/v2/embed");
+    out.headers.add("content-type", "application/json");
+    out.headers.add("accept", "application/json");
+    if (ctx.key != nullptr && !ctx.key->value.empty())
+        out.headers.add_joined("authorization", "Bearer ", ctx.key->value.reveal());
+    apply_extra_headers(ctx.config, out);
+    json::array list;
+    list.reserve(texts.size());
+    for (const auto& t : texts)
+        list.push_back(json::string(t));
+    const auto input_type = extra_string(ctx.request.extra, "input_type");
+    json::object body{{"model", ctx.model},
+                      {"texts", std::move(list)},
+                      {"input_type", input_type.empty() ? "search_document" : input_type},
+                      {"embedding_types", json::array{"float"}}};
+    if (ctx.request.dimensions) body["output_dimension"] = *ctx.request.dimensions;
+    if (const auto t = extra_string(ctx.request.extra, "truncate"); !t.empty())
+        body["truncate"] = t;
+    out.body = json::serialize(body);
+}
+
+inline void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) {
+    if (in.status < 200 || in.status >= 300) {
+        read_openai_error(in.status, in.body, {}, out.error);
+        return;
+    }
+    json::value doc;
+    if (!parse_body(in.body, doc, out.error, "Cohere embed response")) return;
+    const auto* o = doc.if_object();
+    if (!read_cohere_embeddings(o, out)) return;
+    if (const auto id = string_member(o, "id"); !id.empty()) out.response.extra["id"] = id;
+    if (const auto* billed = object_member(object_member(o, "meta"), "billed_units"))
+        set_embedding_usage(out, int_member(billed, "input_tokens"));
 }
 
 /// `usage.tokens` (what the model used), else `usage.billed_units`.
@@ -12158,10 +12704,18 @@ struct Cohere {
         detail::cohere::build(ctx, out, default_base_url, true);
     }
     void parse_chat(const HttpResponse& in, Outcome& out) const { detail::cohere::parse(in, out); }
+
+    void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out) const {
+        detail::cohere::build_embedding(ctx, out, default_base_url);
+    }
+    void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) const {
+        detail::cohere::parse_embedding(in, out);
+    }
 };
 
 static_assert(Provider<Cohere>);
 static_assert(StreamingProvider<Cohere>);
+static_assert(EmbeddingProvider<Cohere>);
 
 }  // namespace bifrost::providers
 // ---- end bifrost/providers/cohere.hpp ----
@@ -12185,6 +12739,12 @@ static_assert(StreamingProvider<Cohere>);
 ///
 /// Gemini's stream has no end marker: it is complete when a `finishReason` was seen before the
 /// body ended.
+///
+/// Embeddings: one string goes to `models/{model}:embedContent`, an array of strings to
+/// `:batchEmbedContents` (one request per text); `dimensions` becomes `outputDimensionality`,
+/// and the client's `task_type` / `taskType` and `title` go through. Vectors come back as
+/// floats whatever `encoding_format` asked (OpenAI's SDKs accept either); usage is reported
+/// when the answer carries `usageMetadata`.
 
 
 #include <boost/json/object.hpp>
@@ -12361,10 +12921,15 @@ inline json::object build_body(const BuildContext& ctx) {
     return body;
 }
 
+/// The model id without a leading "models/".
+inline std::string_view model_name(std::string_view model) noexcept {
+    if (model.substr(0, 7) == "models/") model.remove_prefix(7);
+    return model;
+}
+
 inline void build(const BuildContext& ctx, HttpRequest& out, std::string_view default_base_url,
                   bool stream) {
-    std::string_view model = ctx.model;
-    if (model.substr(0, 7) == "models/") model.remove_prefix(7);
+    const std::string_view model = model_name(ctx.model);
     out.method = HttpMethod::post;
     out.url.assign(base_url(ctx.config, default_base_url))
         .append("/v1beta/models/")
@@ -12466,6 +13031,76 @@ inline void parse(const HttpResponse& in, Outcome& out) {
         }
     }
     read_usage(object_member(o, "usageMetadata"), r.usage);
+}
+
+/// One `EmbedContentRequest` (`model` is set inside a batch only).
+inline json::object embed_request(const EmbeddingRequest& r, std::string_view text,
+                                  std::string_view model) {
+    json::object o;
+    if (!model.empty()) o["model"] = std::string("models/").append(model);
+    o["content"] = json::object{{"parts", json::array{json::object{{"text", text}}}}};
+    if (const auto t = extra_string(r.extra, "task_type", "taskType"); !t.empty())
+        o["taskType"] = t;
+    if (const auto t = extra_string(r.extra, "title"); !t.empty()) o["title"] = t;
+    if (r.dimensions) o["outputDimensionality"] = *r.dimensions;
+    return o;
+}
+
+inline void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out,
+                            std::string_view default_base_url) {
+    const auto& texts = embedding_texts(ctx.request, "gemini");
+    const std::string_view model = model_name(ctx.model);
+    const bool batch = ctx.request.input.kind == TextInput::Kind::texts;
+    out.method = HttpMethod::post;
+    out.url.assign(base_url(ctx.config, default_base_url))
+        .append("/v1beta/models/")
+        .append(model)
+        .append(batch ? ":batchEmbedContents" : ":embedContent");
+    out.headers.add("content-type", "application/json");
+    if (ctx.key != nullptr && !ctx.key->value.empty())
+        out.headers.add("x-goog-api-key", ctx.key->value.reveal());
+    apply_extra_headers(ctx.config, out);
+    if (!batch) {
+        out.body = json::serialize(embed_request(ctx.request, texts.front(), {}));
+        return;
+    }
+    json::array requests;
+    requests.reserve(texts.size());
+    for (const auto& t : texts)
+        requests.push_back(embed_request(ctx.request, t, model));
+    out.body = json::serialize(json::object{{"requests", std::move(requests)}});
+}
+
+/// Reads an `embedContent` (`{"embedding":{"values":[...]}}`) or `batchEmbedContents`
+/// (`{"embeddings":[{"values":[...]}, ...]}`) answer.
+inline void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) {
+    if (in.status < 200 || in.status >= 300) {
+        read_error(in.status, in.body, out.error);
+        return;
+    }
+    json::value doc;
+    if (!parse_body(in.body, doc, out.error, "Gemini embeddings response")) return;
+    const auto* o = doc.if_object();
+    std::vector<const json::object*> vectors;
+    if (const auto* one = object_member(o, "embedding")) {
+        vectors.push_back(one);
+    } else if (const auto* many = array_member(o, "embeddings")) {
+        for (const auto& v : *many)
+            vectors.push_back(v.if_object());
+    } else {
+        bad_embedding_response(out, "expected \"embedding\" or \"embeddings\"");
+        return;
+    }
+    auto& data = fresh_embeddings(out, vectors.size());
+    for (std::size_t i = 0; i < vectors.size(); ++i) {
+        const auto* values = vectors[i] != nullptr ? vectors[i]->if_contains("values") : nullptr;
+        if (!read_vector(values, data[i].embedding)) {
+            bad_embedding_response(out, "an embedding has no \"values\" array of numbers");
+            return;
+        }
+    }
+    if (const auto* u = object_member(o, "usageMetadata"))
+        set_embedding_usage(out, int_member(u, "promptTokenCount"));
 }
 
 /// Maps Gemini's SSE stream (each event a whole `GenerateContentResponse` carrying the next
@@ -12596,10 +13231,18 @@ struct Gemini {
         detail::gemini::build(ctx, out, default_base_url, true);
     }
     void parse_chat(const HttpResponse& in, Outcome& out) const { detail::gemini::parse(in, out); }
+
+    void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out) const {
+        detail::gemini::build_embedding(ctx, out, default_base_url);
+    }
+    void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) const {
+        detail::gemini::parse_embedding(in, out);
+    }
 };
 
 static_assert(Provider<Gemini>);
 static_assert(StreamingProvider<Gemini>);
+static_assert(EmbeddingProvider<Gemini>);
 
 }  // namespace bifrost::providers
 // ---- end bifrost/providers/gemini.hpp ----
@@ -12798,6 +13441,412 @@ bool with_provider_type(std::string_view name, F&& f) {
 
 }  // namespace bifrost::providers
 // ---- end bifrost/providers/openai_compatible.hpp ----
+// ---- begin bifrost/providers/vertex.hpp ----
+/// \file
+/// `providers::Vertex`: Gemini models on Google Cloud Vertex AI. The body, response, errors and
+/// stream are Gemini's (`providers/gemini.hpp`); the URL is
+/// `https://{region}-aiplatform.googleapis.com/v1/projects/{project}/locations/{region}/publishers/google/models/{model}:generateContent`
+/// (`aiplatform.googleapis.com` for region `global`; `network_config.base_url` replaces the
+/// origin) and the key an OAuth access token sent as `Authorization: Bearer`.
+///
+/// The key's `vertex_key_config` gives `project_id`, `region` (default us-central1) and
+/// `auth_credentials` (the service-account JSON, as an object or a string). The provider is a
+/// `CredentialProvider`: when no access token of the account is cached (or it expires within a
+/// minute), the worker exchanges a signed JWT (`make_assertion`, RS256 with the account's
+/// private key) at the account's `token_uri` (`token_request`, `read_token`) over the
+/// provider's transport before the request; concurrent requests share one exchange, and the
+/// token is cached (`TokenCache`, shared by copies of the provider) until a minute before it
+/// expires. A refused exchange answers 401 (5xx or a bad answer: 502) with a message naming the
+/// service account, never its key.
+///
+/// Embeddings go to `:predict` of the text-embedding models (`text-embedding-005`,
+/// `gemini-embedding-001`, ...): one instance per input string (`content`, plus the client's
+/// `task_type` and `title`), `dimensions` as `parameters.outputDimensionality`; vectors come
+/// back as floats, usage is the sum of the predictions' `statistics.token_count`.
+
+
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace bifrost::providers {
+
+namespace detail::vertex {
+
+/// Base64url without padding (JWT's encoding).
+inline std::string base64url(std::string_view bytes) {
+    static constexpr char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    std::string out;
+    out.reserve((bytes.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < bytes.size(); i += 3) {
+        const unsigned v = (static_cast<unsigned char>(bytes[i]) << 16) |
+                           (static_cast<unsigned char>(bytes[i + 1]) << 8) |
+                           static_cast<unsigned char>(bytes[i + 2]);
+        out.push_back(alphabet[(v >> 18) & 63]);
+        out.push_back(alphabet[(v >> 12) & 63]);
+        out.push_back(alphabet[(v >> 6) & 63]);
+        out.push_back(alphabet[v & 63]);
+    }
+    if (i + 1 == bytes.size()) {
+        const unsigned v = static_cast<unsigned char>(bytes[i]) << 16;
+        out.push_back(alphabet[(v >> 18) & 63]);
+        out.push_back(alphabet[(v >> 12) & 63]);
+    } else if (i + 2 == bytes.size()) {
+        const unsigned v = (static_cast<unsigned char>(bytes[i]) << 16) |
+                           (static_cast<unsigned char>(bytes[i + 1]) << 8);
+        out.push_back(alphabet[(v >> 18) & 63]);
+        out.push_back(alphabet[(v >> 12) & 63]);
+        out.push_back(alphabet[(v >> 6) & 63]);
+    }
+    return out;
+}
+
+/// The fields of a service-account JSON the token exchange needs.
+struct ServiceAccount {
+    std::string client_email;
+    std::string private_key;  ///< PEM
+    std::string private_key_id;
+    std::string token_uri = "https://oauth2.googleapis.com/token";
+};
+
+/// Reads `auth_credentials` (an object, or a string holding the JSON). Throws
+/// `std::invalid_argument` naming what is missing (never quoting the key).
+inline ServiceAccount read_service_account(const json::value& credentials) {
+    json::value doc = credentials;
+    if (credentials.is_string()) {
+        boost::system::error_code ec;
+        doc = json::parse(credentials.get_string(), ec);
+        if (ec) throw std::invalid_argument("vertex: auth_credentials is not valid JSON");
+    }
+    const auto* o = doc.if_object();
+    ServiceAccount sa;
+    sa.client_email.assign(string_member(o, "client_email"));
+    sa.private_key.assign(string_member(o, "private_key"));
+    sa.private_key_id.assign(string_member(o, "private_key_id"));
+    if (const auto uri = string_member(o, "token_uri"); !uri.empty()) sa.token_uri.assign(uri);
+    if (sa.client_email.empty() || sa.private_key.empty())
+        throw std::invalid_argument(
+            "vertex: auth_credentials needs client_email and private_key (a service-account key)");
+    return sa;
+}
+
+/// Signs `data` with RS256 (RSA PKCS#1 v1.5, SHA-256) using a PEM private key. Throws
+/// `std::invalid_argument` when the key cannot be read or used.
+inline std::string rs256(std::string_view pem, std::string_view data) {
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+        BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+    if (!bio) throw std::invalid_argument("vertex: cannot read the private key");
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+        PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
+    if (!key) throw std::invalid_argument("vertex: the private key is not a PEM private key");
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+    std::size_t len = 0;
+    if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) != 1 ||
+        EVP_DigestSignUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+        EVP_DigestSignFinal(ctx.get(), nullptr, &len) != 1)
+        throw std::invalid_argument("vertex: cannot sign with the private key");
+    std::string sig(len, '\0');
+    if (EVP_DigestSignFinal(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len) != 1)
+        throw std::invalid_argument("vertex: cannot sign with the private key");
+    sig.resize(len);
+    return sig;
+}
+
+/// The signed JWT a service account exchanges for an access token (scope cloud-platform,
+/// audience the token URI, valid one hour from `now`).
+inline std::string make_assertion(const ServiceAccount& sa,
+                                  std::chrono::system_clock::time_point now) {
+    const auto iat =
+        std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+    json::object header{{"alg", "RS256"}, {"typ", "JWT"}};
+    if (!sa.private_key_id.empty()) header["kid"] = sa.private_key_id;
+    const json::object claims{{"iss", sa.client_email},
+                              {"scope", "https://www.googleapis.com/auth/cloud-platform"},
+                              {"aud", sa.token_uri},
+                              {"iat", iat},
+                              {"exp", iat + 3600}};
+    std::string jwt = base64url(json::serialize(header));
+    jwt.push_back('.');
+    jwt.append(base64url(json::serialize(claims)));
+    const std::string sig = rs256(sa.private_key, jwt);
+    jwt.push_back('.');
+    jwt.append(base64url(sig));
+    return jwt;
+}
+
+/// The token-exchange request (`grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`).
+inline void token_request(const ServiceAccount& sa, std::string_view assertion, HttpRequest& out) {
+    out.clear();
+    out.method = HttpMethod::post;
+    out.url = sa.token_uri;
+    out.headers.add("content-type", "application/x-www-form-urlencoded");
+    out.body.assign("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=");
+    out.body.append(assertion);  // base64url and '.' need no form encoding
+}
+
+/// An access token and when it stops being valid.
+struct Token {
+    std::string access_token;
+    std::chrono::system_clock::time_point expires_at;
+};
+
+/// Reads the token endpoint's answer (`{"access_token","expires_in","token_type"}`); on failure
+/// writes `error` (keeping the status and Google's `error_description`) and returns nullopt.
+inline std::optional<Token> read_token(const HttpResponse& in,
+                                       std::chrono::system_clock::time_point now, Error& error) {
+    boost::system::error_code ec;
+    const auto doc = json::parse(in.body, ec);
+    const auto* o = ec ? nullptr : doc.if_object();
+    if (in.status >= 200 && in.status < 300 && !string_member(o, "access_token").empty()) {
+        return Token{std::string(string_member(o, "access_token")),
+                     now + std::chrono::seconds(int_member(o, "expires_in", 3600))};
+    }
+    const auto description = string_member(o, "error_description");
+    const auto code = string_member(o, "error");
+    error.assign(in.status >= 400 ? in.status : 502, code.empty() ? error_type::upstream : code,
+                 std::string("vertex: token exchange failed")
+                     .append(description.empty() ? "" : ": ")
+                     .append(description));
+    return std::nullopt;
+}
+
+/// Access tokens by service account, shared by copies of the provider. Thread-safe.
+class TokenCache {
+  public:
+    void store(std::string_view client_email, Token token) {
+        std::lock_guard l(m_);
+        tokens_[std::string(client_email)] = std::move(token);
+    }
+    /// The token of `client_email` if it is valid for at least another minute.
+    std::optional<std::string> get(std::string_view client_email,
+                                   std::chrono::system_clock::time_point now) const {
+        std::lock_guard l(m_);
+        const auto it = tokens_.find(std::string(client_email));
+        if (it == tokens_.end() || it->second.expires_at - std::chrono::minutes(1) <= now)
+            return std::nullopt;
+        return it->second.access_token;
+    }
+
+  private:
+    mutable std::mutex m_;
+    std::map<std::string, Token, std::less<>> tokens_;
+};
+
+/// The service account of a key's `vertex_key_config`, with the project and region. Throws
+/// `std::invalid_argument` naming what is missing.
+struct KeyAccount {
+    std::string_view project;
+    std::string_view region;
+    ServiceAccount account;
+};
+
+inline KeyAccount key_account(const Key* key) {
+    const auto* settings = key_settings(key, "vertex_key_config");
+    const auto* creds = settings != nullptr ? settings->if_contains("auth_credentials") : nullptr;
+    KeyAccount k{string_member(settings, "project_id"), string_member(settings, "region"), {}};
+    if (k.project.empty() || creds == nullptr)
+        throw std::invalid_argument(
+            "vertex: the key needs vertex_key_config.project_id and auth_credentials");
+    if (k.region.empty()) k.region = "us-central1";
+    k.account = read_service_account(*creds);
+    return k;
+}
+
+/// `{origin}/v1/projects/{project}/locations/{region}/publishers/google/models/{model}{method}`.
+inline std::string model_url(const KeyAccount& k, const ProviderConfig& config,
+                             std::string_view model, std::string_view method) {
+    std::string url(base_url(config, {}));
+    if (url.empty()) {
+        url = k.region == "global"
+                  ? "https://aiplatform.googleapis.com"
+                  : std::string("https://").append(k.region).append("-aiplatform.googleapis.com");
+    }
+    url.append("/v1/projects/")
+        .append(k.project)
+        .append("/locations/")
+        .append(k.region)
+        .append("/publishers/google/models/")
+        .append(model)
+        .append(method);
+    return url;
+}
+
+/// The `:predict` body of an embeddings request.
+inline std::string embedding_body(const EmbeddingRequest& r) {
+    const auto& texts = embedding_texts(r, "vertex");
+    const auto task = extra_string(r.extra, "task_type", "taskType");
+    const auto title = extra_string(r.extra, "title");
+    json::array instances;
+    instances.reserve(texts.size());
+    for (const auto& t : texts) {
+        json::object i{{"content", t}};
+        if (!task.empty()) i["task_type"] = task;
+        if (!title.empty()) i["title"] = title;
+        instances.push_back(std::move(i));
+    }
+    json::object body{{"instances", std::move(instances)}};
+    if (r.dimensions) body["parameters"] = json::object{{"outputDimensionality", *r.dimensions}};
+    return json::serialize(body);
+}
+
+/// Reads a `:predict` answer of a text-embedding model
+/// (`{"predictions":[{"embeddings":{"values":[...],"statistics":{"token_count":n}}}]}`).
+inline void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) {
+    if (in.status < 200 || in.status >= 300) {
+        gemini::read_error(in.status, in.body, out.error);
+        return;
+    }
+    json::value doc;
+    if (!parse_body(in.body, doc, out.error, "Vertex predict response")) return;
+    const auto* predictions = array_member(doc.if_object(), "predictions");
+    if (predictions == nullptr) {
+        bad_embedding_response(out, "expected \"predictions\"");
+        return;
+    }
+    auto& data = fresh_embeddings(out, predictions->size());
+    std::int64_t tokens = 0;
+    bool counted = false;
+    for (std::size_t i = 0; i < predictions->size(); ++i) {
+        const auto* e = object_member((*predictions)[i].if_object(), "embeddings");
+        if (!read_vector(e != nullptr ? e->if_contains("values") : nullptr, data[i].embedding)) {
+            bad_embedding_response(out, "a prediction has no embeddings.values array of numbers");
+            return;
+        }
+        if (const auto* st = object_member(e, "statistics"); st && st->contains("token_count")) {
+            tokens += int_member(st, "token_count");
+            counted = true;
+        }
+    }
+    if (counted) set_embedding_usage(out, tokens);
+}
+
+}  // namespace detail::vertex
+
+/// Gemini (chat, streaming, embeddings) on Vertex AI, with the service-account token exchange
+/// run by the engine (a `CredentialProvider`; see the file comment). Copies share the token
+/// cache; thread-safe.
+struct Vertex {
+    static constexpr std::string_view name = "vertex";
+    static constexpr bool requires_key = true;
+
+    using StreamDecoder = detail::gemini::Decoder;
+    using TokenCache = detail::vertex::TokenCache;
+
+    /// The access-token cache (shared by copies of this provider). Tokens the application
+    /// stores here are used as if the engine had fetched them.
+    [[nodiscard]] const std::shared_ptr<TokenCache>& tokens() const noexcept { return tokens_; }
+
+    /// The clock of the JWT and of token expiry (replaceable for tests).
+    std::chrono::system_clock::time_point (*clock)() = &std::chrono::system_clock::now;
+
+    void build_chat(const BuildContext& ctx, HttpRequest& out) const { build(ctx, out, false); }
+    void build_chat_stream(const BuildContext& ctx, HttpRequest& out) const {
+        build(ctx, out, true);
+    }
+    void parse_chat(const HttpResponse& in, Outcome& out) const { detail::gemini::parse(in, out); }
+
+    void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out) const {
+        const auto k = detail::vertex::key_account(ctx.key);
+        const std::string body = detail::vertex::embedding_body(ctx.request);
+        head(k, detail::vertex::model_url(k, ctx.config, ctx.model, ":predict"), ctx.config, out);
+        out.body = body;
+    }
+    void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) const {
+        detail::vertex::parse_embedding(in, out);
+    }
+
+    // ---- CredentialProvider: the service-account token exchange ----
+
+    /// Empty when a token of the key's service account is cached for at least another minute;
+    /// else the account's email (requests of one account share an exchange).
+    [[nodiscard]] std::string credential_needed(const Key* key) const {
+        auto k = detail::vertex::key_account(key);
+        if (tokens_->get(k.account.client_email, clock())) return {};
+        return std::move(k.account.client_email);
+    }
+
+    /// The token request: a JWT signed with the account's key, posted to its `token_uri`.
+    void build_credential_request(const Key* key, HttpRequest& out) const {
+        const auto k = detail::vertex::key_account(key);
+        detail::vertex::token_request(k.account, detail::vertex::make_assertion(k.account, clock()),
+                                      out);
+    }
+
+    /// Caches the token of the answer; or writes `error`: 401 when the token endpoint refused
+    /// (4xx), 502 otherwise, naming the account and keeping Google's `error` as the type.
+    bool read_credential_response(const Key* key, const HttpResponse& in, Error& error) const {
+        const auto k = detail::vertex::key_account(key);
+        auto token = detail::vertex::read_token(in, clock(), error);
+        if (token) {
+            tokens_->store(k.account.client_email, std::move(*token));
+            return true;
+        }
+        // read_token's message is "vertex: token exchange failed[: <error_description>]".
+        constexpr std::string_view prefix = "vertex: token exchange failed";
+        const std::string description =
+            error.message.size() > prefix.size() ? error.message.substr(prefix.size()) : "";
+        error.status = in.status >= 400 && in.status < 500 ? 401 : 502;
+        error.message.assign("vertex: the token exchange for service account ")
+            .append(k.account.client_email)
+            .append(" failed (HTTP ")
+            .append(std::to_string(in.status))
+            .append(")")
+            .append(description);
+        error.provider.assign(name);
+        return false;
+    }
+
+  private:
+    /// The method, bearer token and headers of a Vertex request; throws when no valid token is
+    /// cached (the engine fetches one first; see `CredentialProvider`).
+    void head(const detail::vertex::KeyAccount& k, std::string url, const ProviderConfig& config,
+              HttpRequest& out) const {
+        const auto token = tokens_->get(k.account.client_email, clock());
+        if (!token)
+            throw std::runtime_error("vertex: no valid access token for service account " +
+                                     k.account.client_email);
+        out.method = HttpMethod::post;
+        out.url = std::move(url);
+        out.headers.add("content-type", "application/json");
+        out.headers.add_joined("authorization", "Bearer ", *token);
+        detail::apply_extra_headers(config, out);
+    }
+
+    void build(const BuildContext& ctx, HttpRequest& out, bool stream) const {
+        const auto k = detail::vertex::key_account(ctx.key);
+        head(k,
+             detail::vertex::model_url(
+                 k, ctx.config, ctx.model,
+                 stream ? ":streamGenerateContent?alt=sse" : ":generateContent"),
+             ctx.config, out);
+        out.body = boost::json::serialize(detail::gemini::build_body(ctx));
+    }
+
+    std::shared_ptr<TokenCache> tokens_ = std::make_shared<TokenCache>();
+};
+
+static_assert(Provider<Vertex>);
+static_assert(StreamingProvider<Vertex>);
+static_assert(EmbeddingProvider<Vertex>);
+static_assert(CredentialProvider<Vertex>);
+
+}  // namespace bifrost::providers
+// ---- end bifrost/providers/vertex.hpp ----
 
 #include <string_view>
 #include <utility>
@@ -12805,7 +13854,7 @@ bool with_provider_type(std::string_view name, F&& f) {
 namespace bifrost::providers {
 
 /// Every native provider shipped, by name.
-using NativeFamily = ProviderList<Anthropic, Azure, Gemini, Cohere, Bedrock>;
+using NativeFamily = ProviderList<Anthropic, Azure, Gemini, Cohere, Bedrock, Vertex>;
 
 /// Calls `f(P{})` with the shipped provider type named `name`, OpenAI-format ("openai", "groq",
 /// ...) or native ("anthropic", "bedrock", ...), and returns true; false for an unknown name.
@@ -13039,8 +14088,8 @@ class Beast {
         /// stream is not collected, so it has no size limit).
         std::size_t max_response_bytes = std::size_t(64) << 20;
         /// A streamed response that sends nothing for this long fails with `timed_out`; 0: no
-        /// limit. For streams, `request_timeout` bounds writing the request and reading the
-        /// response head.
+        /// limit. It also bounds the wait for a stream's response head unless `request_timeout`
+        /// is set, which then bounds writing the request and reading the head.
         std::chrono::milliseconds stream_idle_timeout{60'000};
         std::string user_agent = "bifrost-cpp";
     };
@@ -13494,13 +14543,17 @@ class Beast::Op final : public Beast::Waiter {
         });
     }
 
-    /// Streams: the head first; then a 2xx body piece by piece, anything else whole.
+    /// Streams: the head first; then a 2xx body piece by piece, anything else whole. Without a
+    /// `request_timeout`, the stream's idle limit also bounds the wait for the head, so an
+    /// upstream that takes the request and never answers cannot hold the stream forever.
     void read_head() {
         namespace http = boost::beast::http;
         phase_ = Phase::reading;
         ResponseParser& p = conn_->parser.emplace();
         p.body_limit(t_.options_.max_response_bytes);
         p.header_limit(64 * 1024);
+        if (t_.options_.request_timeout.count() == 0 && t_.options_.stream_idle_timeout.count() > 0)
+            conn_->tcp_stream().expires_after(t_.options_.stream_idle_timeout);
         conn_->with_stream([&](auto& stream) {
             http::async_read_header(
                 stream, conn_->buffer, p, wrap([this](boost::system::error_code ec, std::size_t) {
@@ -13597,6 +14650,7 @@ class Beast::Op final : public Beast::Waiter {
 
     void fail(boost::system::error_code ec) {
         if (cancelled_) ec = asio::error::operation_aborted;
+        if (ec == boost::beast::error::timeout) ec = asio::error::timed_out;
         if (conn_) {
             conn_->parser.reset();
             conn_->request.reset();

@@ -266,8 +266,9 @@ class Server {
     /// coroutine (its strand): SSE events queued under a mutex, a timer the coroutine sleeps on,
     /// woken by a post to the strand.
     struct StreamPipe {
-        StreamPipe(asio::any_io_executor ex, std::size_t limit)
-            : executor(ex), wake_timer(ex, asio::steady_timer::time_point::max()), limit(limit) {}
+        StreamPipe(asio::any_io_executor ex, std::size_t max_bytes)
+            : executor(ex), wake_timer(ex, asio::steady_timer::time_point::max()),
+              limit(max_bytes) {}
 
         asio::any_io_executor executor;
         asio::steady_timer wake_timer;     // strand only
