@@ -739,6 +739,19 @@ TEST_CASE("native gateway: embeddings through Gemini, Cohere and Bedrock",
     REQUIRE_FALSE(ce.ok());
     CHECK(ce.error().status == 400);
     CHECK(ce.error().provider == "cohere");
+
+    // Input the provider's API cannot take is the caller's error (400), sent nowhere.
+    const std::size_t sent = seen.count();
+    b.input = bifrost::TextInput::of_texts({"one", "two"});
+    const auto bad = gw.embed(b);
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.error().status == 400);
+    CHECK(bad.error().type == "invalid_request_error");
+    CHECK(bad.error().message.find("one input per request") != std::string::npos);
+    b.model = "bedrock/amazon.nova-pro-v1:0";
+    b.input = bifrost::TextInput::text("x");
+    CHECK(gw.embed(b).error().status == 400);
+    CHECK(seen.count() == sent);
 }
 
 TEST_CASE("native gateway: a service-account key that cannot sign answers 401 and sends nothing",

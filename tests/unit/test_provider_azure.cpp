@@ -7,6 +7,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 using bifrost::providers::Azure;
 
@@ -143,4 +144,33 @@ TEST_CASE("azure: the OpenAI-format stream, whole or byte by byte", "[providers]
     CHECK(err.last == bifrost::StreamStatus::error);
     CHECK(err.error.status == 429);
     CHECK(err.error.message == "Rate limit is exceeded.");
+}
+
+TEST_CASE("azure: embeddings go to the deployment's /embeddings in OpenAI's format",
+          "[providers][azure][embedding]") {
+    const auto k = test::key("azure-secret", "azure_key_config",
+                             R"({"endpoint": "https://my-res.openai.azure.com",
+                                 "deployments": {"text-embedding-3-small": "emb-small"}})");
+    const auto out = test::build_embedding<Azure>(
+        test::embedding_request("azure/text-embedding-3-small", {"hello", "world"}),
+        "text-embedding-3-small", &k);
+    CHECK(out.method == bifrost::HttpMethod::post);
+    CHECK(out.url ==
+          "https://my-res.openai.azure.com/openai/deployments/emb-small/embeddings"
+          "?api-version=2024-10-21");
+    CHECK(out.headers.get("api-key") == "azure-secret");
+    CHECK(test::json(out.body) ==
+          test::json(R"({"model":"text-embedding-3-small","input":["hello","world"]})"));
+
+    const auto res = test::parse_embedding<Azure>(200, R"({"object":"list",
+        "data":[{"object":"embedding","index":0,"embedding":[0.5,-0.25]}],
+        "model":"text-embedding-3-small","usage":{"prompt_tokens":2,"total_tokens":2}})");
+    REQUIRE(res.ok());
+    REQUIRE(res.response.data.size() == 1);
+    CHECK(res.response.data[0].embedding == std::vector<float>{0.5f, -0.25f});
+
+    const auto err = test::parse_embedding<Azure>(
+        404, R"({"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist."}})");
+    CHECK(err.error.status == 404);
+    CHECK(err.error.message == "The API deployment for this resource does not exist.");
 }

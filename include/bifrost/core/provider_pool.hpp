@@ -315,9 +315,7 @@ class ProviderPool final : public ProviderQueue {
             }
             send(w, j, key, settings, false);
         } catch (const std::exception& e) {
-            decide(w, j,
-                   errors::internal(std::string("provider '") + name_ + "' failed: " + e.what(),
-                                    name_));
+            decide(w, j, build_failure(e));
         } catch (...) {
             decide(w, j, errors::internal("provider '" + name_ + "' failed", name_));
         }
@@ -486,15 +484,21 @@ class ProviderPool final : public ProviderQueue {
         proceed(w, j, false);
     }
 
+    /// The answer to an exception from building or starting an upstream call: 400 when the
+    /// provider cannot express the request (`InvalidRequest`), else the gateway's own fault.
+    Error build_failure(const std::exception& e) const {
+        if (const auto* bad = dynamic_cast<const InvalidRequest*>(&e))
+            return errors::invalid_request(std::string(bad->what()));
+        return errors::internal(std::string("provider '") + name_ + "' failed: " + e.what(), name_);
+    }
+
     /// Resumes `j`'s attempt with the key it picked.
     void proceed(Worker& w, Job* j, bool credential_checked) {
         j->phase = Job::Phase::upstream;
         try {
             send(w, j, j->last_key, this->settings(), credential_checked);
         } catch (const std::exception& e) {
-            decide(w, j,
-                   errors::internal(std::string("provider '") + name_ + "' failed: " + e.what(),
-                                    name_));
+            decide(w, j, build_failure(e));
         } catch (...) {
             decide(w, j, errors::internal("provider '" + name_ + "' failed", name_));
         }

@@ -2,8 +2,8 @@
 /// \file
 /// `providers::Azure`: Azure OpenAI. The body, the response, the errors and the stream are
 /// OpenAI's; what differs is where a request goes and how the key travels:
-/// `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version={api_version}` with
-/// the key in `api-key`.
+/// `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version={api_version}` (and
+/// `.../embeddings?...` for embeddings) with the key in `api-key`.
 ///
 /// The key's `azure_key_config` gives `endpoint` (the resource URL), `deployments` (model ->
 /// deployment name; a model not listed is used as the deployment name) and `api_version`
@@ -42,10 +42,23 @@ struct Azure {
         detail::parse_openai_chat(in, out);
     }
 
+    void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out) const {
+        head(ctx.key, ctx.config, ctx.model, "/embeddings", out);
+        write_embedding_request(out.body, ctx.request, RequestWriteOptions{ctx.model, true});
+    }
+    void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) const {
+        detail::parse_openai_other(in, out, [](std::string_view body, EmbeddingOutcome& o) {
+            parse_embedding_response(body, o);
+        });
+    }
+
   private:
-    static void build(const BuildContext& ctx, HttpRequest& out, bool stream) {
-        const auto* settings = detail::key_settings(ctx.key, "azure_key_config");
-        std::string_view endpoint = detail::base_url(ctx.config, {});
+    /// Method, URL (`{endpoint}/openai/deployments/{deployment}{operation}?api-version=`) and
+    /// headers of a request for `model`.
+    static void head(const Key* key, const ProviderConfig& config, std::string_view model,
+                     std::string_view operation, HttpRequest& out) {
+        const auto* settings = detail::key_settings(key, "azure_key_config");
+        std::string_view endpoint = detail::base_url(config, {});
         if (endpoint.empty()) {
             endpoint = detail::string_member(settings, "endpoint");
             while (!endpoint.empty() && endpoint.back() == '/')
@@ -61,14 +74,18 @@ struct Azure {
         out.method = HttpMethod::post;
         out.url.assign(endpoint)
             .append("/openai/deployments/")
-            .append(detail::deployment_for(settings, ctx.model))
-            .append("/chat/completions?api-version=")
+            .append(detail::deployment_for(settings, model))
+            .append(operation)
+            .append("?api-version=")
             .append(version);
         out.headers.add("content-type", "application/json");
-        if (ctx.key != nullptr && !ctx.key->value.empty())
-            out.headers.add("api-key", ctx.key->value.reveal());
-        detail::apply_extra_headers(ctx.config, out);
+        if (key != nullptr && !key->value.empty()) out.headers.add("api-key", key->value.reveal());
+        detail::apply_extra_headers(config, out);
         out.body.clear();
+    }
+
+    static void build(const BuildContext& ctx, HttpRequest& out, bool stream) {
+        head(ctx.key, ctx.config, ctx.model, "/chat/completions", out);
         write_chat_request(out.body, ctx.request, RequestWriteOptions{ctx.model, true});
         if (stream) {
             auto body = boost::json::parse(out.body).as_object();
@@ -84,5 +101,6 @@ struct Azure {
 
 static_assert(Provider<Azure>);
 static_assert(StreamingProvider<Azure>);
+static_assert(EmbeddingProvider<Azure>);
 
 }  // namespace bifrost::providers

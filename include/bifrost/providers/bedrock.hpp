@@ -80,7 +80,7 @@ inline json::object content_block(const ContentPart& p) {
     if (p.type == ContentPart::Type::text) return json::object{{"text", p.text}};
     DataUrl d;
     if (!parse_data_url(p.image_url, d))
-        throw std::invalid_argument("bedrock: images must be sent as data: URLs");
+        throw InvalidRequest("bedrock: images must be sent as data: URLs");
     std::string_view format = d.media_type;
     if (const auto slash = format.find('/'); slash != std::string_view::npos)
         format.remove_prefix(slash + 1);
@@ -277,12 +277,12 @@ void build(const BuildContext& ctx, HttpRequest& out, bool stream, Clock clock) 
 enum class EmbeddingFamily : std::uint8_t { titan, cohere };
 
 /// The family of a Bedrock model id (or inference profile: "us.cohere.embed-v4:0"); throws
-/// `std::invalid_argument` for a model this mapping does not know.
+/// `InvalidRequest` (400) for a model this mapping does not know.
 inline EmbeddingFamily embedding_family(std::string_view model_id) {
     if (model_id.find("amazon.titan-embed-text") != std::string_view::npos)
         return EmbeddingFamily::titan;
     if (model_id.find("cohere.embed") != std::string_view::npos) return EmbeddingFamily::cohere;
-    throw std::invalid_argument(
+    throw InvalidRequest(
         std::string("bedrock: embeddings are mapped for Titan text embeddings "
                     "(amazon.titan-embed-text-*) and Cohere embed models (cohere.embed-*), not '")
             .append(model_id)
@@ -296,7 +296,7 @@ inline std::string embedding_body(const EmbeddingRequest& r, std::string_view mo
     json::object body;
     if (embedding_family(model_id) == EmbeddingFamily::titan) {
         if (texts.size() != 1)
-            throw std::invalid_argument(
+            throw InvalidRequest(
                 "bedrock: Titan text embeddings take one input per request, not " +
                 std::to_string(texts.size()));
         body["inputText"] = texts.front();

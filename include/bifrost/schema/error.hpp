@@ -3,6 +3,7 @@
 /// `bifrost::Error`: the error value every failed request carries, with Bifrost's statuses and
 /// types. Errors are values on the public API; exceptions never cross it.
 
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -61,6 +62,14 @@ struct Error {
     }
 
     friend bool operator==(const Error&, const Error&) = default;
+};
+
+/// Thrown by a provider's `build_*` for a request its API cannot take (an input shape or model it
+/// does not serve): the gateway answers 400 `invalid_request_error` with the message, as for any
+/// malformed request. Any other exception from a provider is the gateway's fault (500).
+class InvalidRequest : public std::invalid_argument {
+  public:
+    using std::invalid_argument::invalid_argument;
 };
 
 /// Factories for the gateway's own errors, with Bifrost's statuses.

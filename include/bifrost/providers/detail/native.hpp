@@ -184,14 +184,14 @@ inline void set_usage(std::optional<Usage>& usage, std::int64_t prompt, std::int
 }
 
 /// The texts of an embeddings request. Native embedding APIs take text only: token-id input
-/// and an empty input throw `std::invalid_argument` naming `provider`.
+/// and an empty input throw `InvalidRequest` naming `provider`.
 inline const std::vector<std::string>& embedding_texts(const EmbeddingRequest& r,
                                                        std::string_view provider) {
     if (r.input.kind == TextInput::Kind::tokens || r.input.kind == TextInput::Kind::token_arrays)
-        throw std::invalid_argument(std::string(provider).append(
+        throw InvalidRequest(std::string(provider).append(
             ": embeddings take text input (a string or an array of strings), not token ids"));
     if (r.input.texts.empty())
-        throw std::invalid_argument(std::string(provider).append(": the embedding input is empty"));
+        throw InvalidRequest(std::string(provider).append(": the embedding input is empty"));
     return r.input.texts;
 }
 
