@@ -84,6 +84,19 @@ TEST_CASE("vertex: base64url has no padding and the URL-safe alphabet", "[provid
     CHECK(vx::base64url("\xfb\xff") == "-_8");
 }
 
+TEST_CASE("base64: RFC 4648's test vectors, standard alphabet with padding", "[detail]") {
+    using bifrost::detail::base64_encode;
+    CHECK(base64_encode("") == "");
+    CHECK(base64_encode("f") == "Zg==");
+    CHECK(base64_encode("fo") == "Zm8=");
+    CHECK(base64_encode("foo") == "Zm9v");
+    CHECK(base64_encode("foob") == "Zm9vYg==");
+    CHECK(base64_encode("fooba") == "Zm9vYmE=");
+    CHECK(base64_encode("foobar") == "Zm9vYmFy");
+    CHECK(base64_encode("\xfb\xff") == "+/8=");
+    CHECK(base64_encode("user:p@ss") == "dXNlcjpwQHNz");
+}
+
 TEST_CASE("vertex: the service-account assertion is a JWT signed with RS256",
           "[providers][vertex]") {
     const std::string pem = make_pem();

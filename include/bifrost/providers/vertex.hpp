@@ -22,6 +22,7 @@
 /// back as floats, usage is the sum of the predictions' `statistics.token_count`.
 
 #include <bifrost/concepts.hpp>
+#include <bifrost/detail/base64.hpp>
 #include <bifrost/providers/detail/native.hpp>
 #include <bifrost/providers/gemini.hpp>
 
@@ -48,32 +49,7 @@ namespace detail::vertex {
 
 /// Base64url without padding (JWT's encoding).
 inline std::string base64url(std::string_view bytes) {
-    static constexpr char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    std::string out;
-    out.reserve((bytes.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 2 < bytes.size(); i += 3) {
-        const unsigned v = (static_cast<unsigned char>(bytes[i]) << 16) |
-                           (static_cast<unsigned char>(bytes[i + 1]) << 8) |
-                           static_cast<unsigned char>(bytes[i + 2]);
-        out.push_back(alphabet[(v >> 18) & 63]);
-        out.push_back(alphabet[(v >> 12) & 63]);
-        out.push_back(alphabet[(v >> 6) & 63]);
-        out.push_back(alphabet[v & 63]);
-    }
-    if (i + 1 == bytes.size()) {
-        const unsigned v = static_cast<unsigned char>(bytes[i]) << 16;
-        out.push_back(alphabet[(v >> 18) & 63]);
-        out.push_back(alphabet[(v >> 12) & 63]);
-    } else if (i + 2 == bytes.size()) {
-        const unsigned v = (static_cast<unsigned char>(bytes[i]) << 16) |
-                           (static_cast<unsigned char>(bytes[i + 1]) << 8);
-        out.push_back(alphabet[(v >> 18) & 63]);
-        out.push_back(alphabet[(v >> 12) & 63]);
-        out.push_back(alphabet[(v >> 6) & 63]);
-    }
-    return out;
+    return bifrost::detail::base64_encode(bytes, bifrost::detail::Base64::url);
 }
 
 /// The fields of a service-account JSON the token exchange needs.

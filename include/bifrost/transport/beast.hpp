@@ -19,6 +19,7 @@
 
 #include <bifrost/concepts.hpp>
 #include <bifrost/config/provider_config.hpp>
+#include <bifrost/detail/base64.hpp>
 #include <bifrost/detail/common.hpp>
 #include <bifrost/transport/http.hpp>
 
@@ -159,32 +160,6 @@ inline std::optional<UrlParts> parse_url(std::string_view url) noexcept {
     return u;
 }
 
-/// Standard base64 (for `Proxy-Authorization: Basic`).
-inline std::string base64(std::string_view in) {
-    static constexpr char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-        const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                           (static_cast<unsigned char>(in[i + 1]) << 8) |
-                           static_cast<unsigned char>(in[i + 2]);
-        out += alphabet[(v >> 18) & 63];
-        out += alphabet[(v >> 12) & 63];
-        out += alphabet[(v >> 6) & 63];
-        out += alphabet[v & 63];
-    }
-    if (i < in.size()) {
-        unsigned v = static_cast<unsigned char>(in[i]) << 16;
-        if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-        out += alphabet[(v >> 18) & 63];
-        out += alphabet[(v >> 12) & 63];
-        out += i + 1 < in.size() ? alphabet[(v >> 6) & 63] : '=';
-        out += '=';
-    }
-    return out;
-}
 
 inline bool is_ip_literal(std::string_view host) {
     boost::system::error_code ec;
@@ -260,7 +235,7 @@ class Beast {
                         std::string cred = p.username;
                         cred.push_back(':');
                         cred.append(p.password.reveal());
-                        proxy_auth_ = Secret("Basic " + detail::base64(cred));
+                        proxy_auth_ = Secret("Basic " + detail::base64_encode(cred));
                     }
                 }
             }
