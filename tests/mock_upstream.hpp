@@ -264,9 +264,12 @@ class MockUpstream {
         beast::flat_buffer buffer;
         std::size_t answered = 0;
         for (;;) {
-            const Behaviour b = behaviour();
-            if (b.idle_close.count() > 0)
-                beast::get_lowest_layer(stream).expires_after(b.idle_close);
+            // What applies while waiting for the request; what applies to answering it is read
+            // once it arrived, so a test's `set()` between two requests on one kept-alive
+            // connection takes effect for the second.
+            const Behaviour waiting = behaviour();
+            if (waiting.idle_close.count() > 0)
+                beast::get_lowest_layer(stream).expires_after(waiting.idle_close);
             else
                 beast::get_lowest_layer(stream).expires_never();
             http::request_parser<http::string_body> parser;
@@ -279,6 +282,7 @@ class MockUpstream {
             beast::get_lowest_layer(stream).expires_never();
             requests_.fetch_add(1);
             record(req);
+            const Behaviour b = behaviour();
             if (b.max_requests_per_connection != 0 && answered == b.max_requests_per_connection)
                 break;  // a stale connection: close without answering
             if (b.latency.count() > 0) {
