@@ -493,6 +493,7 @@ struct ChatResponse {
 /// `bifrost::Error`: the error value every failed request carries, with Bifrost's statuses and
 /// types. Errors are values on the public API; exceptions never cross it.
 
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -551,6 +552,14 @@ struct Error {
     }
 
     friend bool operator==(const Error&, const Error&) = default;
+};
+
+/// Thrown by a provider's `build_*` for a request its API cannot take (an input shape or model it
+/// does not serve): the gateway answers 400 `invalid_request_error` with the message, as for any
+/// malformed request. Any other exception from a provider is the gateway's fault (500).
+class InvalidRequest : public std::invalid_argument {
+  public:
+    using std::invalid_argument::invalid_argument;
 };
 
 /// Factories for the gateway's own errors, with Bifrost's statuses.
@@ -7023,9 +7032,7 @@ class ProviderPool final : public ProviderQueue {
             }
             send(w, j, key, settings, false);
         } catch (const std::exception& e) {
-            decide(w, j,
-                   errors::internal(std::string("provider '") + name_ + "' failed: " + e.what(),
-                                    name_));
+            decide(w, j, build_failure(e));
         } catch (...) {
             decide(w, j, errors::internal("provider '" + name_ + "' failed", name_));
         }
@@ -7194,15 +7201,21 @@ class ProviderPool final : public ProviderQueue {
         proceed(w, j, false);
     }
 
+    /// The answer to an exception from building or starting an upstream call: 400 when the
+    /// provider cannot express the request (`InvalidRequest`), else the gateway's own fault.
+    Error build_failure(const std::exception& e) const {
+        if (const auto* bad = dynamic_cast<const InvalidRequest*>(&e))
+            return errors::invalid_request(std::string(bad->what()));
+        return errors::internal(std::string("provider '") + name_ + "' failed: " + e.what(), name_);
+    }
+
     /// Resumes `j`'s attempt with the key it picked.
     void proceed(Worker& w, Job* j, bool credential_checked) {
         j->phase = Job::Phase::upstream;
         try {
             send(w, j, j->last_key, this->settings(), credential_checked);
         } catch (const std::exception& e) {
-            decide(w, j,
-                   errors::internal(std::string("provider '") + name_ + "' failed: " + e.what(),
-                                    name_));
+            decide(w, j, build_failure(e));
         } catch (...) {
             decide(w, j, errors::internal("provider '" + name_ + "' failed", name_));
         }
@@ -10689,14 +10702,14 @@ inline void set_usage(std::optional<Usage>& usage, std::int64_t prompt, std::int
 }
 
 /// The texts of an embeddings request. Native embedding APIs take text only: token-id input
-/// and an empty input throw `std::invalid_argument` naming `provider`.
+/// and an empty input throw `InvalidRequest` naming `provider`.
 inline const std::vector<std::string>& embedding_texts(const EmbeddingRequest& r,
                                                        std::string_view provider) {
     if (r.input.kind == TextInput::Kind::tokens || r.input.kind == TextInput::Kind::token_arrays)
-        throw std::invalid_argument(std::string(provider).append(
+        throw InvalidRequest(std::string(provider).append(
             ": embeddings take text input (a string or an array of strings), not token ids"));
     if (r.input.texts.empty())
-        throw std::invalid_argument(std::string(provider).append(": the embedding input is empty"));
+        throw InvalidRequest(std::string(provider).append(": the embedding input is empty"));
     return r.input.texts;
 }
 
@@ -11222,8 +11235,8 @@ static_assert(StreamingProvider<Anthropic>);
 /// \file
 /// `providers::Azure`: Azure OpenAI. The body, the response, the errors and the stream are
 /// OpenAI's; what differs is where a request goes and how the key travels:
-/// `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version={api_version}` with
-/// the key in `api-key`.
+/// `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version={api_version}` (and
+/// `.../embeddings?...` for embeddings) with the key in `api-key`.
 ///
 /// The key's `azure_key_config` gives `endpoint` (the resource URL), `deployments` (model ->
 /// deployment name; a model not listed is used as the deployment name) and `api_version`
@@ -11259,10 +11272,23 @@ struct Azure {
         detail::parse_openai_chat(in, out);
     }
 
+    void build_embedding(const RequestContext<EmbeddingRequest>& ctx, HttpRequest& out) const {
+        head(ctx.key, ctx.config, ctx.model, "/embeddings", out);
+        write_embedding_request(out.body, ctx.request, RequestWriteOptions{ctx.model, true});
+    }
+    void parse_embedding(const HttpResponse& in, EmbeddingOutcome& out) const {
+        detail::parse_openai_other(in, out, [](std::string_view body, EmbeddingOutcome& o) {
+            parse_embedding_response(body, o);
+        });
+    }
+
   private:
-    static void build(const BuildContext& ctx, HttpRequest& out, bool stream) {
-        const auto* settings = detail::key_settings(ctx.key, "azure_key_config");
-        std::string_view endpoint = detail::base_url(ctx.config, {});
+    /// Method, URL (`{endpoint}/openai/deployments/{deployment}{operation}?api-version=`) and
+    /// headers of a request for `model`.
+    static void head(const Key* key, const ProviderConfig& config, std::string_view model,
+                     std::string_view operation, HttpRequest& out) {
+        const auto* settings = detail::key_settings(key, "azure_key_config");
+        std::string_view endpoint = detail::base_url(config, {});
         if (endpoint.empty()) {
             endpoint = detail::string_member(settings, "endpoint");
             while (!endpoint.empty() && endpoint.back() == '/')
@@ -11278,14 +11304,18 @@ struct Azure {
         out.method = HttpMethod::post;
         out.url.assign(endpoint)
             .append("/openai/deployments/")
-            .append(detail::deployment_for(settings, ctx.model))
-            .append("/chat/completions?api-version=")
+            .append(detail::deployment_for(settings, model))
+            .append(operation)
+            .append("?api-version=")
             .append(version);
         out.headers.add("content-type", "application/json");
-        if (ctx.key != nullptr && !ctx.key->value.empty())
-            out.headers.add("api-key", ctx.key->value.reveal());
-        detail::apply_extra_headers(ctx.config, out);
+        if (key != nullptr && !key->value.empty()) out.headers.add("api-key", key->value.reveal());
+        detail::apply_extra_headers(config, out);
         out.body.clear();
+    }
+
+    static void build(const BuildContext& ctx, HttpRequest& out, bool stream) {
+        head(ctx.key, ctx.config, ctx.model, "/chat/completions", out);
         write_chat_request(out.body, ctx.request, RequestWriteOptions{ctx.model, true});
         if (stream) {
             auto body = boost::json::parse(out.body).as_object();
@@ -11301,6 +11331,7 @@ struct Azure {
 
 static_assert(Provider<Azure>);
 static_assert(StreamingProvider<Azure>);
+static_assert(EmbeddingProvider<Azure>);
 
 }  // namespace bifrost::providers
 // ---- end bifrost/providers/azure.hpp ----
@@ -11867,7 +11898,7 @@ inline json::object content_block(const ContentPart& p) {
     if (p.type == ContentPart::Type::text) return json::object{{"text", p.text}};
     DataUrl d;
     if (!parse_data_url(p.image_url, d))
-        throw std::invalid_argument("bedrock: images must be sent as data: URLs");
+        throw InvalidRequest("bedrock: images must be sent as data: URLs");
     std::string_view format = d.media_type;
     if (const auto slash = format.find('/'); slash != std::string_view::npos)
         format.remove_prefix(slash + 1);
@@ -12064,12 +12095,12 @@ void build(const BuildContext& ctx, HttpRequest& out, bool stream, Clock clock) 
 enum class EmbeddingFamily : std::uint8_t { titan, cohere };
 
 /// The family of a Bedrock model id (or inference profile: "us.cohere.embed-v4:0"); throws
-/// `std::invalid_argument` for a model this mapping does not know.
+/// `InvalidRequest` (400) for a model this mapping does not know.
 inline EmbeddingFamily embedding_family(std::string_view model_id) {
     if (model_id.find("amazon.titan-embed-text") != std::string_view::npos)
         return EmbeddingFamily::titan;
     if (model_id.find("cohere.embed") != std::string_view::npos) return EmbeddingFamily::cohere;
-    throw std::invalid_argument(
+    throw InvalidRequest(
         std::string("bedrock: embeddings are mapped for Titan text embeddings "
                     "(amazon.titan-embed-text-*) and Cohere embed models (cohere.embed-*), not '")
             .append(model_id)
@@ -12083,7 +12114,7 @@ inline std::string embedding_body(const EmbeddingRequest& r, std::string_view mo
     json::object body;
     if (embedding_family(model_id) == EmbeddingFamily::titan) {
         if (texts.size() != 1)
-            throw std::invalid_argument(
+            throw InvalidRequest(
                 "bedrock: Titan text embeddings take one input per request, not " +
                 std::to_string(texts.size()));
         body["inputText"] = texts.front();
@@ -13464,6 +13495,46 @@ bool with_provider_type(std::string_view name, F&& f) {
 /// `task_type` and `title`), `dimensions` as `parameters.outputDimensionality`; vectors come
 /// back as floats, usage is the sum of the predictions' `statistics.token_count`.
 
+// ---- begin bifrost/detail/base64.hpp ----
+/// \file
+/// Base64 encoding (RFC 4648): the standard alphabet with padding, or the URL-safe one without
+/// (JWTs).
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace bifrost::detail {
+
+enum class Base64 { standard, url };
+
+/// `in` in base64: `Base64::standard` ('+', '/', '=' padding) or `Base64::url` ('-', '_', no
+/// padding).
+inline std::string base64_encode(std::string_view in, Base64 kind = Base64::standard) {
+    const char* alphabet = kind == Base64::url
+                               ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                               : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const auto byte = [&](std::size_t i) -> unsigned { return static_cast<unsigned char>(in[i]); };
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        const unsigned v = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
+        for (int shift = 18; shift >= 0; shift -= 6)
+            out.push_back(alphabet[(v >> shift) & 63]);
+    }
+    if (const std::size_t rest = in.size() - i; rest > 0) {
+        const unsigned v = byte(i) << 16 | (rest == 2 ? byte(i + 1) << 8 : 0u);
+        out.push_back(alphabet[(v >> 18) & 63]);
+        out.push_back(alphabet[(v >> 12) & 63]);
+        if (rest == 2) out.push_back(alphabet[(v >> 6) & 63]);
+        if (kind == Base64::standard) out.append(rest == 2 ? "=" : "==");
+    }
+    return out;
+}
+
+}  // namespace bifrost::detail
+// ---- end bifrost/detail/base64.hpp ----
 
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
@@ -13488,32 +13559,7 @@ namespace detail::vertex {
 
 /// Base64url without padding (JWT's encoding).
 inline std::string base64url(std::string_view bytes) {
-    static constexpr char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    std::string out;
-    out.reserve((bytes.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 2 < bytes.size(); i += 3) {
-        const unsigned v = (static_cast<unsigned char>(bytes[i]) << 16) |
-                           (static_cast<unsigned char>(bytes[i + 1]) << 8) |
-                           static_cast<unsigned char>(bytes[i + 2]);
-        out.push_back(alphabet[(v >> 18) & 63]);
-        out.push_back(alphabet[(v >> 12) & 63]);
-        out.push_back(alphabet[(v >> 6) & 63]);
-        out.push_back(alphabet[v & 63]);
-    }
-    if (i + 1 == bytes.size()) {
-        const unsigned v = static_cast<unsigned char>(bytes[i]) << 16;
-        out.push_back(alphabet[(v >> 18) & 63]);
-        out.push_back(alphabet[(v >> 12) & 63]);
-    } else if (i + 2 == bytes.size()) {
-        const unsigned v = (static_cast<unsigned char>(bytes[i]) << 16) |
-                           (static_cast<unsigned char>(bytes[i + 1]) << 8);
-        out.push_back(alphabet[(v >> 18) & 63]);
-        out.push_back(alphabet[(v >> 12) & 63]);
-        out.push_back(alphabet[(v >> 6) & 63]);
-    }
-    return out;
+    return bifrost::detail::base64_encode(bytes, bifrost::detail::Base64::url);
 }
 
 /// The fields of a service-account JSON the token exchange needs.
@@ -14022,32 +14068,6 @@ inline std::optional<UrlParts> parse_url(std::string_view url) noexcept {
     return u;
 }
 
-/// Standard base64 (for `Proxy-Authorization: Basic`).
-inline std::string base64(std::string_view in) {
-    static constexpr char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-        const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                           (static_cast<unsigned char>(in[i + 1]) << 8) |
-                           static_cast<unsigned char>(in[i + 2]);
-        out += alphabet[(v >> 18) & 63];
-        out += alphabet[(v >> 12) & 63];
-        out += alphabet[(v >> 6) & 63];
-        out += alphabet[v & 63];
-    }
-    if (i < in.size()) {
-        unsigned v = static_cast<unsigned char>(in[i]) << 16;
-        if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-        out += alphabet[(v >> 18) & 63];
-        out += alphabet[(v >> 12) & 63];
-        out += i + 1 < in.size() ? alphabet[(v >> 6) & 63] : '=';
-        out += '=';
-    }
-    return out;
-}
 
 inline bool is_ip_literal(std::string_view host) {
     boost::system::error_code ec;
@@ -14123,7 +14143,7 @@ class Beast {
                         std::string cred = p.username;
                         cred.push_back(':');
                         cred.append(p.password.reveal());
-                        proxy_auth_ = Secret("Basic " + detail::base64(cred));
+                        proxy_auth_ = Secret("Basic " + detail::base64_encode(cred));
                     }
                 }
             }
