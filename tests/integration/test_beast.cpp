@@ -399,7 +399,7 @@ TEST_CASE("beast: HTTPS verifies the upstream's certificate", "[beast][tls]") {
 }
 
 TEST_CASE("beast: proxy_config tunnels HTTPS with CONNECT and forwards HTTP", "[beast][proxy]") {
-    const std::string credentials = bifrost::detail::base64("alice:s3cret");
+    const std::string credentials = bifrost::detail::base64_encode("alice:s3cret");
     test::MockProxy proxy(credentials);
     BeastGateway gw(test::options());
     const auto with_proxy = [&](bifrost::ProviderConfig cfg, std::string password) {
@@ -462,9 +462,9 @@ TEST_CASE("beast: URLs are split into host, port and target", "[beast]") {
     CHECK_FALSE(parse_url("http://:80/"));
     CHECK_FALSE(parse_url("http://host:port/"));
     CHECK_FALSE(parse_url("http://user:pw@host/"));
-    CHECK(bifrost::detail::base64("alice:s3cret") == "YWxpY2U6czNjcmV0");
-    CHECK(bifrost::detail::base64("ab") == "YWI=");
-    CHECK(bifrost::detail::base64("a") == "YQ==");
+    CHECK(bifrost::detail::base64_encode("alice:s3cret") == "YWxpY2U6czNjcmV0");
+    CHECK(bifrost::detail::base64_encode("ab") == "YWI=");
+    CHECK(bifrost::detail::base64_encode("a") == "YQ==");
 }
 
 // ---- embeddings, text completions, model listing -----------------------------------------------
