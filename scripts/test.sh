@@ -45,6 +45,7 @@ cmake --build build-tsan -j "$jobs"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"
 build-tsan/tests/bifrost_stress
 build-tsan/tests/bifrost_tests "[concurrency]"
+BIFROST_TEST_CONNECTIONS_ON_WORKERS=1 build-tsan/tests/bifrost_tests "[server][concurrency]"
 
 section "AddressSanitizer + UBSan: the suite less the Beast socket files"
 cmake -S . -B build-asan -G Ninja "${sanitizer_flags[@]}" -DBIFROST_SANITIZE=address \

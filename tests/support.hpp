@@ -4,6 +4,7 @@
 #include <bifrost/bifrost.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <condition_variable>
 #include <mutex>
 #include <string>
@@ -42,6 +43,14 @@ inline bifrost::GatewayOptions options(std::size_t pool = 16) {
     o.worker_spin = 2us;
     o.drain_timeout = 2000ms;
     return o;
+}
+
+/// Whether the server tests run their connections on the gateway's worker threads
+/// (`server::Options::connections_on_workers`): ctest runs the `[server]` cases once each way,
+/// the second time with `BIFROST_TEST_CONNECTIONS_ON_WORKERS=1`.
+inline bool server_on_workers() {
+    const char* v = std::getenv("BIFROST_TEST_CONNECTIONS_ON_WORKERS");
+    return v != nullptr && v[0] == '1';
 }
 
 /// A gate that scripted upstreams wait on (blocks the mock script, i.e. the worker thread).

@@ -60,6 +60,7 @@ struct Flags {
     bool drop_excess_requests = false;
     bifrost::server::LogLevel log_level = bifrost::server::LogLevel::info;
     std::size_t io_threads = 2;
+    bool connections_on_workers = true;
 };
 
 void usage(std::FILE* out) {
@@ -78,7 +79,11 @@ void usage(std::FILE* out) {
         "  -drop-excess-requests    answer 503 when a provider's queue is full instead of\n"
         "                           waiting (default: the config's client.drop_excess_requests)\n"
         "  -log-level LEVEL         debug, info, warn or error (default info)\n"
-        "  -io-threads N            HTTP I/O threads (default 2)\n"
+        "  -io-mode MODE            where client connections are served: workers (default:\n"
+        "                           on the providers' worker threads, so a request is read,\n"
+        "                           sent upstream and answered on one thread) or threads (on\n"
+        "                           I/O threads of their own)\n"
+        "  -io-threads N            HTTP I/O threads with -io-mode threads (default 2)\n"
         "  -help, --help            this text\n",
         out);
 }
@@ -143,6 +148,9 @@ int parse_flags(int argc, char** argv, Flags& f) {
             f.pool_size = n;
         } else if (name == "log-level") {
             ok = bifrost::server::parse_log_level(*value, f.log_level);
+        } else if (name == "io-mode") {
+            ok = *value == "workers" || *value == "threads";
+            f.connections_on_workers = *value == "workers";
         } else if (name == "io-threads") {
             ok = parse_number(*value, f.io_threads) && f.io_threads > 0 && f.io_threads <= 256;
         } else {
@@ -252,7 +260,9 @@ int main(int argc, char** argv) {
     bifrost::server::Options so;
     so.host = flags.host;
     so.port = flags.port;
-    so.io_threads = flags.io_threads;
+    so.connections_on_workers = flags.connections_on_workers;
+    // On workers, the server's own I/O thread only accepts.
+    so.io_threads = flags.connections_on_workers ? 1 : flags.io_threads;
     if (cfg.client.max_request_body_size_mb)
         so.body_limit = *cfg.client.max_request_body_size_mb * 1024 * 1024;
     so.virtual_keys = cfg.virtual_keys;

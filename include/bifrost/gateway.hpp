@@ -528,6 +528,21 @@ class Gateway {
         }
     }
 
+    /// The event loops of every provider's worker threads, in the order the providers were
+    /// added. A server can run its client connections on them (`server::Options::
+    /// connections_on_workers`) so that a request is read, sent upstream and answered on one
+    /// thread. Work posted to them must not block: it delays the provider's requests. They stop
+    /// at `shutdown()`.
+    [[nodiscard]] std::vector<asio::io_context::executor_type> worker_executors() const {
+        std::vector<asio::io_context::executor_type> out;
+        const std::size_t n = provider_count_.load(std::memory_order_acquire);
+        for (std::size_t i = 0; i < n; ++i) {
+            auto ex = providers_[i]->worker_executors();
+            out.insert(out.end(), ex.begin(), ex.end());
+        }
+        return out;
+    }
+
     /// The queue policy object (e.g. to set `BlockFor::timeout` before traffic starts).
     [[nodiscard]] QueueT& queue_policy() noexcept { return queue_policy_; }
 

@@ -59,11 +59,13 @@ struct Harness {
         o.host = "127.0.0.1";
         o.port = 0;
         o.io_threads = 2;
+        if (!o.connections_on_workers) o.connections_on_workers = test::server_on_workers();
         o.drain_timeout = 5s;
         o.models = {{"mock", {"gpt-4o-mini"}}};
         o.logger = srv::Logger(srv::LogLevel::debug, [this](std::string_view line) {
             std::lock_guard lock(log_mutex);
             log.emplace_back(line);
+            log_threads.push_back(std::this_thread::get_id());
         });
         server = std::make_unique<Server>(gw, std::move(o));
         auto err = server->start();
@@ -82,10 +84,20 @@ struct Harness {
 
     [[nodiscard]] bifrost::ProviderStats mock_stats() const { return *gw.stats().provider("mock"); }
 
+    /// The threads that logged the lines containing `what`, in order.
+    [[nodiscard]] std::vector<std::thread::id> threads_logging(std::string_view what) {
+        std::lock_guard lock(log_mutex);
+        std::vector<std::thread::id> out;
+        for (std::size_t i = 0; i < log.size(); ++i)
+            if (log[i].find(what) != std::string::npos) out.push_back(log_threads[i]);
+        return out;
+    }
+
     Gateway gw;
     std::unique_ptr<Server> server;
     std::mutex log_mutex;
     std::vector<std::string> log;
+    std::vector<std::thread::id> log_threads;
 };
 
 /// A blocking HTTP/1.1 client on one connection.
@@ -466,6 +478,66 @@ TEST_CASE("server: keep-alive serves several requests on one connection", "[serv
         CHECK(content_of(res) == "Echo: n" + std::to_string(i));
     }
     CHECK(h.server->metrics().connections_total.load() == 1);
+}
+
+TEST_CASE("server: connections can run on the gateway's worker threads",
+          "[server][concurrency]") {
+    // The mock upstream runs on the provider's (one) worker thread: record where each call ran.
+    auto upstream_threads = std::make_shared<std::mutex>();
+    auto seen = std::make_shared<std::vector<std::thread::id>>();
+    auto script = [upstream_threads, seen](bifrost::transport::MockCall& call) {
+        mock::echo()(call);
+        std::lock_guard lock(*upstream_threads);
+        seen->push_back(std::this_thread::get_id());
+    };
+    const bool on_workers = GENERATE(false, true);
+    // Under BIFROST_TEST_CONNECTIONS_ON_WORKERS every harness runs on workers; the run without
+    // it covers the I/O threads.
+    if (!on_workers && test::server_on_workers()) return;
+    srv::Options o;
+    o.connections_on_workers = on_workers;
+    Harness h(o, script);
+    CHECK(h.log_text().find(on_workers ? R"("connections":"workers")"
+                                       : R"("connections":"io_threads")") != std::string::npos);
+
+    // Several clients at once, each with a few keep-alive requests.
+    constexpr int clients = 4;
+    constexpr int per_client = 25;
+    std::vector<std::future<int>> done;
+    for (int k = 0; k < clients; ++k) {
+        done.push_back(std::async(std::launch::async, [&h, k] {
+            Client c(h.server->port());
+            int ok = 0;
+            for (int i = 0; i < per_client; ++i) {
+                const std::string text = "c" + std::to_string(k) + "-" + std::to_string(i);
+                const Response res = c.post("/v1/chat/completions", chat_for(text));
+                if (res.result_int() == 200 && content_of(res) == "Echo: " + text) ++ok;
+            }
+            return ok;
+        }));
+    }
+    for (auto& f : done)
+        CHECK(f.get() == per_client);
+
+    const auto served_on = h.threads_logging(R"("msg":"request")");
+    REQUIRE(served_on.size() == clients * per_client);
+    std::vector<std::thread::id> upstream;
+    {
+        std::lock_guard lock(*upstream_threads);
+        upstream = *seen;
+    }
+    REQUIRE(upstream.size() == clients * per_client);
+    const std::thread::id worker = upstream.front();
+    for (const auto& t : upstream)
+        REQUIRE(t == worker);
+    for (const auto& t : served_on) {
+        // On workers, the request is read, sent upstream and answered on the worker thread;
+        // otherwise on an I/O thread, never the worker.
+        if (on_workers)
+            REQUIRE(t == worker);
+        else
+            REQUIRE(t != worker);
+    }
 }
 
 TEST_CASE("server: pipelined requests are answered in order", "[server][concurrency]") {

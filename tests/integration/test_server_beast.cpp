@@ -48,6 +48,7 @@ struct Stack {
         srv::Options o;
         o.port = 0;
         o.io_threads = 2;
+        o.connections_on_workers = test::server_on_workers();
         o.drain_timeout = 5s;
         o.models = {{"up", {"gpt-4o-mini"}}};
         o.logger = srv::Logger(srv::LogLevel::error, [](std::string_view) {});

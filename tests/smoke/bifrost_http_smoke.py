@@ -204,10 +204,11 @@ def main():
     if helped.returncode != 0:
         fail(f"--help exited {helped.returncode}")
     for flag in ("-config", "-host", "-port", "-pool-size", "-drop-excess-requests",
-                 "-log-level"):
+                 "-log-level", "-io-mode", "-io-threads"):
         if flag not in helped.stdout:
             fail(f"--help does not list {flag}: {helped.stdout}")
-    for args, says in ((["-no-such-flag", "1"], "no-such-flag"), (["-port", "http"], "port")):
+    for args, says in ((["-no-such-flag", "1"], "no-such-flag"), (["-port", "http"], "port"),
+                       (["-io-mode", "fibers"], "io-mode")):
         bad = subprocess.run([binary, *args], capture_output=True, text=True, timeout=30)
         if bad.returncode != 2 or says not in bad.stderr:
             fail(f"{args} exited {bad.returncode}: {bad.stderr}")
@@ -220,6 +221,18 @@ def main():
     stop(proc, log)
     if not any('"msg":"request"' in line for line in log):
         fail("no request line at -log-level=info:\n" + "".join(log))
+    if not any('"connections":"workers"' in line for line in log):
+        fail("connections are not on the workers by default:\n" + "".join(log))
+    # -io-mode threads: the connections on I/O threads of their own.
+    proc, port, log = start(binary, "-io-mode", "threads", "-io-threads", "3")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/chat/completions", data=body,
+                                timeout=10) as r:
+        if r.status != 200:
+            fail(f"with -io-mode threads, a chat request got {r.status}")
+    stop(proc, log)
+    if not any('"connections":"io_threads"' in line and '"io_threads":3' in line
+               for line in log):
+        fail("-io-mode threads -io-threads 3 not in the listening line:\n" + "".join(log))
 
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "config.json")

@@ -294,6 +294,16 @@ class ProviderQueue {
         return s;
     }
 
+    /// The event loops of this provider's worker threads (one each). They run until `stop()`
+    /// has joined the workers; work posted to them runs on the worker threads, between jobs.
+    [[nodiscard]] std::vector<asio::io_context::executor_type> worker_executors() const {
+        std::vector<asio::io_context::executor_type> out;
+        out.reserve(cores_.size());
+        for (WorkerCore* w : cores_)
+            out.push_back(w->ioc.get_executor());
+        return out;
+    }
+
     // ---- lifecycle ----------------------------------------------------------------------------
 
     /// Stops intake: later pushes fail with `closed`, blocked producers wake, parked async

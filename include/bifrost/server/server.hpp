@@ -16,8 +16,10 @@
 /// | `GET /metrics`               | Prometheus text exposition (see `metrics.hpp`)            |
 /// | `GET /api/stats`             | the same figures as JSON                                  |
 ///
-/// Connections are served by a fixed number of I/O threads; each connection handles its requests
-/// one at a time, so pipelined requests are answered in order. While a chat request is in
+/// Connections are served by a fixed number of I/O threads, or (`Options::connections_on_workers`)
+/// by the gateway's worker threads themselves, so that a request is read, sent upstream and
+/// answered on one thread with no hand-off; each connection handles its requests one at a time,
+/// so pipelined requests are answered in order. While a chat request is in
 /// flight the server watches its connection: a client that goes away cancels the upstream call
 /// (through the cancellation slot bound to `async_chat`). Embeddings and text completions are
 /// served the same way. `stop()` drains gracefully.
@@ -111,6 +113,15 @@ struct Options {
     std::string host = "127.0.0.1";
     std::uint16_t port = 8080;  ///< 0: an ephemeral port (read it back with `Server::port()`)
     std::size_t io_threads = 2;
+    /// Run each client connection on one of the gateway's worker threads (round robin over
+    /// `Gateway::worker_executors()`, when the gateway has any at `start()`) instead of on the
+    /// I/O threads, which then only accept. A request is then read, sent upstream, and answered
+    /// on one thread: no wake-up of another thread and no queue hop on the way back, which is
+    /// most of the server's cost per request on a small machine. The price is isolation: a
+    /// worker thread also parses and writes its connections' HTTP, so plugins and transports
+    /// must not block (the built-in ones do not), and the gateway must keep running until
+    /// `stop()` returned.
+    bool connections_on_workers = false;
     /// Largest accepted request body (413 beyond; Bifrost's `client.max_request_body_size_mb`).
     std::size_t body_limit = 10 * 1024 * 1024;
     /// Largest accepted request line plus headers (431 beyond).
@@ -195,6 +206,11 @@ class Server {
             return "cannot listen on " + where() + ": " + ec.message();
         }
         port_ = acceptor_.local_endpoint().port();
+        if constexpr (requires { gw_.worker_executors(); }) {
+            if (opts_.connections_on_workers)
+                for (const auto& ex : gw_.worker_executors())
+                    connection_executors_.emplace_back(ex);
+        }
         asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached);
         threads_.reserve(opts_.io_threads);
         for (std::size_t i = 0; i < opts_.io_threads; ++i)
@@ -203,6 +219,7 @@ class Server {
             .field("address", ep.address().to_string())
             .field("port", static_cast<unsigned>(port_))
             .field("io_threads", static_cast<std::int64_t>(opts_.io_threads))
+            .field("connections", connection_executors_.empty() ? "io_threads" : "workers")
             .field("auth", auth_required_ ? "virtual_keys" : "none");
         return std::nullopt;
     }
@@ -227,7 +244,8 @@ class Server {
         });
         for_each_connection([](const std::shared_ptr<Connection>& c) {
             c->draining = true;
-            if (c->idle) c->stream.socket().cancel();
+            beast::error_code ec;  // closed already: nothing to cancel
+            if (c->idle) c->stream.socket().cancel(ec);
         });
         std::unique_lock lock(conn_mutex_);
         if (!conn_done_.wait_for(lock, opts_.drain_timeout, [&] { return connections_.empty(); })) {
@@ -379,7 +397,7 @@ class Server {
     awaitable<void> accept_loop() {
         for (;;) {
             auto [ec, socket] =
-                co_await acceptor_.async_accept(asio::any_io_executor(asio::make_strand(ioc_)),
+                co_await acceptor_.async_accept(next_connection_executor(),
                                                 asio::as_tuple(asio::use_awaitable));
             if (stopping_.load() || !acceptor_.is_open()) co_return;
             if (ec) {
@@ -402,6 +420,14 @@ class Server {
         }
     }
 
+    /// Where the next connection runs: a strand of the I/O threads' loop, or of the next worker
+    /// thread's (one thread, but `stop()` and the gateway's completions reach it from others).
+    asio::any_io_executor next_connection_executor() {
+        if (connection_executors_.empty()) return asio::make_strand(ioc_);
+        const std::size_t i = next_executor_++ % connection_executors_.size();
+        return asio::make_strand(connection_executors_[i]);
+    }
+
     awaitable<void> session(std::shared_ptr<Connection> c, std::uint64_t id) {
         try {
             co_await serve(*c);
@@ -412,10 +438,10 @@ class Server {
         c->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
         c->stream.close();
         metrics_.connections.fetch_sub(1);
-        {
-            std::lock_guard lock(conn_mutex_);
-            connections_.erase(id);
-        }
+        // Notified under the lock: once `stop()` sees no connection it may destroy the server,
+        // and a connection on a worker thread is not joined by it.
+        std::lock_guard lock(conn_mutex_);
+        connections_.erase(id);
         conn_done_.notify_all();
     }
 
@@ -947,14 +973,12 @@ class Server {
 
     /// Completes when the client of `c` goes away (end of stream, reset), and does nothing else
     /// until cancelled. Bytes a pipelining client sends meanwhile are kept for the next request
-    /// (up to one request's worth; beyond that the connection is no longer watched).
+    /// (up to one request's worth; beyond that the connection is no longer watched). A plain
+    /// read: it costs one `recv` that finds nothing while the request is in flight, and its
+    /// cancellation none.
     awaitable<void> watch_client(Connection& c) {
-        auto& socket = c.stream.socket();
         const std::size_t keep = opts_.header_limit + opts_.body_limit;
         for (;;) {
-            auto [ec] = co_await socket.async_wait(asio::ip::tcp::socket::wait_read,
-                                                   asio::as_tuple(asio::use_awaitable));
-            if (ec) co_return;  // cancelled (the answer is ready) or the socket was closed
             if (c.buffer.size() >= keep) {
                 // Only cancellation (the answer is ready) ends this wait.
                 asio::steady_timer forever(co_await asio::this_coro::executor,
@@ -962,17 +986,13 @@ class Server {
                 co_await forever.async_wait(asio::as_tuple(asio::use_awaitable));
                 co_return;
             }
-            // Readiness may be stale (an event for bytes the request read already consumed):
-            // only a read tells data, end of stream and nothing apart.
-            boost::system::error_code rec;
-            socket.non_blocking(true, rec);
             const std::size_t room = std::min<std::size_t>(keep - c.buffer.size(), 65536);
-            const std::size_t got = rec ? 0 : socket.read_some(c.buffer.prepare(room), rec);
-            boost::system::error_code ignored;
-            socket.non_blocking(false, ignored);
-            if (rec == asio::error::would_block || rec == asio::error::try_again) continue;
-            if (rec) co_return;  // end of stream or reset: the client left
-            c.buffer.commit(got);
+            auto [ec, n] = co_await c.stream.socket().async_read_some(
+                c.buffer.prepare(room), asio::as_tuple(asio::use_awaitable));
+            c.buffer.commit(n);
+            // Cancelled (the answer is ready), end of stream or reset (the client left), or the
+            // socket was closed.
+            if (ec) co_return;
         }
     }
 
@@ -1033,6 +1053,8 @@ class Server {
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_{
         asio::make_work_guard(ioc_)};
     std::vector<std::thread> threads_;
+    std::vector<asio::io_context::executor_type> connection_executors_;  // set by start()
+    std::size_t next_executor_ = 0;                                       // the accept loop's
     std::mutex join_mutex_;
     std::uint16_t port_ = 0;
     std::atomic<bool> stopping_{false};

@@ -387,11 +387,18 @@ class Beast {
         return *hosts_.back();
     }
 
+    /// A connection back in the pool for less than this is reused without asking the kernel
+    /// whether the server closed it meanwhile: under load connections come back every few
+    /// microseconds, and a close in so short a window is left to the stale-connection retry.
+    static constexpr std::chrono::milliseconds peek_after{250};
+
     /// Whether a pooled connection still looks alive (not idle too long, not closed by the
     /// server). A close racing this check is caught by the stale-connection retry.
     bool usable(Connection& c) const {
-        if (Clock::now() - c.idle_since > options_.idle_timeout) return false;
+        const auto idle = Clock::now() - c.idle_since;
+        if (idle > options_.idle_timeout) return false;
         if (c.buffer.size() != 0) return false;  // bytes nobody asked for
+        if (idle < peek_after) return true;
 #if defined(__unix__) || defined(__APPLE__)
         char byte;
         const auto n =
