@@ -278,7 +278,8 @@ class Bench:
         wait_port(port, p)
         return p, port
 
-    def start_gateway(self, name, upstream_port, concurrency, buffer_size):
+    def start_gateway(self, name, upstream_port, concurrency, buffer_size, binary=None,
+                      extra=()):
         cfg = {
             "client": {"initial_pool_size": self.args.pool_size, "drop_excess_requests": False},
             "providers": {
@@ -301,9 +302,9 @@ class Bench:
         with open(path, "w") as f:
             json.dump(cfg, f, indent=2)
         port = free_port()
-        p = self.procs.start(name, [self.gateway, "-config", path, "-port", str(port),
+        p = self.procs.start(name, [binary or self.gateway, "-config", path, "-port", str(port),
                                     "-log-level", self.args.gateway_log_level,
-                                    "-io-threads", str(self.args.io_threads)])
+                                    "-io-threads", str(self.args.io_threads), *extra])
         wait_port(port, p)
         http_get(port, "/health")
         return p, port, cfg
@@ -429,6 +430,19 @@ def closed_scenarios(bench, results):
     if ngx:
         targets.append(("nginx", ngx_port, a.model_direct, [("nginx", ngx), ("mock", mock)]))
     targets.append(("bifrost", gw_port, a.model_gateway, [("gateway", gw), ("mock", mock)]))
+    # The same gateway with its connections on I/O threads of their own, and an older build:
+    # rows of the same run, side by side.
+    others = []
+    if a.io_mode_threads_row:
+        others.append(("bifrost-threads", None, ["-io-mode", "threads"]))
+    if a.baseline_bin:
+        others.append(("baseline", a.baseline_bin, []))
+    extra_gateways = []
+    for name, binary, extra in others:
+        g, g_port, _ = bench.start_gateway("gateway-ab-" + name, mock_port, a.concurrency_ab,
+                                           a.buffer_ab, binary, extra)
+        extra_gateways.append(g)
+        targets.append((name, g_port, a.model_gateway, [("gateway", g), ("mock", mock)]))
 
     for key, conns, dur in (("a", 1, a.duration_a), ("b", 64, a.duration_b)):
         if key not in a.only:
@@ -453,6 +467,8 @@ def closed_scenarios(bench, results):
                                                            "openai")}
     results["gateway_ab_process"] = proc_status(gw.pid)
     bench.procs.stop(gw)
+    for g in extra_gateways:
+        bench.procs.stop(g)
     if ngx:
         bench.procs.stop(ngx, sig=signal.SIGQUIT)
     bench.procs.stop(mock)
@@ -705,6 +721,10 @@ def main():
     ap.add_argument("--loadgen-threads", type=int, default=1)
     ap.add_argument("--mock-threads", type=int, default=1)
     ap.add_argument("--io-threads", type=int, default=2, help="bifrost-http -io-threads")
+    ap.add_argument("--no-threads-row", dest="io_mode_threads_row", action="store_false",
+                    help="skip the (a)/(b) row of bifrost-http with -io-mode threads")
+    ap.add_argument("--baseline-bin",
+                    help="another bifrost-http build to measure in (a)/(b), as row 'baseline'")
     ap.add_argument("--worker-threads", type=int, default=1, help="the provider's worker_threads")
     ap.add_argument("--pool-size", type=int, default=1000, help="client.initial_pool_size")
     ap.add_argument("--concurrency-ab", type=int, default=256)

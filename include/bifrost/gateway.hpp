@@ -929,9 +929,10 @@ class Gateway {
         // A worker enforces the deadline of the jobs it runs. A timer on the timekeeper (a
         // cross-thread wake-up or two, so not for every request) makes it prompt where a worker
         // would see it late: a caller's deadline tighter than the provider's, or a backlog the
-        // request must wait behind.
+        // request must wait behind for a free slot. Requests queued while slots are free (a
+        // burst arriving at once) wait only for a worker to come round, and get none.
         if (j->deadline != Clock::time_point::max() &&
-            (overall < provider_deadline || q.depth() > 0))
+            (overall < provider_deadline || q.backlogged()))
             arm_deadline(j);
         admit(j, false);
     }

@@ -109,6 +109,15 @@ class ProviderQueue {
         const Ring* d = draining_.load(std::memory_order_acquire);
         return ring_.load(std::memory_order_acquire)->size() + (d ? d->size() : 0);
     }
+    /// True when a request queued now would wait for a concurrency slot to free up (an
+    /// upstream call to end), not just for a worker to come round to it: the queue holds at
+    /// least as many requests as there are free slots.
+    [[nodiscard]] bool backlogged() const noexcept {
+        const std::size_t c = concurrency_.load(std::memory_order_relaxed);
+        const std::size_t n = inflight_.load(std::memory_order_relaxed);
+        return depth() >= (c > n ? c - n : 0);
+    }
+
     [[nodiscard]] std::size_t capacity() const noexcept {
         return ring_.load(std::memory_order_acquire)->capacity();
     }
