@@ -47,8 +47,10 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -716,9 +718,10 @@ class Server {
         ro.timeout = opts_.request_timeout;
         if (request.stream.value_or(false)) co_return co_await chat_stream(c, req, request, ro, ex);
 
-        using namespace asio::experimental::awaitable_operators;
         c.client_gone = false;
-        auto outcome = co_await (call(request, ro) || watch_client(c));
+        auto outcome = co_await watched<Result>(c, [&](auto&& token) {
+            return gw_.async_chat(request, ro, std::forward<decltype(token)>(token));
+        });
         if (outcome.index() == 1) {
             // The client went away first: the gateway was told to cancel (and has answered).
             c.client_gone = true;
@@ -892,8 +895,45 @@ class Server {
             co_await sleep(pipe);
     }
 
-    awaitable<Result> call(const ChatRequest& request, RequestOptions ro) {
-        co_return co_await gw_.async_chat(request, ro, asio::use_awaitable);
+    /// Ends a watched call (see `watched`): the answer ends it, and so does a client that left
+    /// (its read ends in an error), which cancels the call. Bytes a pipelining client sends
+    /// meanwhile end only the watch.
+    struct AnswerOrClientGone {
+        asio::cancellation_type_t operator()(const boost::system::error_code& ec,
+                                             std::size_t) const noexcept {
+            return ec ? asio::cancellation_type::all : asio::cancellation_type::none;
+        }
+        template <class R>
+        asio::cancellation_type_t operator()(const R&) const noexcept {
+            return asio::cancellation_type::all;
+        }
+    };
+
+    /// Runs a gateway call (`start(token)` initiates it; it completes with `R`) while watching
+    /// the client of `c` with one read: a client that goes away (end of stream, reset) cancels
+    /// the call, and the result is then `monostate`, once the call has answered. Bytes a
+    /// pipelining client sends meanwhile are kept for the next request (up to one request's
+    /// worth; the connection is then no longer watched). The two run as one parallel group, on
+    /// the connection's executor: no coroutine of their own.
+    template <class R, class Start>
+    awaitable<std::variant<R, std::monostate>> watched(Connection& c, Start start) {
+        using Outcome = std::variant<R, std::monostate>;
+        const std::size_t keep = opts_.header_limit + opts_.body_limit;
+        if (c.buffer.size() >= keep)
+            co_return Outcome(std::in_place_index<0>, co_await start(asio::use_awaitable));
+        auto ex = c.stream.get_executor();
+        auto call = asio::async_initiate<const asio::deferred_t&, void(R)>(
+            [&start, ex](auto handler) { start(asio::bind_executor(ex, std::move(handler))); },
+            asio::deferred);
+        const std::size_t room = std::min<std::size_t>(keep - c.buffer.size(), 65536);
+        auto [order, ec, n, result] =
+            co_await asio::experimental::make_parallel_group(
+                c.stream.socket().async_read_some(c.buffer.prepare(room), asio::deferred),
+                std::move(call))
+                .async_wait(AnswerOrClientGone{}, asio::use_awaitable);
+        c.buffer.commit(n);
+        if (order[0] == 0 && ec) co_return Outcome(std::in_place_index<1>);  // the client left
+        co_return Outcome(std::in_place_index<0>, std::move(result));
     }
 
     // ---- embeddings and text completions ------------------------------------------------------
@@ -906,9 +946,10 @@ class Server {
         ex.model = request.model;
         RequestOptions ro;
         ro.timeout = opts_.request_timeout;
-        using namespace asio::experimental::awaitable_operators;
         c.client_gone = false;
-        auto outcome = co_await (call_embed(request, ro) || watch_client(c));
+        auto outcome = co_await watched<EmbeddingResult>(c, [&](auto&& token) {
+            return gw_.async_embed(request, ro, std::forward<decltype(token)>(token));
+        });
         co_return answer(c, req.version(), ex, std::move(outcome),
                          [](std::string& body, const EmbeddingResponse& r) {
                              write_embedding_response(body, r);
@@ -931,23 +972,16 @@ class Server {
         }
         RequestOptions ro;
         ro.timeout = opts_.request_timeout;
-        using namespace asio::experimental::awaitable_operators;
         c.client_gone = false;
-        auto outcome = co_await (call_text_complete(request, ro) || watch_client(c));
+        auto outcome = co_await watched<TextCompletionResult>(c, [&](auto&& token) {
+            return gw_.async_text_complete(request, ro, std::forward<decltype(token)>(token));
+        });
         co_return answer(c, v, ex, std::move(outcome),
                          [](std::string& body, const TextCompletionResponse& r) {
                              write_text_completion_response(body, r);
                          });
     }
 
-    awaitable<EmbeddingResult> call_embed(const EmbeddingRequest& request, RequestOptions ro) {
-        co_return co_await gw_.async_embed(request, ro, asio::use_awaitable);
-    }
-
-    awaitable<TextCompletionResult> call_text_complete(const TextCompletionRequest& request,
-                                                       RequestOptions ro) {
-        co_return co_await gw_.async_text_complete(request, ro, asio::use_awaitable);
-    }
 
     /// The HTTP answer to a request of another kind, as `chat` makes it: 499 when the client
     /// went away first, the error, or the response written by `write`.
@@ -972,10 +1006,9 @@ class Server {
     }
 
     /// Completes when the client of `c` goes away (end of stream, reset), and does nothing else
-    /// until cancelled. Bytes a pipelining client sends meanwhile are kept for the next request
-    /// (up to one request's worth; beyond that the connection is no longer watched). A plain
-    /// read: it costs one `recv` that finds nothing while the request is in flight, and its
-    /// cancellation none.
+    /// until cancelled (a stream's watch). Bytes a pipelining client sends meanwhile are kept for
+    /// the next request (up to one request's worth; beyond that the connection is no longer
+    /// watched).
     awaitable<void> watch_client(Connection& c) {
         const std::size_t keep = opts_.header_limit + opts_.body_limit;
         for (;;) {
