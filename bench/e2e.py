@@ -725,7 +725,9 @@ def main():
                     help="skip the (a)/(b) row of bifrost-http with -io-mode threads")
     ap.add_argument("--baseline-bin",
                     help="another bifrost-http build to measure in (a)/(b), as row 'baseline'")
-    ap.add_argument("--worker-threads", type=int, default=1, help="the provider's worker_threads")
+    ap.add_argument("--worker-threads", type=int, default=os.cpu_count() or 1,
+                    help="the provider's worker_threads (default: one per CPU; with bifrost-http's "
+                         "-io-mode workers they also serve the client connections)")
     ap.add_argument("--pool-size", type=int, default=1000, help="client.initial_pool_size")
     ap.add_argument("--concurrency-ab", type=int, default=256)
     ap.add_argument("--buffer-ab", type=int, default=4096)

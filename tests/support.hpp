@@ -4,8 +4,8 @@
 #include <bifrost/bifrost.hpp>
 
 #include <chrono>
-#include <cstdlib>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <thread>

@@ -218,9 +218,8 @@ int main(int argc, char** argv) {
     for (auto& [name, pc] : cfg.providers) {
         Transport::Options transport;
         if (name == "mock") {
-            transport =
-                bifrost::transport::Mock::Options{bifrost::transport::mock::stream_echo(
-                    mock_word_interval, mock_latency)};
+            transport = bifrost::transport::Mock::Options{
+                bifrost::transport::mock::stream_echo(mock_word_interval, mock_latency)};
         } else {
             bifrost::transport::Beast::Options http;
             // A worker's connections to one upstream host: enough for the provider's

@@ -6093,6 +6093,15 @@ class ProviderQueue {
         const Ring* d = draining_.load(std::memory_order_acquire);
         return ring_.load(std::memory_order_acquire)->size() + (d ? d->size() : 0);
     }
+    /// True when a request queued now would wait for a concurrency slot to free up (an
+    /// upstream call to end), not just for a worker to come round to it: the queue holds at
+    /// least as many requests as there are free slots.
+    [[nodiscard]] bool backlogged() const noexcept {
+        const std::size_t c = concurrency_.load(std::memory_order_relaxed);
+        const std::size_t n = inflight_.load(std::memory_order_relaxed);
+        return depth() >= (c > n ? c - n : 0);
+    }
+
     [[nodiscard]] std::size_t capacity() const noexcept {
         return ring_.load(std::memory_order_acquire)->capacity();
     }
@@ -6276,6 +6285,16 @@ class ProviderQueue {
         s.queue_wait = queue_wait_.summary();
         s.upstream = upstream_.summary();
         return s;
+    }
+
+    /// The event loops of this provider's worker threads (one each). They run until `stop()`
+    /// has joined the workers; work posted to them runs on the worker threads, between jobs.
+    [[nodiscard]] std::vector<asio::io_context::executor_type> worker_executors() const {
+        std::vector<asio::io_context::executor_type> out;
+        out.reserve(cores_.size());
+        for (WorkerCore* w : cores_)
+            out.push_back(w->ioc.get_executor());
+        return out;
     }
 
     // ---- lifecycle ----------------------------------------------------------------------------
@@ -8429,6 +8448,21 @@ class Gateway {
         }
     }
 
+    /// The event loops of every provider's worker threads, in the order the providers were
+    /// added. A server can run its client connections on them (`server::Options::
+    /// connections_on_workers`) so that a request is read, sent upstream and answered on one
+    /// thread. Work posted to them must not block: it delays the provider's requests. They stop
+    /// at `shutdown()`.
+    [[nodiscard]] std::vector<asio::io_context::executor_type> worker_executors() const {
+        std::vector<asio::io_context::executor_type> out;
+        const std::size_t n = provider_count_.load(std::memory_order_acquire);
+        for (std::size_t i = 0; i < n; ++i) {
+            auto ex = providers_[i]->worker_executors();
+            out.insert(out.end(), ex.begin(), ex.end());
+        }
+        return out;
+    }
+
     /// The queue policy object (e.g. to set `BlockFor::timeout` before traffic starts).
     [[nodiscard]] QueueT& queue_policy() noexcept { return queue_policy_; }
 
@@ -8815,9 +8849,10 @@ class Gateway {
         // A worker enforces the deadline of the jobs it runs. A timer on the timekeeper (a
         // cross-thread wake-up or two, so not for every request) makes it prompt where a worker
         // would see it late: a caller's deadline tighter than the provider's, or a backlog the
-        // request must wait behind.
+        // request must wait behind for a free slot. Requests queued while slots are free (a
+        // burst arriving at once) wait only for a worker to come round, and get none.
         if (j->deadline != Clock::time_point::max() &&
-            (overall < provider_deadline || q.depth() > 0))
+            (overall < provider_deadline || q.backlogged()))
             arm_deadline(j);
         admit(j, false);
     }
@@ -14068,7 +14103,6 @@ inline std::optional<UrlParts> parse_url(std::string_view url) noexcept {
     return u;
 }
 
-
 inline bool is_ip_literal(std::string_view host) {
     boost::system::error_code ec;
     (void)asio::ip::make_address(std::string(host), ec);
@@ -14295,11 +14329,18 @@ class Beast {
         return *hosts_.back();
     }
 
+    /// A connection back in the pool for less than this is reused without asking the kernel
+    /// whether the server closed it meanwhile: under load connections come back every few
+    /// microseconds, and a close in so short a window is left to the stale-connection retry.
+    static constexpr std::chrono::milliseconds peek_after{250};
+
     /// Whether a pooled connection still looks alive (not idle too long, not closed by the
     /// server). A close racing this check is caught by the stale-connection retry.
     bool usable(Connection& c) const {
-        if (Clock::now() - c.idle_since > options_.idle_timeout) return false;
+        const auto idle = Clock::now() - c.idle_since;
+        if (idle > options_.idle_timeout) return false;
         if (c.buffer.size() != 0) return false;  // bytes nobody asked for
+        if (idle < peek_after) return true;
 #if defined(__unix__) || defined(__APPLE__)
         char byte;
         const auto n =

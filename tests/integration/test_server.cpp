@@ -480,8 +480,7 @@ TEST_CASE("server: keep-alive serves several requests on one connection", "[serv
     CHECK(h.server->metrics().connections_total.load() == 1);
 }
 
-TEST_CASE("server: connections can run on the gateway's worker threads",
-          "[server][concurrency]") {
+TEST_CASE("server: connections can run on the gateway's worker threads", "[server][concurrency]") {
     // The mock upstream runs on the provider's (one) worker thread: record where each call ran.
     auto upstream_threads = std::make_shared<std::mutex>();
     auto seen = std::make_shared<std::vector<std::thread::id>>();

@@ -287,7 +287,8 @@ class Server {
     /// woken by a post to the strand.
     struct StreamPipe {
         StreamPipe(asio::any_io_executor ex, std::size_t max_bytes)
-            : executor(ex), wake_timer(ex, asio::steady_timer::time_point::max()),
+            : executor(ex),
+              wake_timer(ex, asio::steady_timer::time_point::max()),
               limit(max_bytes) {}
 
         asio::any_io_executor executor;
@@ -398,9 +399,8 @@ class Server {
 
     awaitable<void> accept_loop() {
         for (;;) {
-            auto [ec, socket] =
-                co_await acceptor_.async_accept(next_connection_executor(),
-                                                asio::as_tuple(asio::use_awaitable));
+            auto [ec, socket] = co_await acceptor_.async_accept(
+                next_connection_executor(), asio::as_tuple(asio::use_awaitable));
             if (stopping_.load() || !acceptor_.is_open()) co_return;
             if (ec) {
                 opts_.logger.line(LogLevel::warn, "accept failed").field("error", ec.message());
@@ -748,7 +748,8 @@ class Server {
                                     const RequestOptions& ro, Exchange& ex) {
         using namespace asio::experimental::awaitable_operators;
         const unsigned v = req.version();
-        auto pipe = std::make_shared<StreamPipe>(c.stream.get_executor(), opts_.stream_buffer_limit);
+        auto pipe =
+            std::make_shared<StreamPipe>(c.stream.get_executor(), opts_.stream_buffer_limit);
         gw_.async_chat_stream(
             request, [pipe](const StreamChunk& chunk) { return pipe->push(chunk, pipe); }, ro,
             asio::bind_cancellation_slot(pipe->cancel.slot(),
@@ -982,7 +983,6 @@ class Server {
                          });
     }
 
-
     /// The HTTP answer to a request of another kind, as `chat` makes it: 499 when the client
     /// went away first, the error, or the response written by `write`.
     template <class R, class Write>
@@ -1087,7 +1087,7 @@ class Server {
         asio::make_work_guard(ioc_)};
     std::vector<std::thread> threads_;
     std::vector<asio::io_context::executor_type> connection_executors_;  // set by start()
-    std::size_t next_executor_ = 0;                                       // the accept loop's
+    std::size_t next_executor_ = 0;                                      // the accept loop's
     std::mutex join_mutex_;
     std::uint16_t port_ = 0;
     std::atomic<bool> stopping_{false};

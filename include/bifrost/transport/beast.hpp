@@ -160,7 +160,6 @@ inline std::optional<UrlParts> parse_url(std::string_view url) noexcept {
     return u;
 }
 
-
 inline bool is_ip_literal(std::string_view host) {
     boost::system::error_code ec;
     (void)asio::ip::make_address(std::string(host), ec);
