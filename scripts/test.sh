@@ -43,9 +43,11 @@ cmake -S . -B build-tsan -G Ninja "${tsan_flags[@]}" -DBIFROST_SANITIZE=thread \
     -DBIFROST_BUILD_BENCH=OFF -DBIFROST_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-tsan -j "$jobs"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"
-build-tsan/tests/bifrost_stress
-build-tsan/tests/bifrost_tests "[concurrency]"
-BIFROST_TEST_CONNECTIONS_ON_WORKERS=1 build-tsan/tests/bifrost_tests "[server][concurrency]"
+# A hang fails the run in minutes (and names the test) instead of using up CI's time.
+bounded() { timeout --signal=INT --kill-after=30 900 "$@"; }
+bounded build-tsan/tests/bifrost_stress
+bounded build-tsan/tests/bifrost_tests "[concurrency]"
+BIFROST_TEST_CONNECTIONS_ON_WORKERS=1 bounded build-tsan/tests/bifrost_tests "[server][concurrency]"
 
 section "AddressSanitizer + UBSan: the suite less the Beast socket files"
 cmake -S . -B build-asan -G Ninja "${sanitizer_flags[@]}" -DBIFROST_SANITIZE=address \

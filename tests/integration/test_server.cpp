@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -18,9 +19,11 @@
 #include <boost/json/parse.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -134,7 +137,18 @@ class Client {
     /// Reads whatever bytes have arrived (at least one).
     std::string read_some_raw() {
         char buf[4096];
-        const std::size_t n = socket_.read_some(asio::buffer(buf));
+        beast::error_code ec;
+        std::size_t n = 0;
+        if (!bounded([&](auto done) {
+                socket_.async_read_some(asio::buffer(buf),
+                                        [&, done](beast::error_code e, std::size_t got) {
+                                            ec = e;
+                                            n = got;
+                                            done();
+                                        });
+            }))
+            throw std::runtime_error("test client: no bytes from the server within 30 s");
+        if (ec) throw beast::system_error(ec);
         return std::string(buf, n);
     }
 
@@ -143,16 +157,34 @@ class Client {
 
     Response read() {
         Response res;
-        http::read(socket_, buffer_, res);
+        beast::error_code ec;
+        if (!bounded([&](auto done) {
+                http::async_read(socket_, buffer_, res,
+                                 [&, done](beast::error_code e, std::size_t) {
+                                     ec = e;
+                                     done();
+                                 });
+            }))
+            throw std::runtime_error("test client: no response from the server within 30 s");
+        if (ec) throw beast::system_error(ec);
         return res;
     }
 
-    /// True when the server closed the connection (a read ends with EOF or a reset).
-    bool closed_by_server() {
+    /// True when the server closed the connection (a read ends with EOF or a reset); false when
+    /// it sent something, or nothing at all for `limit`.
+    bool closed_by_server(std::chrono::milliseconds limit = 10s) {
         beast::error_code ec;
         char c;
-        socket_.read_some(asio::buffer(&c, 1), ec);
-        return ec == asio::error::eof || ec == asio::error::connection_reset;
+        const bool answered = bounded(
+            [&](auto done) {
+                socket_.async_read_some(asio::buffer(&c, 1),
+                                        [&, done](beast::error_code e, std::size_t) {
+                                            ec = e;
+                                            done();
+                                        });
+            },
+            limit);
+        return answered && (ec == asio::error::eof || ec == asio::error::connection_reset);
     }
 
     void close() {
@@ -162,6 +194,23 @@ class Client {
     }
 
   private:
+    /// Runs the read `start(done)` begins on this client's loop for at most `limit`, so that a
+    /// server that never answers fails the test instead of hanging the run. False when it did
+    /// not finish in time (it is then cancelled).
+    template <class Start>
+    bool bounded(Start start, std::chrono::milliseconds limit = 30s) {
+        bool finished = false;
+        start([&finished] { finished = true; });
+        ioc_.restart();
+        ioc_.run_for(limit);
+        if (finished) return true;
+        beast::error_code ec;
+        socket_.cancel(ec);
+        ioc_.restart();
+        ioc_.run();  // the cancelled read completes
+        return false;
+    }
+
     asio::io_context ioc_;
     asio::ip::tcp::socket socket_;
     beast::flat_buffer buffer_;

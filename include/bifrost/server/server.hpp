@@ -49,6 +49,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/io_context.hpp>
@@ -179,7 +180,13 @@ class Server {
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
-    ~Server() { stop(); }
+    ~Server() {
+        stop();
+        // A worker thread that handed a completion to an I/O thread may still be inside that
+        // post (Asio signals the loop after queueing): the loop must outlive it.
+        while (handoffs_.load(std::memory_order_acquire) != 0)
+            std::this_thread::yield();
+    }
 
     /// Binds, listens and starts the I/O threads. Returns an error message (naming the address)
     /// when the address cannot be used.
@@ -286,10 +293,12 @@ class Server {
     /// coroutine (its strand): SSE events queued under a mutex, a timer the coroutine sleeps on,
     /// woken by a post to the strand.
     struct StreamPipe {
-        StreamPipe(asio::any_io_executor ex, std::size_t max_bytes)
+        StreamPipe(asio::any_io_executor ex, std::size_t max_bytes,
+                   std::atomic<std::size_t>& handoff_count)
             : executor(ex),
               wake_timer(ex, asio::steady_timer::time_point::max()),
-              limit(max_bytes) {}
+              limit(max_bytes),
+              handoffs(handoff_count) {}
 
         asio::any_io_executor executor;
         asio::steady_timer wake_timer;     // strand only
@@ -297,12 +306,13 @@ class Server {
         std::optional<Result> result;      // strand only: the final outcome
         std::string provider;              // strand only
         std::mutex mutex;
-        const std::size_t limit;         // most bytes in `events`
-        std::deque<std::string> events;  // guarded by mutex
-        std::size_t queued_bytes = 0;    // guarded by mutex: the size of `events`
-        bool wake_posted = false;        // guarded by mutex
-        bool stop = false;               // guarded by mutex: the client left, or overflow
-        bool overflow = false;           // guarded by mutex: `limit` was reached
+        const std::size_t limit;             // most bytes in `events`
+        std::atomic<std::size_t>& handoffs;  // the server's (see `hand_off`)
+        std::deque<std::string> events;      // guarded by mutex
+        std::size_t queued_bytes = 0;        // guarded by mutex: the size of `events`
+        bool wake_posted = false;            // guarded by mutex
+        bool stop = false;                   // guarded by mutex: the client left, or overflow
+        bool overflow = false;               // guarded by mutex: `limit` was reached
 
         /// On a worker thread: queues one chunk's event. False (which ends the upstream stream)
         /// once the client has left, or when the client is so slow that the event would take
@@ -323,7 +333,9 @@ class Server {
                 events.push_back(std::move(event));
                 post = !std::exchange(wake_posted, true);
             }
-            if (post) asio::post(executor, [self] { self->wake(); });
+            if (post)
+                hand_off(
+                    handoffs, executor, [self] { self->wake(); }, true);
             return true;
         }
 
@@ -748,15 +760,16 @@ class Server {
                                     const RequestOptions& ro, Exchange& ex) {
         using namespace asio::experimental::awaitable_operators;
         const unsigned v = req.version();
-        auto pipe =
-            std::make_shared<StreamPipe>(c.stream.get_executor(), opts_.stream_buffer_limit);
+        auto pipe = std::make_shared<StreamPipe>(c.stream.get_executor(), opts_.stream_buffer_limit,
+                                                 handoffs_);
         gw_.async_chat_stream(
             request, [pipe](const StreamChunk& chunk) { return pipe->push(chunk, pipe); }, ro,
-            asio::bind_cancellation_slot(pipe->cancel.slot(),
-                                         asio::bind_executor(pipe->executor, [pipe](Result r) {
-                                             pipe->result.emplace(std::move(r));
-                                             pipe->wake_timer.cancel();
-                                         })));
+            asio::bind_cancellation_slot(pipe->cancel.slot(), [pipe](Result r) {
+                hand_off(pipe->handoffs, pipe->executor, [pipe, r = std::move(r)]() mutable {
+                    pipe->result.emplace(std::move(r));
+                    pipe->wake_timer.cancel();
+                });
+            }));
         c.client_gone = false;
         c.stream_keep_alive = false;
         std::deque<std::string> events;
@@ -896,6 +909,44 @@ class Server {
             co_await sleep(pipe);
     }
 
+    /// Runs `f` on `ex` (dispatched, or posted when `defer`), counted in `count` until that call
+    /// returned: a worker thread handing a completion to the I/O threads' loop still touches the
+    /// loop after queueing it (Asio signals it then), so `~Server` waits for the count to reach
+    /// zero before the loop is destroyed.
+    template <class F>
+    static void hand_off(std::atomic<std::size_t>& count, const asio::any_io_executor& ex, F&& f,
+                         bool defer = false) {
+        count.fetch_add(1, std::memory_order_relaxed);
+        if (defer)
+            asio::post(ex, std::forward<F>(f));
+        else
+            asio::dispatch(ex, std::forward<F>(f));
+        count.fetch_sub(1, std::memory_order_release);
+    }
+
+    /// A gateway call's completion handler: the gateway completes it on its worker thread (no
+    /// executor of its own), and it hands the result to the connection's executor, counted
+    /// (see `hand_off`). Cancellation reaches the gateway through the wrapped handler's slot.
+    template <class Handler>
+    struct HandOff {
+        std::atomic<std::size_t>* count;
+        asio::any_io_executor executor;
+        Handler handler;
+
+        using cancellation_slot_type = asio::associated_cancellation_slot_t<Handler>;
+        cancellation_slot_type get_cancellation_slot() const noexcept {
+            return asio::get_associated_cancellation_slot(handler);
+        }
+
+        template <class R>
+        void operator()(R&& result) {
+            hand_off(*count, executor,
+                     [h = std::move(handler), r = std::forward<R>(result)]() mutable {
+                         std::move(h)(std::move(r));
+                     });
+        }
+    };
+
     /// Ends a watched call (see `watched`): the answer ends it, and so does a client that left
     /// (its read ends in an error), which cancels the call. Bytes a pipelining client sends
     /// meanwhile end only the watch.
@@ -924,7 +975,9 @@ class Server {
             co_return Outcome(std::in_place_index<0>, co_await start(asio::use_awaitable));
         auto ex = c.stream.get_executor();
         auto call = asio::async_initiate<const asio::deferred_t&, void(R)>(
-            [&start, ex](auto handler) { start(asio::bind_executor(ex, std::move(handler))); },
+            [&start, ex, this](auto handler) {
+                start(HandOff<decltype(handler)>{&handoffs_, ex, std::move(handler)});
+            },
             asio::deferred);
         const std::size_t room = std::min<std::size_t>(keep - c.buffer.size(), 65536);
         auto [order, ec, n, result] =
@@ -1091,6 +1144,7 @@ class Server {
     std::mutex join_mutex_;
     std::uint16_t port_ = 0;
     std::atomic<bool> stopping_{false};
+    std::atomic<std::size_t> handoffs_{0};  // completions being handed to a connection (hand_off)
 
     std::mutex conn_mutex_;
     std::condition_variable conn_done_;
