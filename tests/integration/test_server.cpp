@@ -630,6 +630,23 @@ TEST_CASE("server: a client that disconnects cancels its upstream call", "[serve
         [&] { return h.log_text().find(R"("status":499)") != std::string::npos; }));
 }
 
+TEST_CASE("server: a server destroyed right after its last answer outlives every hand-over",
+          "[server][concurrency]") {
+    // The worker thread that completed the call may still be inside its post to the server's
+    // loop when the client has its answer; ThreadSanitizer reports the loop destroyed under it.
+    for (int round = 0; round < 100; ++round) {
+        Harness h;
+        Client c(h.server->port());
+        const Response res = c.post("/v1/chat/completions", chat_body);
+        REQUIRE(res.result_int() == 200);
+        if (round % 2 == 1) {  // and once with the answer a cancellation
+            Client gone(h.server->port());
+            gone.send(http::verb::post, "/v1/chat/completions", chat_body);
+            gone.close();
+        }
+    }
+}
+
 TEST_CASE("server: stop drains: in-flight requests finish, idle connections close",
           "[server][concurrency]") {
     auto valve = std::make_shared<bifrost::transport::Valve>();

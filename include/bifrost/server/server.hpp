@@ -425,7 +425,10 @@ class Server {
             auto c = std::make_shared<Connection>(std::move(socket));
             const std::uint64_t id = ++next_connection_id_;
             {
+                // Checked again under the lock `stop()` takes its snapshot of the connections
+                // under: a connection is either in that snapshot (and told to drain) or closed.
                 std::lock_guard lock(conn_mutex_);
+                if (stopping_.load()) break;
                 connections_.emplace(id, c);
             }
             metrics_.connections.fetch_add(1);
