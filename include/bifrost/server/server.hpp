@@ -333,9 +333,7 @@ class Server {
                 events.push_back(std::move(event));
                 post = !std::exchange(wake_posted, true);
             }
-            if (post)
-                hand_off(
-                    handoffs, executor, [self] { self->wake(); }, true);
+            if (post) hand_off(handoffs, executor, [self] { self->wake(); });
             return true;
         }
 
@@ -767,12 +765,12 @@ class Server {
                                                  handoffs_);
         gw_.async_chat_stream(
             request, [pipe](const StreamChunk& chunk) { return pipe->push(chunk, pipe); }, ro,
-            asio::bind_cancellation_slot(pipe->cancel.slot(), [pipe](Result r) {
-                hand_off(pipe->handoffs, pipe->executor, [pipe, r = std::move(r)]() mutable {
+            asio::bind_cancellation_slot(
+                pipe->cancel.slot(),
+                asio::bind_executor(CountedExecutor{pipe->executor, &handoffs_}, [pipe](Result r) {
                     pipe->result.emplace(std::move(r));
                     pipe->wake_timer.cancel();
-                });
-            }));
+                })));
         c.client_gone = false;
         c.stream_keep_alive = false;
         std::deque<std::string> events;
@@ -912,41 +910,40 @@ class Server {
             co_await sleep(pipe);
     }
 
-    /// Runs `f` on `ex` (dispatched, or posted when `defer`), counted in `count` until that call
-    /// returned: a worker thread handing a completion to the I/O threads' loop still touches the
-    /// loop after queueing it (Asio signals it then), so `~Server` waits for the count to reach
-    /// zero before the loop is destroyed.
+    /// Posts `f` to `ex`, counted in `count` until the post returned: a worker thread handing
+    /// work to the I/O threads' loop still touches the loop after queueing it (Asio signals it
+    /// then), so `~Server` waits for the count to reach zero before the loop is destroyed.
     template <class F>
-    static void hand_off(std::atomic<std::size_t>& count, const asio::any_io_executor& ex, F&& f,
-                         bool defer = false) {
+    static void hand_off(std::atomic<std::size_t>& count, const asio::any_io_executor& ex, F&& f) {
         count.fetch_add(1, std::memory_order_relaxed);
-        if (defer)
-            asio::post(ex, std::forward<F>(f));
-        else
-            asio::dispatch(ex, std::forward<F>(f));
+        asio::post(ex, std::forward<F>(f));
         count.fetch_sub(1, std::memory_order_release);
     }
 
-    /// A gateway call's completion handler: the gateway completes it on its worker thread (no
-    /// executor of its own), and it hands the result to the connection's executor, counted
-    /// (see `hand_off`). Cancellation reaches the gateway through the wrapped handler's slot.
-    template <class Handler>
-    struct HandOff {
+    /// The executor gateway completions are bound to: a connection's, with every `execute` (the
+    /// gateway's hand-over from its worker thread) counted as `hand_off` counts a post. The
+    /// completion still runs on the connection's strand, where its cancellation slot lives.
+    struct CountedExecutor {
+        asio::any_io_executor inner;
         std::atomic<std::size_t>* count;
-        asio::any_io_executor executor;
-        Handler handler;
 
-        using cancellation_slot_type = asio::associated_cancellation_slot_t<Handler>;
-        cancellation_slot_type get_cancellation_slot() const noexcept {
-            return asio::get_associated_cancellation_slot(handler);
+        template <class F>
+        void execute(F&& f) const {
+            count->fetch_add(1, std::memory_order_relaxed);
+            inner.execute(std::forward<F>(f));
+            count->fetch_sub(1, std::memory_order_release);
         }
-
-        template <class R>
-        void operator()(R&& result) {
-            hand_off(*count, executor,
-                     [h = std::move(handler), r = std::forward<R>(result)]() mutable {
-                         std::move(h)(std::move(r));
-                     });
+        [[nodiscard]] asio::execution_context& query(asio::execution::context_t) const noexcept {
+            return asio::query(inner, asio::execution::context);
+        }
+        static constexpr asio::execution::blocking_t query(asio::execution::blocking_t) noexcept {
+            return asio::execution::blocking.possibly;
+        }
+        friend bool operator==(const CountedExecutor& a, const CountedExecutor& b) noexcept {
+            return a.inner == b.inner && a.count == b.count;
+        }
+        friend bool operator!=(const CountedExecutor& a, const CountedExecutor& b) noexcept {
+            return !(a == b);
         }
     };
 
@@ -979,7 +976,7 @@ class Server {
         auto ex = c.stream.get_executor();
         auto call = asio::async_initiate<const asio::deferred_t&, void(R)>(
             [&start, ex, this](auto handler) {
-                start(HandOff<decltype(handler)>{&handoffs_, ex, std::move(handler)});
+                start(asio::bind_executor(CountedExecutor{ex, &handoffs_}, std::move(handler)));
             },
             asio::deferred);
         const std::size_t room = std::min<std::size_t>(keep - c.buffer.size(), 65536);
