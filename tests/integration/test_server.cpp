@@ -23,9 +23,11 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -137,19 +139,11 @@ class Client {
     /// Reads whatever bytes have arrived (at least one).
     std::string read_some_raw() {
         char buf[4096];
-        beast::error_code ec;
-        std::size_t n = 0;
-        if (!bounded([&](auto done) {
-                socket_.async_read_some(asio::buffer(buf),
-                                        [&, done](beast::error_code e, std::size_t got) {
-                                            ec = e;
-                                            n = got;
-                                            done();
-                                        });
-            }))
-            throw std::runtime_error("test client: no bytes from the server within 30 s");
-        if (ec) throw beast::system_error(ec);
-        return std::string(buf, n);
+        const auto got =
+            bounded([&](auto done) { socket_.async_read_some(asio::buffer(buf), done); });
+        if (!got) throw std::runtime_error("test client: no bytes from the server within 30 s");
+        if (got->first) throw beast::system_error(got->first);
+        return std::string(buf, got->second);
     }
 
     /// Writes raw bytes (several requests at once, partial requests).
@@ -157,34 +151,20 @@ class Client {
 
     Response read() {
         Response res;
-        beast::error_code ec;
-        if (!bounded([&](auto done) {
-                http::async_read(socket_, buffer_, res,
-                                 [&, done](beast::error_code e, std::size_t) {
-                                     ec = e;
-                                     done();
-                                 });
-            }))
-            throw std::runtime_error("test client: no response from the server within 30 s");
-        if (ec) throw beast::system_error(ec);
+        const auto got = bounded([&](auto done) { http::async_read(socket_, buffer_, res, done); });
+        if (!got) throw std::runtime_error("test client: no response from the server within 30 s");
+        if (got->first) throw beast::system_error(got->first);
         return res;
     }
 
     /// True when the server closed the connection (a read ends with EOF or a reset); false when
     /// it sent something, or nothing at all for `limit`.
     bool closed_by_server(std::chrono::milliseconds limit = 10s) {
-        beast::error_code ec;
         char c;
-        const bool answered = bounded(
-            [&](auto done) {
-                socket_.async_read_some(asio::buffer(&c, 1),
-                                        [&, done](beast::error_code e, std::size_t) {
-                                            ec = e;
-                                            done();
-                                        });
-            },
-            limit);
-        return answered && (ec == asio::error::eof || ec == asio::error::connection_reset);
+        const auto got =
+            bounded([&](auto done) { socket_.async_read_some(asio::buffer(&c, 1), done); }, limit);
+        return got &&
+               (got->first == asio::error::eof || got->first == asio::error::connection_reset);
     }
 
     void close() {
@@ -195,20 +175,21 @@ class Client {
 
   private:
     /// Runs the read `start(done)` begins on this client's loop for at most `limit`, so that a
-    /// server that never answers fails the test instead of hanging the run. False when it did
-    /// not finish in time (it is then cancelled).
+    /// server that never answers fails the test instead of hanging the run: its error and byte
+    /// count, or nothing when it did not finish in time (it is then cancelled).
     template <class Start>
-    bool bounded(Start start, std::chrono::milliseconds limit = 30s) {
-        bool finished = false;
-        start([&finished] { finished = true; });
+    std::optional<std::pair<beast::error_code, std::size_t>> bounded(
+        Start start, std::chrono::milliseconds limit = 30s) {
+        std::optional<std::pair<beast::error_code, std::size_t>> got;
+        start([&got](beast::error_code ec, std::size_t n) { got.emplace(ec, n); });
         ioc_.restart();
         ioc_.run_for(limit);
-        if (finished) return true;
+        if (got) return got;
         beast::error_code ec;
         socket_.cancel(ec);
         ioc_.restart();
         ioc_.run();  // the cancelled read completes
-        return false;
+        return std::nullopt;
     }
 
     asio::io_context ioc_;
