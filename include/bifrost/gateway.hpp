@@ -531,7 +531,8 @@ class Gateway {
     /// The event loops of every provider's worker threads, in the order the providers were
     /// added. A server can run its client connections on them (`server::Options::
     /// connections_on_workers`) so that a request is read, sent upstream and answered on one
-    /// thread. Work posted to them must not block: it delays the provider's requests. They stop
+    /// thread. Each is run by its one thread alone (no strand is needed to serialize work on
+    /// it). Work posted to them must not block: it delays the provider's requests. They stop
     /// at `shutdown()`.
     [[nodiscard]] std::vector<asio::io_context::executor_type> worker_executors() const {
         std::vector<asio::io_context::executor_type> out;

@@ -151,6 +151,55 @@ TEST_CASE("beast: large request bodies and GET requests go through", "[beast]") 
     CHECK(up.seen().back().header("content-length").empty());
 }
 
+TEST_CASE("beast: the transport owns the framing; a header that would break the head fails",
+          "[beast]") {
+    test::MockUpstream up;
+    asio::io_context ioc;
+    bifrost::transport::Beast t(ioc.get_executor(), bifrost::ProviderConfig{}, {});
+    const auto send = [&](bifrost::HttpRequest& req) {
+        bifrost::HttpResponse res;
+        boost::system::error_code got = asio::error::would_block;
+        t.async_send(req, res, [&](boost::system::error_code ec) { got = ec; });
+        ioc.restart();
+        ioc.run();
+        return std::pair(got, res.status);
+    };
+    bifrost::HttpRequest req;
+    req.url = up.base_url() + "/v1/chat/completions";
+    req.body = R"({"model":"m","messages":[{"role":"user","content":"framing"}]})";
+    // A provider's framing fields are not sent twice (nor wrong): the transport's are.
+    req.headers.add("Content-Length", "3");
+    req.headers.add("Connection", "close");
+    req.headers.add("Host", "elsewhere.example");
+    req.headers.add("X-Custom", "kept");
+    const auto [ec, status] = send(req);
+    CHECK_FALSE(ec);
+    CHECK(status == 200);
+    REQUIRE(up.seen().size() == 1);
+    CHECK(up.seen()[0].header("content-length") == std::to_string(req.body.size()));
+    CHECK(up.seen()[0].header("x-custom") == "kept");
+    CHECK(up.seen()[0].header("host") != "elsewhere.example");
+    CHECK(up.seen()[0].header("connection").empty());
+
+    // A value with a line break (a key pasted with its newline) would split the head: the
+    // request fails before anything is written, and the error does not show the value.
+    for (const std::string& bad : {std::string("Bearer sk-secret\n"),
+                                   std::string("Bearer sk-\r\nX-Injected: 1"),
+                                   std::string("a\0b", 3)}) {
+        bifrost::HttpRequest r = req;
+        r.headers.clear();
+        r.headers.add("Authorization", bad);
+        const auto [e, s] = send(r);
+        CHECK(e == bifrost::transport::BeastErrc::bad_header);
+        CHECK(e.message().find("sk-") == std::string::npos);
+    }
+    bifrost::HttpRequest named = req;
+    named.headers.clear();
+    named.headers.add("X-Bad\r\nName", "v");
+    CHECK(send(named).first == bifrost::transport::BeastErrc::bad_header);
+    CHECK(up.seen().size() == 1);
+}
+
 TEST_CASE("beast: a keyless provider sends no Authorization header", "[beast]") {
     test::MockUpstream up;
     BeastGateway gw(test::options());

@@ -303,8 +303,9 @@ class ProviderQueue {
         return s;
     }
 
-    /// The event loops of this provider's worker threads (one each). They run until `stop()`
-    /// has joined the workers; work posted to them runs on the worker threads, between jobs.
+    /// The event loops of this provider's worker threads (one each, run by that thread alone:
+    /// what is posted to one runs in order, one at a time). They run until `stop()` has joined
+    /// the workers; work posted to them runs on the worker threads, between jobs.
     [[nodiscard]] std::vector<asio::io_context::executor_type> worker_executors() const {
         std::vector<asio::io_context::executor_type> out;
         out.reserve(cores_.size());

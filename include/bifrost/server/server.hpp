@@ -38,6 +38,7 @@
 #include <bifrost/schema/json.hpp>
 #include <bifrost/schema/operations_json.hpp>
 #include <bifrost/schema/stream.hpp>
+#include <bifrost/server/http1.hpp>
 #include <bifrost/server/logger.hpp>
 #include <bifrost/server/metrics.hpp>
 #include <bifrost/version.hpp>
@@ -69,6 +70,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -164,8 +166,15 @@ concept ServableGateway = requires(G& g) {
 template <ServableGateway GatewayT>
 class Server {
   public:
-    using Request = http::request<http::string_body>;
-    using Response = http::response<http::string_body>;
+    using RequestHead = http1::RequestHead;
+
+    /// A handler's answer, written by `write_reply` (a stream writes its own and returns none).
+    struct Reply {
+        int status = 200;
+        std::string_view content_type = "application/json";
+        std::string body;
+        std::string_view allow;  ///< the `Allow` field of a 405
+    };
 
     Server(GatewayT& gateway, Options options)
         : gw_(gateway), opts_(std::move(options)), acceptor_(asio::make_strand(ioc_)) {
@@ -286,6 +295,16 @@ class Server {
         bool draining = false;           // the server is stopping: finish this request, then close
         bool client_gone = false;        // the client went away while its request was in flight
         bool stream_keep_alive = false;  // a streamed response ended cleanly and said keep-alive
+        std::string request_bytes;  // the request being answered (fast path), capacity reused
+        std::string head_out;       // the response head being written, capacity reused
+        std::string spare_body;     // the last response body's storage, for the next one
+
+        /// An empty string with the capacity of the last response body.
+        std::string take_body() {
+            std::string b = std::move(spare_body);
+            b.clear();
+            return b;
+        }
     };
 
     /// The hand-over between a stream's chunk callback (a worker thread) and the connection's
@@ -434,12 +453,14 @@ class Server {
         }
     }
 
-    /// Where the next connection runs: a strand of the I/O threads' loop, or of the next worker
-    /// thread's (one thread, but `stop()` and the gateway's completions reach it from others).
+    /// Where the next connection runs: a strand of the I/O threads' loop, or the next worker
+    /// thread's loop itself. A worker's loop is run by that one thread alone, so what is posted
+    /// to it (by `stop()`, by the gateway's completions) already runs one at a time, in order:
+    /// a strand there would only add its queue and reference counting to every operation.
     asio::any_io_executor next_connection_executor() {
         if (connection_executors_.empty()) return asio::make_strand(ioc_);
         const std::size_t i = next_executor_++ % connection_executors_.size();
-        return asio::make_strand(connection_executors_[i]);
+        return connection_executors_[i];
     }
 
     awaitable<void> session(std::shared_ptr<Connection> c, std::uint64_t id) {
@@ -474,43 +495,24 @@ class Server {
                 c.buffer.commit(n);
             }
             const auto start = Clock::now();
-            http::request_parser<http::string_body> parser;
-            parser.header_limit(
-                static_cast<std::uint32_t>(std::min<std::size_t>(opts_.header_limit, UINT32_MAX)));
-            parser.body_limit(opts_.body_limit);
             c.stream.expires_after(opts_.read_timeout);
-            auto [hec, hn] = co_await http::async_read_header(c.stream, c.buffer, parser,
-                                                              asio::as_tuple(asio::use_awaitable));
-            if (hec) {
-                co_await refuse_unreadable(c, hec, start);
-                co_return;
+            http1::ParsedHead parsed;
+            const Fast fast = co_await read_fast(c, parsed);
+            if (fast == Fast::failed) co_return;  // the client left or timed out mid-request
+            http::request<http::string_body> slow;  // the fallback's message (owns its bytes)
+            RequestHead req;
+            if (fast == Fast::read) {
+                req = parsed.head;
+            } else {
+                if (!co_await read_with_beast(c, slow, start)) co_return;
+                req = head_of(slow);
             }
-            const auto& header = parser.get();
-            if (parser.content_length() && *parser.content_length() > opts_.body_limit) {
-                co_await refuse_unreadable(c, http::error::body_limit, start);
-                co_return;
-            }
-            if (beast::iequals(header[http::field::expect], "100-continue")) {
-                http::response<http::empty_body> cont(http::status::continue_, header.version());
-                c.stream.expires_after(opts_.write_timeout);
-                auto [wec, wn] =
-                    co_await http::async_write(c.stream, cont, asio::as_tuple(asio::use_awaitable));
-                if (wec) co_return;
-                c.stream.expires_after(opts_.read_timeout);
-            }
-            auto [bec, bn] = co_await http::async_read(c.stream, c.buffer, parser,
-                                                       asio::as_tuple(asio::use_awaitable));
-            if (bec) {
-                co_await refuse_unreadable(c, bec, start);
-                co_return;
-            }
-            Request req = parser.release();
             c.stream.expires_never();
 
             metrics_.requests_in_flight.fetch_add(1);
             Exchange ex;
-            ex.method = req.method_string();
-            Response res = co_await handle(c, req, ex);
+            ex.method = req.method_string;
+            Reply res = co_await handle(c, req, ex);
             metrics_.requests_in_flight.fetch_sub(1);
             const auto total = Clock::now() - start;
             if (ex.streamed_status != 0) {  // written already, as a stream
@@ -518,18 +520,96 @@ class Server {
                 if (c.client_gone || !c.stream_keep_alive) co_return;
                 continue;
             }
-            const int status = c.client_gone ? 499 : static_cast<int>(res.result_int());
+            const int status = c.client_gone ? 499 : res.status;
             record(ex, req, status, total);
             if (c.client_gone) co_return;
 
-            const bool keep_alive = req.keep_alive() && !c.draining && !stopping_.load();
-            res.keep_alive(keep_alive);
-            res.prepare_payload();
+            const bool keep_alive = req.keep_alive && !c.draining && !stopping_.load();
+            if (!co_await write_reply(c, req.version, res, keep_alive) || !keep_alive) co_return;
+        }
+    }
+
+    enum class Fast { read, fallback, failed };
+
+    /// The hot path's read: a request whose head is in the buffer already (the usual case: it
+    /// came in the read that began it) and that `http1::parse_head` understands is completed
+    /// here (its body read to its `Content-Length`), copied into the connection's reused
+    /// `request_bytes` and consumed from the buffer; `out` then views the copy. Anything else
+    /// is `fallback`, with nothing consumed, for Beast to read. `failed`: the client left or
+    /// timed out mid-body (nobody to answer, as on Beast's path).
+    awaitable<Fast> read_fast(Connection& c, http1::ParsedHead& out) {
+        auto bytes = [&c] {
+            const auto b = c.buffer.data();
+            return std::string_view(static_cast<const char*>(b.data()), b.size());
+        };
+        if (http1::parse_head(bytes(), opts_.header_limit, out) != http1::Parse::complete)
+            co_return Fast::fallback;
+        if (out.content_length > opts_.body_limit) co_return Fast::fallback;  // Beast says 413
+        const std::size_t need = out.head_size + out.content_length;
+        while (c.buffer.size() < need) {
+            auto [ec, n] = co_await c.stream.async_read_some(
+                c.buffer.prepare(need - c.buffer.size()), asio::as_tuple(asio::use_awaitable));
+            c.buffer.commit(n);
+            if (ec) co_return Fast::failed;
+        }
+        // The views, into the copy (the buffer may have moved while the body came, and moves
+        // again when the client is watched during the call).
+        c.request_bytes.assign(bytes().data(), need);
+        c.buffer.consume(need);
+        http1::parse_head(c.request_bytes, opts_.header_limit, out);
+        out.head.body = std::string_view(c.request_bytes).substr(out.head_size);
+        co_return Fast::read;
+    }
+
+    /// The general path: Beast reads the request (any framing, `Expect: 100-continue`) into
+    /// `req`. A request that cannot be read is answered here (413, 431, 400) and false returned.
+    awaitable<bool> read_with_beast(Connection& c, http::request<http::string_body>& req,
+                                    Clock::time_point start) {
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(
+            static_cast<std::uint32_t>(std::min<std::size_t>(opts_.header_limit, UINT32_MAX)));
+        parser.body_limit(opts_.body_limit);
+        auto [hec, hn] = co_await http::async_read_header(c.stream, c.buffer, parser,
+                                                          asio::as_tuple(asio::use_awaitable));
+        if (hec) {
+            co_await refuse_unreadable(c, hec, start);
+            co_return false;
+        }
+        const auto& header = parser.get();
+        if (parser.content_length() && *parser.content_length() > opts_.body_limit) {
+            co_await refuse_unreadable(c, http::error::body_limit, start);
+            co_return false;
+        }
+        if (beast::iequals(header[http::field::expect], "100-continue")) {
+            http::response<http::empty_body> cont(http::status::continue_, header.version());
             c.stream.expires_after(opts_.write_timeout);
             auto [wec, wn] =
-                co_await http::async_write(c.stream, res, asio::as_tuple(asio::use_awaitable));
-            if (wec || !keep_alive) co_return;
+                co_await http::async_write(c.stream, cont, asio::as_tuple(asio::use_awaitable));
+            if (wec) co_return false;
+            c.stream.expires_after(opts_.read_timeout);
         }
+        auto [bec, bn] = co_await http::async_read(c.stream, c.buffer, parser,
+                                                   asio::as_tuple(asio::use_awaitable));
+        if (bec) {
+            co_await refuse_unreadable(c, bec, start);
+            co_return false;
+        }
+        req = parser.release();
+        co_return true;
+    }
+
+    /// What the handlers read of a request Beast parsed (views into `req`).
+    static RequestHead head_of(const http::request<http::string_body>& req) {
+        RequestHead h;
+        h.method = req.method();
+        h.method_string = req.method_string();
+        h.target = req.target();
+        h.version = req.version();
+        h.keep_alive = req.keep_alive();
+        h.authorization = req[http::field::authorization];
+        h.x_bf_vk = req["x-bf-vk"];
+        h.body = req.body();
+        return h;
     }
 
     /// Answers a request that could not be read (too large, malformed) and closes gracefully:
@@ -554,20 +634,15 @@ class Server {
         } else {
             co_return;  // the client went away or timed out: nobody to answer
         }
-        Response res = error_response(11, status, "invalid_request_error", message,
-                                      status == 413 ? "request_too_large" : "");
-        res.keep_alive(false);
-        res.prepare_payload();
+        Reply res = error_response(status, "invalid_request_error", message,
+                                   status == 413 ? "request_too_large" : "");
         metrics_.record_request(Route::unknown, status, Clock::now() - start);
         opts_.logger.line(LogLevel::info, "request")
             .field("route", to_string(Route::unknown))
             .field("status", status)
             .field("error", message)
             .millis("latency_ms", Clock::now() - start);
-        c.stream.expires_after(opts_.write_timeout);
-        auto [wec, wn] =
-            co_await http::async_write(c.stream, res, asio::as_tuple(asio::use_awaitable));
-        if (wec) co_return;
+        if (!co_await write_reply(c, 11, res, false)) co_return;
         beast::error_code ignored;
         c.stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
         c.stream.expires_after(std::chrono::seconds(1));
@@ -581,7 +656,7 @@ class Server {
         }
     }
 
-    void record(const Exchange& ex, const Request& req, int status,
+    void record(const Exchange& ex, const RequestHead& req, int status,
                 std::chrono::nanoseconds total) {
         metrics_.record_request(ex.route, status, total);
         const bool answered = ex.upstream.count() >= 0 && !ex.provider.empty();
@@ -590,7 +665,7 @@ class Server {
         if (status == 499) metrics_.client_disconnects.fetch_add(1);
         const LogLevel level = status >= 500 && status != 503 ? LogLevel::warn : LogLevel::info;
         auto line = opts_.logger.line(level, "request");
-        std::string_view path = req.target();
+        std::string_view path = req.target;
         if (const auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
         line.field("method", ex.method).field("path", path).field("route", to_string(ex.route));
         if (!ex.provider.empty()) line.field("provider", ex.provider);
@@ -626,28 +701,27 @@ class Server {
         return {};
     }
 
-    awaitable<Response> handle(Connection& c, const Request& req, Exchange& ex) {
-        std::string_view path = req.target();
+    awaitable<Reply> handle(Connection& c, const RequestHead& req, Exchange& ex) {
+        std::string_view path = req.target;
         if (const auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
         const RouteMatch m = match(path);
         ex.route = m.route;
-        const unsigned v = req.version();
         if (m.route == Route::unknown)
             co_return error_response(
-                v, 404, "invalid_request_error",
-                "unknown route: " + std::string(req.method_string()) + " " + std::string(path),
+                404, "invalid_request_error",
+                "unknown route: " + std::string(req.method_string) + " " + std::string(path),
                 "unknown_url");
-        if (req.method() != m.method) {
-            Response res = error_response(v, 405, "invalid_request_error",
+        if (req.method != m.method) {
+            Reply res = error_response(405, "invalid_request_error",
                                           std::string(to_string(m.route)) + " accepts " +
                                               std::string(http::to_string(m.method)) +
-                                              " only, not " + std::string(req.method_string()),
+                                              " only, not " + std::string(req.method_string),
                                           "method_not_allowed");
-            res.set(http::field::allow, http::to_string(m.method));
+            res.allow = http::to_string(m.method);
             co_return res;
         }
         if (m.route != Route::health && !authorize(req, ex))
-            co_return error_response(v, 401, "invalid_request_error",
+            co_return error_response(401, "invalid_request_error",
                                      "missing or invalid access token: send "
                                      "\"Authorization: Bearer <virtual key>\"",
                                      "invalid_api_key");
@@ -659,38 +733,36 @@ class Server {
             case Route::embeddings:
                 co_return co_await embeddings(c, req, ex);
             case Route::models:
-                co_return json_response(v, 200, models_json());
+                co_return json_response(200, models_json());
             case Route::health:
                 if (stopping_.load() || c.draining)
-                    co_return json_response(v, 503, R"({"status":"draining"})");
-                co_return json_response(v, 200, R"({"status":"ok"})");
+                    co_return json_response(503, R"({"status":"draining"})");
+                co_return json_response(200, R"({"status":"ok"})");
             case Route::metrics: {
                 std::string body;
                 metrics_.render_prometheus(body, gw_.stats());
-                Response res(http::status::ok, v);
-                res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-                res.body() = std::move(body);
-                co_return res;
+                co_return Reply{200, "text/plain; version=0.0.4; charset=utf-8", std::move(body),
+                                {}};
             }
             case Route::stats: {
                 std::string body;
                 metrics_.render_json(body, gw_.stats());
-                co_return json_response(v, 200, std::move(body));
+                co_return json_response(200, std::move(body));
             }
             case Route::unknown:
                 break;
         }
-        co_return error_response(v, 404, "invalid_request_error", "unknown route", "unknown_url");
+        co_return error_response(404, "invalid_request_error", "unknown route", "unknown_url");
     }
 
-    bool authorize(const Request& req, Exchange& ex) const {
+    bool authorize(const RequestHead& req, Exchange& ex) const {
         if (!auth_required_) return true;
         std::string_view token;
-        const std::string_view auth = req[http::field::authorization];
+        const std::string_view auth = req.authorization;
         if (auth.size() > 7 && beast::iequals(auth.substr(0, 7), "bearer ")) {
             token = auth.substr(7);
         } else {
-            token = req["x-bf-vk"];
+            token = req.x_bf_vk;
         }
         while (!token.empty() && token.front() == ' ')
             token.remove_prefix(1);
@@ -720,11 +792,10 @@ class Server {
 
     // ---- chat ---------------------------------------------------------------------------------
 
-    awaitable<Response> chat(Connection& c, const Request& req, Exchange& ex) {
-        const unsigned v = req.version();
+    awaitable<Reply> chat(Connection& c, const RequestHead& req, Exchange& ex) {
         ChatRequest request;
         Error err;
-        if (!parse_chat_request(req.body(), request, err)) co_return error_response(v, err);
+        if (!parse_chat_request(req.body, request, err)) co_return error_response(err);
         ex.model = request.model;
         RequestOptions ro;
         ro.timeout = opts_.request_timeout;
@@ -737,29 +808,29 @@ class Server {
         if (outcome.index() == 1) {
             // The client went away first: the gateway was told to cancel (and has answered).
             c.client_gone = true;
-            co_return error_response(v, errors::cancelled(""));
+            co_return error_response(errors::cancelled(""));
         }
         Result r = std::get<0>(std::move(outcome));
         if (!r.ok()) {
             const Error& e = r.error();
             ex.provider = e.provider;
-            co_return error_response(v, e);
+            co_return error_response(e);
         }
         ex.provider = r->extra_fields.provider;
         ex.upstream = r->extra_fields.latency;
         ex.queue_wait = r->extra_fields.queue_wait;
-        std::string body;
+        std::string body = c.take_body();
         write_chat_response(body, *r);
-        co_return json_response(v, 200, std::move(body));
+        co_return json_response(200, std::move(body));
     }
 
     /// `"stream": true`: relays the gateway's chunks as server-sent events (see the file comment).
     /// Returns a response to write only when the stream failed before its first chunk; otherwise
     /// the response was written here and `ex.streamed_status` says so.
-    awaitable<Response> chat_stream(Connection& c, const Request& req, const ChatRequest& request,
+    awaitable<Reply> chat_stream(Connection& c, const RequestHead& req, const ChatRequest& request,
                                     const RequestOptions& ro, Exchange& ex) {
         using namespace asio::experimental::awaitable_operators;
-        const unsigned v = req.version();
+        const unsigned v = req.version;
         auto pipe = std::make_shared<StreamPipe>(c.stream.get_executor(), opts_.stream_buffer_limit,
                                                  handoffs_);
         gw_.async_chat_stream(
@@ -781,7 +852,7 @@ class Server {
             if (woke.index() == 1) {
                 co_await abandon(*pipe);
                 c.client_gone = true;
-                co_return error_response(v, errors::cancelled(""));
+                co_return error_response(errors::cancelled(""));
             }
         }
         if (events.empty()) {       // the outcome came first (nothing was streamed)
@@ -791,16 +862,16 @@ class Server {
             Result& r = *pipe->result;
             if (pipe->overflowed()) {  // a first chunk larger than the whole buffer
                 ex.provider = r.ok() ? r->extra_fields.provider : r.error().provider;
-                co_return error_response(v, stream_overflow(ex.provider));
+                co_return error_response(stream_overflow(ex.provider));
             }
             if (!r.ok()) {
                 ex.provider = r.error().provider;
-                co_return error_response(v, r.error());
+                co_return error_response(r.error());
             }
         }
 
         // The head, then events as they come.
-        const bool keep_alive = req.keep_alive() && !c.draining && !stopping_.load();
+        const bool keep_alive = req.keep_alive && !c.draining && !stopping_.load();
         http::response<http::empty_body> head(http::status::ok, v);
         head.set(http::field::server, server_name());
         head.set(http::field::content_type, "text/event-stream");
@@ -835,7 +906,7 @@ class Server {
         if (failed) {  // the client left or cannot be written to
             co_await abandon(*pipe);
             c.client_gone = true;
-            co_return Response{};
+            co_return Reply{};
         }
         Result& r = *pipe->result;
         std::string tail;
@@ -860,14 +931,14 @@ class Server {
         }
         if (!co_await write_chunk(c, tail)) {
             c.client_gone = true;
-            co_return Response{};
+            co_return Reply{};
         }
         c.stream.expires_after(opts_.write_timeout);
         auto [lec, ln] = co_await asio::async_write(c.stream, http::make_chunk_last(),
                                                     asio::as_tuple(asio::use_awaitable));
         c.stream_keep_alive = !lec && keep_alive;
         if (lec) c.client_gone = true;
-        co_return Response{};
+        co_return Reply{};
     }
 
     Error stream_overflow(std::string_view provider) const {
@@ -991,11 +1062,11 @@ class Server {
 
     // ---- embeddings and text completions ------------------------------------------------------
 
-    awaitable<Response> embeddings(Connection& c, const Request& req, Exchange& ex) {
+    awaitable<Reply> embeddings(Connection& c, const RequestHead& req, Exchange& ex) {
         EmbeddingRequest request;
         Error err;
-        if (!parse_embedding_request(req.body(), request, err))
-            co_return error_response(req.version(), err);
+        if (!parse_embedding_request(req.body, request, err))
+            co_return error_response(err);
         ex.model = request.model;
         RequestOptions ro;
         ro.timeout = opts_.request_timeout;
@@ -1003,22 +1074,21 @@ class Server {
         auto outcome = co_await watched<EmbeddingResult>(c, [&](auto&& token) {
             return gw_.async_embed(request, ro, std::forward<decltype(token)>(token));
         });
-        co_return answer(c, req.version(), ex, std::move(outcome),
+        co_return answer(c, ex, std::move(outcome),
                          [](std::string& body, const EmbeddingResponse& r) {
                              write_embedding_response(body, r);
                          });
     }
 
-    awaitable<Response> text_completion(Connection& c, const Request& req, Exchange& ex) {
-        const unsigned v = req.version();
+    awaitable<Reply> text_completion(Connection& c, const RequestHead& req, Exchange& ex) {
         TextCompletionRequest request;
         Error err;
-        if (!parse_text_completion_request(req.body(), request, err))
-            co_return error_response(v, err);
+        if (!parse_text_completion_request(req.body, request, err))
+            co_return error_response(err);
         ex.model = request.model;
         if (request.stream.value_or(false)) {
             co_return error_response(
-                v, errors::invalid_request("\"stream\": true is not supported by this build of "
+                errors::invalid_request("\"stream\": true is not supported by this build of "
                                            "bifrost-http for /v1/completions: send the request "
                                            "without \"stream\"",
                                            "stream"));
@@ -1029,7 +1099,7 @@ class Server {
         auto outcome = co_await watched<TextCompletionResult>(c, [&](auto&& token) {
             return gw_.async_text_complete(request, ro, std::forward<decltype(token)>(token));
         });
-        co_return answer(c, v, ex, std::move(outcome),
+        co_return answer(c, ex, std::move(outcome),
                          [](std::string& body, const TextCompletionResponse& r) {
                              write_text_completion_response(body, r);
                          });
@@ -1038,23 +1108,23 @@ class Server {
     /// The HTTP answer to a request of another kind, as `chat` makes it: 499 when the client
     /// went away first, the error, or the response written by `write`.
     template <class R, class Write>
-    Response answer(Connection& c, unsigned v, Exchange& ex,
+    Reply answer(Connection& c, Exchange& ex,
                     std::variant<R, std::monostate> outcome, Write write) {
         if (outcome.index() == 1) {
             c.client_gone = true;
-            return error_response(v, errors::cancelled(""));
+            return error_response(errors::cancelled(""));
         }
         R r = std::get<0>(std::move(outcome));
         if (!r.ok()) {
             ex.provider = r.error().provider;
-            return error_response(v, r.error());
+            return error_response(r.error());
         }
         ex.provider = r->extra_fields.provider;
         ex.upstream = r->extra_fields.latency;
         ex.queue_wait = r->extra_fields.queue_wait;
-        std::string body;
+        std::string body = c.take_body();
         write(body, *r);
-        return json_response(v, 200, std::move(body));
+        return json_response(200, std::move(body));
     }
 
     /// Completes when the client of `c` goes away (end of stream, reset), and does nothing else
@@ -1099,26 +1169,37 @@ class Server {
         return body;
     }
 
-    static Response json_response(unsigned version, int status, std::string body) {
-        Response res(static_cast<http::status>(status), version);
-        res.set(http::field::server, server_name());
-        res.set(http::field::content_type, "application/json");
-        res.body() = std::move(body);
-        return res;
+    static Reply json_response(int status, std::string body) {
+        return Reply{status, "application/json", std::move(body), {}};
     }
 
-    static Response error_response(unsigned version, const Error& e) {
+    static Reply error_response(const Error& e) {
         std::string body;
         write_error(body, e);
         const int status = e.status >= 400 && e.status < 600 ? e.status : 500;
-        return json_response(version, status, std::move(body));
+        return json_response(status, std::move(body));
     }
 
-    static Response error_response(unsigned version, int status, std::string_view type,
-                                   std::string message, std::string_view code) {
+    static Reply error_response(int status, std::string_view type, std::string message,
+                                std::string_view code) {
         Error e = errors::make(status, type, std::move(message));
         e.code.assign(code);
-        return error_response(version, e);
+        return error_response(e);
+    }
+
+    /// Writes `res` (its head formatted into the connection's reused string, then the body, in
+    /// one gather write) and keeps the body's storage for the next response. False on failure.
+    awaitable<bool> write_reply(Connection& c, unsigned version, Reply& res, bool keep_alive) {
+        c.head_out.clear();
+        http1::write_head(c.head_out, version, res.status, server_name(), res.content_type,
+                          res.body.size(), keep_alive, res.allow);
+        const std::array<asio::const_buffer, 2> buffers{asio::buffer(c.head_out),
+                                                        asio::buffer(res.body)};
+        c.stream.expires_after(opts_.write_timeout);
+        auto [ec, n] =
+            co_await asio::async_write(c.stream, buffers, asio::as_tuple(asio::use_awaitable));
+        c.spare_body = std::move(res.body);
+        co_return !ec;
     }
 
     static const std::string& server_name() {

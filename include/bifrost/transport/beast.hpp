@@ -41,15 +41,15 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/span_body.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <openssl/ssl.h>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <deque>
@@ -73,6 +73,7 @@ enum class BeastErrc {
     bad_url = 1,        ///< the request URL is not http(s)://host[:port][/path]
     proxy_refused,      ///< the proxy answered the CONNECT with a non-2xx status
     unsupported_proxy,  ///< `proxy_config.type` is neither "http" nor empty
+    bad_header,         ///< a request header's name or value holds a line break or a NUL byte
 };
 
 }  // namespace bifrost::transport
@@ -96,6 +97,9 @@ class BeastCategory final : public boost::system::error_category {
                 return "the proxy refused to open a tunnel";
             case transport::BeastErrc::unsupported_proxy:
                 return "unsupported proxy type (only \"http\" proxies are supported)";
+            case transport::BeastErrc::bad_header:
+                return "an upstream request header holds a line break or a NUL byte (a key or "
+                       "a configured header value copied with its newline?)";
         }
         return "unknown error";
     }
@@ -316,7 +320,6 @@ class Beast {
 
     using Clock = std::chrono::steady_clock;
     using tcp = asio::ip::tcp;
-    using Request = boost::beast::http::request<boost::beast::http::span_body<const char>>;
     using ResponseParser = boost::beast::http::response_parser<boost::beast::http::string_body>;
 
     /// One connection to a host (directly or through the proxy), plain or TLS.
@@ -344,7 +347,7 @@ class Beast {
         std::optional<boost::beast::ssl_stream<boost::beast::tcp_stream>> tls;
         tcp::resolver resolver;
         boost::beast::flat_buffer buffer;
-        std::optional<Request> request;
+        std::string request_head;  // the request's head, formatted by `send`, capacity reused
         std::optional<ResponseParser> parser;
         std::optional<boost::beast::http::response_parser<boost::beast::http::empty_body>>
             tunnel_parser;
@@ -607,35 +610,58 @@ class Beast::Op final : public Beast::Waiter {
                           }));
     }
 
+    /// Formats the request head into the connection's reused string and writes it with the
+    /// body in one gather write. The transport owns the framing: a provider's `Host`,
+    /// `Content-Length`, `Transfer-Encoding` or `Connection` field is not sent (the connection
+    /// is kept alive, the body's length is sent, as Beast's `prepare_payload` did).
     void send() {
-        namespace http = boost::beast::http;
         phase_ = Phase::writing;
-        Request& m = conn_->request.emplace();
-        m.version(11);
-        m.method_string(to_string(req_.method));
+        std::string& h = conn_->request_head;
+        h.clear();
         const bool absolute = t_.proxy_ && !host_.tls;
-        m.target(absolute ? std::string_view(req_.url) : url_.target);
-        m.set(http::field::host, host_.authority);
-        m.set(http::field::user_agent, t_.options_.user_agent);
-        for (const auto& f : req_.headers)
-            m.insert(f.name, f.value);
+        h.append(to_string(req_.method)).push_back(' ');
+        h.append(absolute ? std::string_view(req_.url) : url_.target);
+        h.append(" HTTP/1.1\r\nHost: ").append(host_.authority);
+        h.append("\r\nUser-Agent: ").append(t_.options_.user_agent);
+        bool clean = field_ok(t_.options_.user_agent);
+        for (const auto& f : req_.headers) {
+            const std::string_view name = f.name;
+            if (iequals(name, "host") || iequals(name, "content-length") ||
+                iequals(name, "transfer-encoding") || iequals(name, "connection"))
+                continue;
+            clean = clean && !name.empty() && field_ok(name) && field_ok(f.value);
+            h.append("\r\n").append(name).append(": ").append(f.value);
+        }
         if (absolute && !t_.proxy_auth_.empty())
-            m.set(http::field::proxy_authorization, t_.proxy_auth_.reveal());
-        m.body() =
-            typename http::span_body<const char>::value_type(req_.body.data(), req_.body.size());
-        m.prepare_payload();
-        m.keep_alive(true);
+            h.append("\r\nProxy-Authorization: ").append(t_.proxy_auth_.reveal());
+        if (!req_.body.empty() || req_.method != HttpMethod::get) {
+            char digits[24];
+            const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, req_.body.size());
+            h.append("\r\nContent-Length: ").append(digits, static_cast<std::size_t>(end - digits));
+        }
+        h.append("\r\n\r\n");
+        if (!clean) {
+            h.clear();  // it may hold a credential
+            return fail(make_error_code(BeastErrc::bad_header));
+        }
         auto& s = conn_->tcp_stream();
         if (t_.options_.request_timeout.count() > 0)
             s.expires_after(t_.options_.request_timeout);
         else
             s.expires_never();
+        const std::array<asio::const_buffer, 2> buffers{asio::buffer(h), asio::buffer(req_.body)};
         conn_->with_stream([&](auto& stream) {
-            http::async_write(stream, m, wrap([this](boost::system::error_code ec, std::size_t) {
+            asio::async_write(stream, buffers,
+                              wrap([this](boost::system::error_code ec, std::size_t) {
                                   if (ec || cancelled_) return failed_exchange(ec, false);
                                   read();
                               }));
         });
+    }
+
+    /// A header name or value that cannot break the head: no CR, LF or NUL.
+    static bool field_ok(std::string_view v) noexcept {
+        return v.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
     }
 
     static constexpr bool streaming = !std::is_same_v<Sink, NoSink>;
@@ -758,7 +784,6 @@ class Beast::Op final : public Beast::Waiter {
         res_.body.swap(msg.body());
         const bool keep = msg.keep_alive() && !conn_->parser->need_eof();
         conn_->parser.reset();
-        conn_->request.reset();
         if (keep)
             t_.give_back(host_, std::move(conn_));
         else
@@ -771,8 +796,7 @@ class Beast::Op final : public Beast::Waiter {
         if (ec == boost::beast::error::timeout) ec = asio::error::timed_out;
         if (conn_) {
             conn_->parser.reset();
-            conn_->request.reset();
-            t_.discard(host_, std::move(conn_));
+                t_.discard(host_, std::move(conn_));
         }
         complete(ec);
     }

@@ -1,0 +1,217 @@
+#pragma once
+/// \file
+/// The server's hot-path HTTP/1.1 codec: a request head parsed in place (views into the bytes,
+/// no allocation) and a response head formatted into a reused string.
+///
+/// The parser is deliberately partial. It recognizes the requests OpenAI SDKs and load
+/// generators send (a request line, plain header fields, a `Content-Length` body or none) and
+/// answers `fallback` for anything else: chunked bodies, `Expect`, obsolete line folding, an
+/// unknown method, duplicate or malformed `Content-Length`, a head longer than the limit, bytes
+/// it does not accept. The server then parses the same bytes with Boost.Beast, which produces
+/// the answer (including the 400, 413 and 431 errors). So the fast path never refuses a request
+/// itself: it either understands a request completely, or it leaves it to Beast.
+
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace bifrost::server::http1 {
+
+/// What the server's handlers read of a request. Views into the request's bytes: valid while
+/// the request is being answered.
+struct RequestHead {
+    boost::beast::http::verb method = boost::beast::http::verb::unknown;
+    std::string_view method_string;
+    std::string_view target;
+    unsigned version = 11;  ///< 10 or 11
+    bool keep_alive = true;
+    std::string_view authorization;  ///< the first `Authorization` field's value, or empty
+    std::string_view x_bf_vk;        ///< the first `x-bf-vk` field's value, or empty
+    std::string_view body;
+};
+
+enum class Parse {
+    complete,    ///< the head is whole: `head_size` and `content_length` are set
+    incomplete,  ///< the head has not fully arrived (and is within the limit so far)
+    fallback,    ///< not a request this parser handles: parse it with Beast
+};
+
+/// A parsed head: the fields, how many bytes the head took (through its empty line) and how
+/// many the body takes after it.
+struct ParsedHead {
+    RequestHead head;
+    std::size_t head_size = 0;
+    std::size_t content_length = 0;
+};
+
+namespace detail {
+
+inline bool is_tchar(unsigned char c) noexcept {
+    // RFC 9110 token characters.
+    if (c >= '0' && c <= '9') return true;
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
+    switch (c) {
+        case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+        case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+            return true;
+        default:
+            return false;
+    }
+}
+
+/// ASCII case-insensitive equality with a lower-case literal.
+inline bool iequals_lower(std::string_view s, std::string_view lower) noexcept {
+    if (s.size() != lower.size()) return false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 'A' && c <= 'Z') c = static_cast<unsigned char>(c | 0x20);
+        if (c != static_cast<unsigned char>(lower[i])) return false;
+    }
+    return true;
+}
+
+inline std::string_view trim_ows(std::string_view v) noexcept {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+        v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
+        v.remove_suffix(1);
+    return v;
+}
+
+/// The `Connection` field's tokens that matter: `close` and `keep-alive`.
+inline void connection_tokens(std::string_view v, bool& close, bool& keep_alive) noexcept {
+    while (!v.empty()) {
+        const std::size_t comma = v.find(',');
+        const std::string_view token = trim_ows(v.substr(0, comma));
+        if (iequals_lower(token, "close")) close = true;
+        if (iequals_lower(token, "keep-alive")) keep_alive = true;
+        if (comma == std::string_view::npos) break;
+        v.remove_prefix(comma + 1);
+    }
+}
+
+}  // namespace detail
+
+/// Parses the head of the request at the start of `data` (see the file comment). `header_limit`
+/// bounds the head's size: a head not complete within it is left to Beast (which answers 431).
+inline Parse parse_head(std::string_view data, std::size_t header_limit, ParsedHead& out) {
+    using detail::is_tchar;
+    const std::size_t window = data.size() < header_limit ? data.size() : header_limit;
+    const std::size_t end = data.substr(0, window).find("\r\n\r\n");
+    if (end == std::string_view::npos)
+        return data.size() >= header_limit ? Parse::fallback : Parse::incomplete;
+    out = ParsedHead{};
+    out.head_size = end + 4;
+    std::string_view rest = data.substr(0, end + 2);  // every line with its CRLF
+
+    // Request line: method SP target SP HTTP/1.x
+    const std::size_t eol = rest.find("\r\n");
+    const std::string_view line = rest.substr(0, eol);
+    rest.remove_prefix(eol + 2);
+    const std::size_t sp1 = line.find(' ');
+    if (sp1 == 0 || sp1 == std::string_view::npos) return Parse::fallback;
+    const std::string_view method = line.substr(0, sp1);
+    for (char ch : method)
+        if (!is_tchar(static_cast<unsigned char>(ch))) return Parse::fallback;
+    const std::size_t sp2 = line.find(' ', sp1 + 1);
+    if (sp2 == std::string_view::npos || sp2 == sp1 + 1) return Parse::fallback;
+    const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+    for (char ch : target) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c <= 0x20 || c >= 0x7f) return Parse::fallback;
+    }
+    const std::string_view version = line.substr(sp2 + 1);
+    if (version == "HTTP/1.1") {
+        out.head.version = 11;
+    } else if (version == "HTTP/1.0") {
+        out.head.version = 10;
+    } else {
+        return Parse::fallback;
+    }
+    out.head.method = boost::beast::http::string_to_verb(method);
+    if (out.head.method == boost::beast::http::verb::unknown) return Parse::fallback;
+    out.head.method_string = method;
+    out.head.target = target;
+
+    // Header fields: name ":" OWS value OWS CRLF
+    bool have_length = false;
+    bool close = false;
+    bool keep_alive = false;
+    while (!rest.empty()) {
+        const std::size_t n = rest.find("\r\n");
+        const std::string_view field = rest.substr(0, n);
+        rest.remove_prefix(n + 2);
+        const std::size_t colon = field.find(':');
+        if (colon == 0 || colon == std::string_view::npos) return Parse::fallback;
+        const std::string_view name = field.substr(0, colon);
+        for (char ch : name)  // also refuses obsolete folding (a line starting with a space)
+            if (!is_tchar(static_cast<unsigned char>(ch))) return Parse::fallback;
+        const std::string_view value = detail::trim_ows(field.substr(colon + 1));
+        for (char ch : value) {
+            const auto c = static_cast<unsigned char>(ch);
+            if ((c < 0x20 && c != '\t') || c == 0x7f) return Parse::fallback;
+        }
+        using detail::iequals_lower;
+        if (iequals_lower(name, "content-length")) {
+            if (have_length || value.empty() || value.size() > 18) return Parse::fallback;
+            std::size_t len = 0;
+            for (char ch : value) {
+                if (ch < '0' || ch > '9') return Parse::fallback;
+                len = len * 10 + static_cast<std::size_t>(ch - '0');
+            }
+            have_length = true;
+            out.content_length = len;
+        } else if (iequals_lower(name, "transfer-encoding") || iequals_lower(name, "expect") ||
+                   iequals_lower(name, "upgrade")) {
+            return Parse::fallback;
+        } else if (iequals_lower(name, "connection")) {
+            detail::connection_tokens(value, close, keep_alive);
+        } else if (iequals_lower(name, "authorization")) {
+            if (out.head.authorization.empty()) out.head.authorization = value;
+        } else if (iequals_lower(name, "x-bf-vk")) {
+            if (out.head.x_bf_vk.empty()) out.head.x_bf_vk = value;
+        }
+    }
+    out.head.keep_alive = out.head.version == 11 ? !close : (keep_alive && !close);
+    return Parse::complete;
+}
+
+/// Appends a response head to `out`: status line (the request's HTTP version), `Server`,
+/// `Content-Type`, `Content-Length`, `Connection` when it differs from the version's default,
+/// `Allow` when given, and the empty line.
+inline void write_head(std::string& out, unsigned version, int status, std::string_view server,
+                       std::string_view content_type, std::size_t content_length,
+                       bool keep_alive, std::string_view allow = {}) {
+    out.append(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+    char digits[24];
+    int n = 0;
+    for (int s = status; n < 3; ++n, s /= 10)
+        digits[2 - n] = static_cast<char>('0' + s % 10);
+    out.append(digits, 3);
+    out.push_back(' ');
+    // A code without a registered name (e.g. 529) gets no reason phrase, which HTTP/1.1 allows.
+    const auto code = boost::beast::http::int_to_status(static_cast<unsigned>(status));
+    if (code != boost::beast::http::status::unknown)
+        out.append(boost::beast::http::obsolete_reason(code));
+    out.append("\r\nServer: ").append(server);
+    out.append("\r\nContent-Type: ").append(content_type);
+    out.append("\r\nContent-Length: ");
+    n = 0;
+    std::size_t v = content_length;
+    do {
+        digits[n++] = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0)
+        out.push_back(digits[--n]);
+    if (version == 10 && keep_alive) out.append("\r\nConnection: keep-alive");
+    if (version != 10 && !keep_alive) out.append("\r\nConnection: close");
+    if (!allow.empty()) out.append("\r\nAllow: ").append(allow);
+    out.append("\r\n\r\n");
+}
+
+}  // namespace bifrost::server::http1

@@ -1,0 +1,136 @@
+#include "bifrost_catch.hpp"
+
+#include <bifrost/server/http1.hpp>
+
+#include <string>
+#include <string_view>
+
+using bifrost::server::http1::parse_head;
+using bifrost::server::http1::Parse;
+using bifrost::server::http1::ParsedHead;
+using bifrost::server::http1::write_head;
+namespace http = boost::beast::http;
+
+namespace {
+
+Parse parse(std::string_view bytes, ParsedHead& out, std::size_t limit = 16 * 1024) {
+    return parse_head(bytes, limit, out);
+}
+
+}  // namespace
+
+TEST_CASE("http1: a plain request is parsed in place", "[http1]") {
+    const std::string bytes =
+        "POST /v1/chat/completions?x=1 HTTP/1.1\r\n"
+        "Host: localhost:8080\r\n"
+        "content-type: application/json\r\n"
+        "AUTHORIZATION:   Bearer sk-vk-1 \r\n"
+        "Authorization: Bearer second\r\n"
+        "X-BF-VK: vk-2\r\n"
+        "Content-Length: 16\r\n"
+        "\r\n"
+        "{\"model\":\"a/b\"}\n"
+        "GET /next";
+    ParsedHead p;
+    REQUIRE(parse(bytes, p) == Parse::complete);
+    CHECK(p.head.method == http::verb::post);
+    CHECK(p.head.method_string == "POST");
+    CHECK(p.head.target == "/v1/chat/completions?x=1");
+    CHECK(p.head.version == 11);
+    CHECK(p.head.keep_alive);
+    CHECK(p.head.authorization == "Bearer sk-vk-1");  // the first, without surrounding space
+    CHECK(p.head.x_bf_vk == "vk-2");
+    CHECK(p.content_length == 16);
+    CHECK(bytes.substr(p.head_size, p.content_length) == "{\"model\":\"a/b\"}\n");
+    // Views point into the bytes themselves.
+    CHECK(p.head.target.data() == bytes.data() + 5);
+}
+
+TEST_CASE("http1: keep-alive follows the version and the Connection field", "[http1]") {
+    struct Case {
+        const char* head;
+        bool keep_alive;
+    };
+    for (const Case& c : {
+             Case{"GET / HTTP/1.1\r\n\r\n", true},
+             Case{"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", false},
+             Case{"GET / HTTP/1.1\r\nConnection: TE, Close\r\n\r\n", false},
+             Case{"GET / HTTP/1.0\r\n\r\n", false},
+             Case{"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true},
+             Case{"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", false},
+         }) {
+        ParsedHead p;
+        INFO(c.head);
+        REQUIRE(parse(c.head, p) == Parse::complete);
+        CHECK(p.head.keep_alive == c.keep_alive);
+        CHECK(p.content_length == 0);
+    }
+}
+
+TEST_CASE("http1: a head not yet whole is incomplete, one past the limit falls back",
+          "[http1]") {
+    ParsedHead p;
+    CHECK(parse("", p) == Parse::incomplete);
+    CHECK(parse("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n", p) == Parse::incomplete);
+    CHECK(parse("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r", p) == Parse::incomplete);
+    const std::string big = "GET / HTTP/1.1\r\nX-Big: " + std::string(100, 'a') + "\r\n\r\n";
+    CHECK(parse(big, p, 64) == Parse::fallback);
+    CHECK(parse(big.substr(0, 70), p, 64) == Parse::fallback);
+    CHECK(parse(big.substr(0, 40), p, 64) == Parse::incomplete);
+    CHECK(parse(big, p, big.size()) == Parse::complete);
+}
+
+TEST_CASE("http1: whatever the fast path does not fully understand is left to Beast",
+          "[http1]") {
+    for (const char* head : {
+             "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+             "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+             "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+             "POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n",
+             "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+             "POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n",
+             "POST / HTTP/1.1\r\nContent-Length:\r\n\r\n",
+             "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+             "GET / HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n",
+             "GET / HTTP/1.1\r\nNo colon here\r\n\r\n",
+             "GET / HTTP/1.1\r\n: empty name\r\n\r\n",
+             "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+             "GET / HTTP/1.1\r\nX-A: a\x01z\r\n\r\n",
+             "GET / HTTP/2.0\r\n\r\n",
+             "GET / HTTP/1.1 \r\n\r\n",
+             "GET /  HTTP/1.1\r\n\r\n",
+             "GET  / HTTP/1.1\r\n\r\n",
+             " GET / HTTP/1.1\r\n\r\n",
+             "BREW / HTTP/1.1\r\n\r\n",
+             "GET /\x7f HTTP/1.1\r\n\r\n",
+             "G\"T / HTTP/1.1\r\n\r\n",
+             "GET\r\n\r\n",
+         }) {
+        ParsedHead p;
+        INFO(head);
+        CHECK(parse(head, p) == Parse::fallback);
+    }
+}
+
+TEST_CASE("http1: a response head has the status, the length and the connection's fate",
+          "[http1]") {
+    std::string out;
+    write_head(out, 11, 200, "bifrost-http/1.2.3", "application/json", 1234, true);
+    CHECK(out ==
+          "HTTP/1.1 200 OK\r\nServer: bifrost-http/1.2.3\r\nContent-Type: application/json\r\n"
+          "Content-Length: 1234\r\n\r\n");
+    out.clear();
+    write_head(out, 11, 405, "s", "application/json", 0, false, "POST");
+    CHECK(out ==
+          "HTTP/1.1 405 Method Not Allowed\r\nServer: s\r\nContent-Type: application/json\r\n"
+          "Content-Length: 0\r\nConnection: close\r\nAllow: POST\r\n\r\n");
+    out.clear();
+    write_head(out, 10, 503, "s", "text/plain", 7, true);
+    CHECK(out ==
+          "HTTP/1.0 503 Service Unavailable\r\nServer: s\r\nContent-Type: text/plain\r\n"
+          "Content-Length: 7\r\nConnection: keep-alive\r\n\r\n");
+    out.clear();
+    write_head(out, 10, 529, "s", "application/json", 10, false);
+    CHECK(out.substr(0, 15) == "HTTP/1.0 529 \r\n");  // no reason phrase for an unnamed code
+    CHECK(out.find("Connection") == std::string::npos);
+}
