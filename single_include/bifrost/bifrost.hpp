@@ -6287,8 +6287,9 @@ class ProviderQueue {
         return s;
     }
 
-    /// The event loops of this provider's worker threads (one each). They run until `stop()`
-    /// has joined the workers; work posted to them runs on the worker threads, between jobs.
+    /// The event loops of this provider's worker threads (one each, run by that thread alone:
+    /// what is posted to one runs in order, one at a time). They run until `stop()` has joined
+    /// the workers; work posted to them runs on the worker threads, between jobs.
     [[nodiscard]] std::vector<asio::io_context::executor_type> worker_executors() const {
         std::vector<asio::io_context::executor_type> out;
         out.reserve(cores_.size());
@@ -8451,7 +8452,8 @@ class Gateway {
     /// The event loops of every provider's worker threads, in the order the providers were
     /// added. A server can run its client connections on them (`server::Options::
     /// connections_on_workers`) so that a request is read, sent upstream and answered on one
-    /// thread. Work posted to them must not block: it delays the provider's requests. They stop
+    /// thread. Each is run by its one thread alone (no strand is needed to serialize work on
+    /// it). Work posted to them must not block: it delays the provider's requests. They stop
     /// at `shutdown()`.
     [[nodiscard]] std::vector<asio::io_context::executor_type> worker_executors() const {
         std::vector<asio::io_context::executor_type> out;
@@ -13984,15 +13986,15 @@ bool with_any_provider_type(std::string_view name, F&& f) {
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/span_body.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <openssl/ssl.h>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <deque>
@@ -14016,6 +14018,7 @@ enum class BeastErrc {
     bad_url = 1,        ///< the request URL is not http(s)://host[:port][/path]
     proxy_refused,      ///< the proxy answered the CONNECT with a non-2xx status
     unsupported_proxy,  ///< `proxy_config.type` is neither "http" nor empty
+    bad_header,         ///< a request header's name or value holds a line break or a NUL byte
 };
 
 }  // namespace bifrost::transport
@@ -14039,6 +14042,9 @@ class BeastCategory final : public boost::system::error_category {
                 return "the proxy refused to open a tunnel";
             case transport::BeastErrc::unsupported_proxy:
                 return "unsupported proxy type (only \"http\" proxies are supported)";
+            case transport::BeastErrc::bad_header:
+                return "an upstream request header holds a line break or a NUL byte (a key or "
+                       "a configured header value copied with its newline?)";
         }
         return "unknown error";
     }
@@ -14259,8 +14265,45 @@ class Beast {
 
     using Clock = std::chrono::steady_clock;
     using tcp = asio::ip::tcp;
-    using Request = boost::beast::http::request<boost::beast::http::span_body<const char>>;
     using ResponseParser = boost::beast::http::response_parser<boost::beast::http::string_body>;
+
+    /// Parses a whole response straight into the caller's `HttpResponse`: the status, each
+    /// field appended to its reused slots, the body appended (any framing: Beast's parser does
+    /// the HTTP). Unlike `ResponseParser` it keeps no header of its own, so a response costs no
+    /// allocation once the caller's storage has grown to its usual size.
+    class ResponseInto final : public boost::beast::http::basic_parser<false> {
+      public:
+        explicit ResponseInto(HttpResponse& res) : res_(res) {}
+
+      private:
+        using string_view = boost::beast::string_view;
+        using error_code = boost::beast::error_code;
+        void on_request_impl(boost::beast::http::verb, string_view, string_view, int,
+                             error_code&) override {}
+        void on_response_impl(int code, string_view, int, error_code&) override {
+            res_.status = code;
+        }
+        void on_field_impl(boost::beast::http::field, string_view name, string_view value,
+                           error_code&) override {
+            res_.headers.add(name, value);
+        }
+        void on_header_impl(error_code&) override {}
+        void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
+            if (length) res_.body.reserve(static_cast<std::size_t>(*length));  // within body_limit
+        }
+        std::size_t on_body_impl(string_view body, error_code&) override {
+            res_.body.append(body.data(), body.size());
+            return body.size();
+        }
+        void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
+        std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code&) override {
+            res_.body.append(body.data(), body.size());
+            return body.size();
+        }
+        void on_finish_impl(error_code&) override {}
+
+        HttpResponse& res_;
+    };
 
     /// One connection to a host (directly or through the proxy), plain or TLS.
     struct Connection {
@@ -14287,8 +14330,9 @@ class Beast {
         std::optional<boost::beast::ssl_stream<boost::beast::tcp_stream>> tls;
         tcp::resolver resolver;
         boost::beast::flat_buffer buffer;
-        std::optional<Request> request;
-        std::optional<ResponseParser> parser;
+        std::string request_head;  // the request's head, formatted by `send`, capacity reused
+        std::optional<ResponseParser> parser;  // a stream's
+        std::optional<ResponseInto> whole;     // a whole response's
         std::optional<boost::beast::http::response_parser<boost::beast::http::empty_body>>
             tunnel_parser;
         std::string tunnel_request;
@@ -14550,35 +14594,58 @@ class Beast::Op final : public Beast::Waiter {
                           }));
     }
 
+    /// Formats the request head into the connection's reused string and writes it with the
+    /// body in one gather write. The transport owns the framing: a provider's `Host`,
+    /// `Content-Length`, `Transfer-Encoding` or `Connection` field is not sent (the connection
+    /// is kept alive, the body's length is sent, as Beast's `prepare_payload` did).
     void send() {
-        namespace http = boost::beast::http;
         phase_ = Phase::writing;
-        Request& m = conn_->request.emplace();
-        m.version(11);
-        m.method_string(to_string(req_.method));
+        std::string& h = conn_->request_head;
+        h.clear();
         const bool absolute = t_.proxy_ && !host_.tls;
-        m.target(absolute ? std::string_view(req_.url) : url_.target);
-        m.set(http::field::host, host_.authority);
-        m.set(http::field::user_agent, t_.options_.user_agent);
-        for (const auto& f : req_.headers)
-            m.insert(f.name, f.value);
+        h.append(to_string(req_.method)).push_back(' ');
+        h.append(absolute ? std::string_view(req_.url) : url_.target);
+        h.append(" HTTP/1.1\r\nHost: ").append(host_.authority);
+        h.append("\r\nUser-Agent: ").append(t_.options_.user_agent);
+        bool clean = field_ok(t_.options_.user_agent);
+        for (const auto& f : req_.headers) {
+            const std::string_view name = f.name;
+            if (iequals(name, "host") || iequals(name, "content-length") ||
+                iequals(name, "transfer-encoding") || iequals(name, "connection"))
+                continue;
+            clean = clean && !name.empty() && field_ok(name) && field_ok(f.value);
+            h.append("\r\n").append(name).append(": ").append(f.value);
+        }
         if (absolute && !t_.proxy_auth_.empty())
-            m.set(http::field::proxy_authorization, t_.proxy_auth_.reveal());
-        m.body() =
-            typename http::span_body<const char>::value_type(req_.body.data(), req_.body.size());
-        m.prepare_payload();
-        m.keep_alive(true);
+            h.append("\r\nProxy-Authorization: ").append(t_.proxy_auth_.reveal());
+        if (!req_.body.empty() || req_.method != HttpMethod::get) {
+            char digits[24];
+            const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, req_.body.size());
+            h.append("\r\nContent-Length: ").append(digits, static_cast<std::size_t>(end - digits));
+        }
+        h.append("\r\n\r\n");
+        if (!clean) {
+            h.clear();  // it may hold a credential
+            return fail(make_error_code(BeastErrc::bad_header));
+        }
         auto& s = conn_->tcp_stream();
         if (t_.options_.request_timeout.count() > 0)
             s.expires_after(t_.options_.request_timeout);
         else
             s.expires_never();
+        const std::array<asio::const_buffer, 2> buffers{asio::buffer(h), asio::buffer(req_.body)};
         conn_->with_stream([&](auto& stream) {
-            http::async_write(stream, m, wrap([this](boost::system::error_code ec, std::size_t) {
+            asio::async_write(stream, buffers,
+                              wrap([this](boost::system::error_code ec, std::size_t) {
                                   if (ec || cancelled_) return failed_exchange(ec, false);
                                   read();
                               }));
         });
+    }
+
+    /// A header name or value that cannot break the head: no CR, LF or NUL.
+    static bool field_ok(std::string_view v) noexcept {
+        return v.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
     }
 
     static constexpr bool streaming = !std::is_same_v<Sink, NoSink>;
@@ -14590,15 +14657,15 @@ class Beast::Op final : public Beast::Waiter {
             return;
         }
         phase_ = Phase::reading;
-        ResponseParser& p = conn_->parser.emplace();
+        res_.clear();  // a retry on a fresh connection starts over
+        ResponseInto& p = conn_->whole.emplace(res_);
         p.body_limit(t_.options_.max_response_bytes);
         p.header_limit(64 * 1024);
-        p.get().body().swap(res_.body);  // read straight into the caller's buffer
         conn_->with_stream([&](auto& stream) {
             http::async_read(stream, conn_->buffer, p,
                              wrap([this](boost::system::error_code ec, std::size_t) {
                                  if (ec || cancelled_)
-                                     return failed_exchange(ec, conn_->parser->got_some());
+                                     return failed_exchange(ec, conn_->whole->got_some());
                                  done();
                              }));
         });
@@ -14678,6 +14745,10 @@ class Beast::Op final : public Beast::Waiter {
             res_.body.swap(conn_->parser->get().body());
             res_.body.clear();
         }
+        if (conn_->whole) {
+            conn_->whole.reset();
+            res_.clear();  // what arrived of a failed answer is not an answer
+        }
         if (reused_ && !retried_ && !cancelled_ && !got_response_bytes &&
             ec != boost::beast::error::timeout && ec != asio::error::operation_aborted) {
             retried_ = true;
@@ -14692,16 +14763,16 @@ class Beast::Op final : public Beast::Waiter {
     }
 
     void done() {
-        auto& msg = conn_->parser->get();
-        if constexpr (!streaming) {  // a stream's head was taken when it arrived
-            res_.status = static_cast<int>(msg.result_int());
-            for (const auto& f : msg)
-                res_.headers.add(f.name_string(), f.value());
+        bool keep = false;
+        if (conn_->whole) {  // parsed into `res_` already
+            keep = conn_->whole->keep_alive() && !conn_->whole->need_eof();
+            conn_->whole.reset();
+        } else {  // a stream: its head was taken when it arrived
+            auto& msg = conn_->parser->get();
+            res_.body.swap(msg.body());
+            keep = msg.keep_alive() && !conn_->parser->need_eof();
+            conn_->parser.reset();
         }
-        res_.body.swap(msg.body());
-        const bool keep = msg.keep_alive() && !conn_->parser->need_eof();
-        conn_->parser.reset();
-        conn_->request.reset();
         if (keep)
             t_.give_back(host_, std::move(conn_));
         else
@@ -14714,7 +14785,7 @@ class Beast::Op final : public Beast::Waiter {
         if (ec == boost::beast::error::timeout) ec = asio::error::timed_out;
         if (conn_) {
             conn_->parser.reset();
-            conn_->request.reset();
+            conn_->whole.reset();
             t_.discard(host_, std::move(conn_));
         }
         complete(ec);

@@ -183,9 +183,9 @@ TEST_CASE("beast: the transport owns the framing; a header that would break the 
 
     // A value with a line break (a key pasted with its newline) would split the head: the
     // request fails before anything is written, and the error does not show the value.
-    for (const std::string& bad : {std::string("Bearer sk-secret\n"),
-                                   std::string("Bearer sk-\r\nX-Injected: 1"),
-                                   std::string("a\0b", 3)}) {
+    for (const std::string& bad :
+         {std::string("Bearer sk-secret\n"), std::string("Bearer sk-\r\nX-Injected: 1"),
+          std::string("a\0b", 3)}) {
         bifrost::HttpRequest r = req;
         r.headers.clear();
         r.headers.add("Authorization", bad);

@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -566,6 +567,84 @@ TEST_CASE("server: connections can run on the gateway's worker threads", "[serve
             REQUIRE(t == worker);
         else
             REQUIRE(t != worker);
+    }
+}
+
+TEST_CASE("server: requests in any HTTP/1.x framing are answered alike", "[server]") {
+    srv::Options o;
+    o.virtual_keys = {{"team-a", bifrost::Secret("vk-framing"), true}};
+    Harness h(o);
+    const std::string body = chat_for("framed");
+    const std::string length = "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    const std::string start = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n";
+    const std::string auth = "AUTHORIZATION: bearer   vk-framing\r\n";  // any case, any space
+    const auto answered = [](const Response& res) {
+        REQUIRE(res.result_int() == 200);
+        CHECK(content_of(res) == "Echo: framed");
+    };
+
+    SECTION("the head in pieces, the body in pieces") {
+        Client c(h.server->port());
+        c.send_raw(start);
+        std::this_thread::sleep_for(30ms);
+        c.send_raw(auth + length + "\r\n" + body.substr(0, 10));
+        std::this_thread::sleep_for(30ms);
+        c.send_raw(body.substr(10));
+        answered(c.read());
+        // The whole head at once, the body after it.
+        c.send_raw(start + auth + length + "\r\n");
+        std::this_thread::sleep_for(30ms);
+        c.send_raw(body);
+        answered(c.read());
+    }
+    SECTION("a chunked body, then a plain request in the same write") {
+        Client c(h.server->port());
+        char size[16];
+        std::snprintf(size, sizeof size, "%zx", body.size() - 5);
+        c.send_raw(start + auth + "Transfer-Encoding: chunked\r\n\r\n" + size + "\r\n" +
+                   body.substr(0, body.size() - 5) + "\r\n5\r\n" + body.substr(body.size() - 5) +
+                   "\r\n0\r\n\r\n" + start + auth + length + "\r\n" + body);
+        answered(c.read());
+        answered(c.read());
+    }
+    SECTION("Expect: 100-continue") {
+        Client c(h.server->port());
+        c.send_raw(start + auth + length + "Expect: 100-continue\r\n\r\n");
+        CHECK(c.read().result_int() == 100);
+        c.send_raw(body);
+        answered(c.read());
+    }
+    SECTION("HTTP/1.0 closes after the answer unless asked to keep the connection") {
+        Client c(h.server->port());
+        c.send_raw("POST /v1/chat/completions HTTP/1.0\r\n" + auth + length +
+                   "Connection: keep-alive\r\n\r\n" + body);
+        Response res = c.read();
+        CHECK(res.version() == 10);
+        CHECK(res.keep_alive());
+        answered(res);
+        c.send_raw("POST /v1/chat/completions HTTP/1.0\r\n" + auth + length + "\r\n" + body);
+        res = c.read();
+        CHECK(res.version() == 10);
+        CHECK_FALSE(res.keep_alive());
+        answered(res);
+        CHECK(c.closed_by_server());
+    }
+    SECTION("Connection: close is honoured and said") {
+        Client c(h.server->port());
+        c.send_raw(start + auth + length + "Connection: close\r\n\r\n" + body);
+        const Response res = c.read();
+        CHECK(res[http::field::connection] == "close");
+        answered(res);
+        CHECK(c.closed_by_server());
+    }
+    SECTION("a malformed head is still a 400 naming the problem") {
+        Client c(h.server->port());
+        c.send_raw("POST /v1/chat/completions HTTP/1.1\r\nBad Name: x\r\n\r\n");
+        const Response res = c.read();
+        CHECK(res.result_int() == 400);
+        CHECK(std::string(error_of(res).at("message").as_string()).find("malformed HTTP request") !=
+              std::string::npos);
+        CHECK(c.closed_by_server());
     }
 }
 

@@ -5,8 +5,8 @@
 #include <string>
 #include <string_view>
 
-using bifrost::server::http1::parse_head;
 using bifrost::server::http1::Parse;
+using bifrost::server::http1::parse_head;
 using bifrost::server::http1::ParsedHead;
 using bifrost::server::http1::write_head;
 namespace http = boost::beast::http;
@@ -67,8 +67,7 @@ TEST_CASE("http1: keep-alive follows the version and the Connection field", "[ht
     }
 }
 
-TEST_CASE("http1: a head not yet whole is incomplete, one past the limit falls back",
-          "[http1]") {
+TEST_CASE("http1: a head not yet whole is incomplete, one past the limit falls back", "[http1]") {
     ParsedHead p;
     CHECK(parse("", p) == Parse::incomplete);
     CHECK(parse("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n", p) == Parse::incomplete);
@@ -80,8 +79,7 @@ TEST_CASE("http1: a head not yet whole is incomplete, one past the limit falls b
     CHECK(parse(big, p, big.size()) == Parse::complete);
 }
 
-TEST_CASE("http1: whatever the fast path does not fully understand is left to Beast",
-          "[http1]") {
+TEST_CASE("http1: whatever the fast path does not fully understand is left to Beast", "[http1]") {
     for (const char* head : {
              "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
              "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",

@@ -54,13 +54,7 @@ inline bool is_tchar(unsigned char c) noexcept {
     // RFC 9110 token characters.
     if (c >= '0' && c <= '9') return true;
     if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
-    switch (c) {
-        case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-        case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-            return true;
-        default:
-            return false;
-    }
+    return std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
 }
 
 /// ASCII case-insensitive equality with a lower-case literal.
@@ -184,8 +178,8 @@ inline Parse parse_head(std::string_view data, std::size_t header_limit, ParsedH
 /// `Content-Type`, `Content-Length`, `Connection` when it differs from the version's default,
 /// `Allow` when given, and the empty line.
 inline void write_head(std::string& out, unsigned version, int status, std::string_view server,
-                       std::string_view content_type, std::size_t content_length,
-                       bool keep_alive, std::string_view allow = {}) {
+                       std::string_view content_type, std::size_t content_length, bool keep_alive,
+                       std::string_view allow = {}) {
     out.append(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
     char digits[24];
     int n = 0;

@@ -295,9 +295,9 @@ class Server {
         bool draining = false;           // the server is stopping: finish this request, then close
         bool client_gone = false;        // the client went away while its request was in flight
         bool stream_keep_alive = false;  // a streamed response ended cleanly and said keep-alive
-        std::string request_bytes;  // the request being answered (fast path), capacity reused
-        std::string head_out;       // the response head being written, capacity reused
-        std::string spare_body;     // the last response body's storage, for the next one
+        std::string request_bytes;       // the request being answered (fast path), capacity reused
+        std::string head_out;            // the response head being written, capacity reused
+        std::string spare_body;          // the last response body's storage, for the next one
 
         /// An empty string with the capacity of the last response body.
         std::string take_body() {
@@ -498,7 +498,7 @@ class Server {
             c.stream.expires_after(opts_.read_timeout);
             http1::ParsedHead parsed;
             const Fast fast = co_await read_fast(c, parsed);
-            if (fast == Fast::failed) co_return;  // the client left or timed out mid-request
+            if (fast == Fast::failed) co_return;    // the client left or timed out mid-request
             http::request<http::string_body> slow;  // the fallback's message (owns its bytes)
             RequestHead req;
             if (fast == Fast::read) {
@@ -713,10 +713,10 @@ class Server {
                 "unknown_url");
         if (req.method != m.method) {
             Reply res = error_response(405, "invalid_request_error",
-                                          std::string(to_string(m.route)) + " accepts " +
-                                              std::string(http::to_string(m.method)) +
-                                              " only, not " + std::string(req.method_string),
-                                          "method_not_allowed");
+                                       std::string(to_string(m.route)) + " accepts " +
+                                           std::string(http::to_string(m.method)) + " only, not " +
+                                           std::string(req.method_string),
+                                       "method_not_allowed");
             res.allow = http::to_string(m.method);
             co_return res;
         }
@@ -741,8 +741,8 @@ class Server {
             case Route::metrics: {
                 std::string body;
                 metrics_.render_prometheus(body, gw_.stats());
-                co_return Reply{200, "text/plain; version=0.0.4; charset=utf-8", std::move(body),
-                                {}};
+                co_return Reply{
+                    200, "text/plain; version=0.0.4; charset=utf-8", std::move(body), {}};
             }
             case Route::stats: {
                 std::string body;
@@ -828,7 +828,7 @@ class Server {
     /// Returns a response to write only when the stream failed before its first chunk; otherwise
     /// the response was written here and `ex.streamed_status` says so.
     awaitable<Reply> chat_stream(Connection& c, const RequestHead& req, const ChatRequest& request,
-                                    const RequestOptions& ro, Exchange& ex) {
+                                 const RequestOptions& ro, Exchange& ex) {
         using namespace asio::experimental::awaitable_operators;
         const unsigned v = req.version;
         auto pipe = std::make_shared<StreamPipe>(c.stream.get_executor(), opts_.stream_buffer_limit,
@@ -1065,8 +1065,7 @@ class Server {
     awaitable<Reply> embeddings(Connection& c, const RequestHead& req, Exchange& ex) {
         EmbeddingRequest request;
         Error err;
-        if (!parse_embedding_request(req.body, request, err))
-            co_return error_response(err);
+        if (!parse_embedding_request(req.body, request, err)) co_return error_response(err);
         ex.model = request.model;
         RequestOptions ro;
         ro.timeout = opts_.request_timeout;
@@ -1083,15 +1082,14 @@ class Server {
     awaitable<Reply> text_completion(Connection& c, const RequestHead& req, Exchange& ex) {
         TextCompletionRequest request;
         Error err;
-        if (!parse_text_completion_request(req.body, request, err))
-            co_return error_response(err);
+        if (!parse_text_completion_request(req.body, request, err)) co_return error_response(err);
         ex.model = request.model;
         if (request.stream.value_or(false)) {
             co_return error_response(
                 errors::invalid_request("\"stream\": true is not supported by this build of "
-                                           "bifrost-http for /v1/completions: send the request "
-                                           "without \"stream\"",
-                                           "stream"));
+                                        "bifrost-http for /v1/completions: send the request "
+                                        "without \"stream\"",
+                                        "stream"));
         }
         RequestOptions ro;
         ro.timeout = opts_.request_timeout;
@@ -1108,8 +1106,8 @@ class Server {
     /// The HTTP answer to a request of another kind, as `chat` makes it: 499 when the client
     /// went away first, the error, or the response written by `write`.
     template <class R, class Write>
-    Reply answer(Connection& c, Exchange& ex,
-                    std::variant<R, std::monostate> outcome, Write write) {
+    Reply answer(Connection& c, Exchange& ex, std::variant<R, std::monostate> outcome,
+                 Write write) {
         if (outcome.index() == 1) {
             c.client_gone = true;
             return error_response(errors::cancelled(""));

@@ -322,6 +322,44 @@ class Beast {
     using tcp = asio::ip::tcp;
     using ResponseParser = boost::beast::http::response_parser<boost::beast::http::string_body>;
 
+    /// Parses a whole response straight into the caller's `HttpResponse`: the status, each
+    /// field appended to its reused slots, the body appended (any framing: Beast's parser does
+    /// the HTTP). Unlike `ResponseParser` it keeps no header of its own, so a response costs no
+    /// allocation once the caller's storage has grown to its usual size.
+    class ResponseInto final : public boost::beast::http::basic_parser<false> {
+      public:
+        explicit ResponseInto(HttpResponse& res) : res_(res) {}
+
+      private:
+        using string_view = boost::beast::string_view;
+        using error_code = boost::beast::error_code;
+        void on_request_impl(boost::beast::http::verb, string_view, string_view, int,
+                             error_code&) override {}
+        void on_response_impl(int code, string_view, int, error_code&) override {
+            res_.status = code;
+        }
+        void on_field_impl(boost::beast::http::field, string_view name, string_view value,
+                           error_code&) override {
+            res_.headers.add(name, value);
+        }
+        void on_header_impl(error_code&) override {}
+        void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
+            if (length) res_.body.reserve(static_cast<std::size_t>(*length));  // within body_limit
+        }
+        std::size_t on_body_impl(string_view body, error_code&) override {
+            res_.body.append(body.data(), body.size());
+            return body.size();
+        }
+        void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
+        std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code&) override {
+            res_.body.append(body.data(), body.size());
+            return body.size();
+        }
+        void on_finish_impl(error_code&) override {}
+
+        HttpResponse& res_;
+    };
+
     /// One connection to a host (directly or through the proxy), plain or TLS.
     struct Connection {
         Connection(asio::io_context::executor_type ex, asio::ssl::context* ssl) : resolver(ex) {
@@ -348,7 +386,8 @@ class Beast {
         tcp::resolver resolver;
         boost::beast::flat_buffer buffer;
         std::string request_head;  // the request's head, formatted by `send`, capacity reused
-        std::optional<ResponseParser> parser;
+        std::optional<ResponseParser> parser;  // a stream's
+        std::optional<ResponseInto> whole;     // a whole response's
         std::optional<boost::beast::http::response_parser<boost::beast::http::empty_body>>
             tunnel_parser;
         std::string tunnel_request;
@@ -673,15 +712,15 @@ class Beast::Op final : public Beast::Waiter {
             return;
         }
         phase_ = Phase::reading;
-        ResponseParser& p = conn_->parser.emplace();
+        res_.clear();  // a retry on a fresh connection starts over
+        ResponseInto& p = conn_->whole.emplace(res_);
         p.body_limit(t_.options_.max_response_bytes);
         p.header_limit(64 * 1024);
-        p.get().body().swap(res_.body);  // read straight into the caller's buffer
         conn_->with_stream([&](auto& stream) {
             http::async_read(stream, conn_->buffer, p,
                              wrap([this](boost::system::error_code ec, std::size_t) {
                                  if (ec || cancelled_)
-                                     return failed_exchange(ec, conn_->parser->got_some());
+                                     return failed_exchange(ec, conn_->whole->got_some());
                                  done();
                              }));
         });
@@ -761,6 +800,10 @@ class Beast::Op final : public Beast::Waiter {
             res_.body.swap(conn_->parser->get().body());
             res_.body.clear();
         }
+        if (conn_->whole) {
+            conn_->whole.reset();
+            res_.clear();  // what arrived of a failed answer is not an answer
+        }
         if (reused_ && !retried_ && !cancelled_ && !got_response_bytes &&
             ec != boost::beast::error::timeout && ec != asio::error::operation_aborted) {
             retried_ = true;
@@ -775,15 +818,16 @@ class Beast::Op final : public Beast::Waiter {
     }
 
     void done() {
-        auto& msg = conn_->parser->get();
-        if constexpr (!streaming) {  // a stream's head was taken when it arrived
-            res_.status = static_cast<int>(msg.result_int());
-            for (const auto& f : msg)
-                res_.headers.add(f.name_string(), f.value());
+        bool keep = false;
+        if (conn_->whole) {  // parsed into `res_` already
+            keep = conn_->whole->keep_alive() && !conn_->whole->need_eof();
+            conn_->whole.reset();
+        } else {  // a stream: its head was taken when it arrived
+            auto& msg = conn_->parser->get();
+            res_.body.swap(msg.body());
+            keep = msg.keep_alive() && !conn_->parser->need_eof();
+            conn_->parser.reset();
         }
-        res_.body.swap(msg.body());
-        const bool keep = msg.keep_alive() && !conn_->parser->need_eof();
-        conn_->parser.reset();
         if (keep)
             t_.give_back(host_, std::move(conn_));
         else
@@ -796,7 +840,8 @@ class Beast::Op final : public Beast::Waiter {
         if (ec == boost::beast::error::timeout) ec = asio::error::timed_out;
         if (conn_) {
             conn_->parser.reset();
-                t_.discard(host_, std::move(conn_));
+            conn_->whole.reset();
+            t_.discard(host_, std::move(conn_));
         }
         complete(ec);
     }
