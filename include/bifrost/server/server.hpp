@@ -1,7 +1,8 @@
 #pragma once
 /// \file
 /// `server::Server<Gateway>`: the OpenAI-compatible HTTP/1.1 server of bifrost-http, on
-/// Boost.Beast, generic over the gateway type (any transport, queue policy, pool, plugins).
+/// Boost.Asio, generic over the gateway type (any transport, queue policy, pool, plugins).
+/// Common requests are parsed in place by `http1.hpp`; any other framing is read by Beast.
 ///
 /// Routes (also under the drop-in prefixes `/openai/v1/...` and `/openai/...`):
 ///
