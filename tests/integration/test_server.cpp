@@ -637,6 +637,17 @@ TEST_CASE("server: requests in any HTTP/1.x framing are answered alike", "[serve
         answered(res);
         CHECK(c.closed_by_server());
     }
+    SECTION("a request larger than a connection's reused storage, between small ones") {
+        Client c(h.server->port());
+        const std::string big(100 * 1024, 'z');
+        const auto vk = std::vector<std::pair<std::string, std::string>>{
+            {"authorization", "Bearer vk-framing"}};
+        for (const std::string& text : {std::string("framed"), big, std::string("framed")}) {
+            const Response res = c.post("/v1/chat/completions", chat_for(text), vk);
+            REQUIRE(res.result_int() == 200);
+            CHECK(content_of(res) == "Echo: " + text);
+        }
+    }
     SECTION("a malformed head is still a 400 naming the problem") {
         Client c(h.server->port());
         c.send_raw("POST /v1/chat/completions HTTP/1.1\r\nBad Name: x\r\n\r\n");

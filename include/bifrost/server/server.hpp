@@ -532,6 +532,12 @@ class Server {
 
     enum class Fast { read, fallback, failed };
 
+    /// The largest request the fast path copies into a connection's reused storage, and the
+    /// largest response body whose storage a connection keeps. Larger ones are read by Beast
+    /// into a string of their own (and freed after), so that thousands of kept-alive
+    /// connections do not each hold the largest request or answer they ever saw.
+    static constexpr std::size_t reused_limit = 64 * 1024;
+
     /// The hot path's read: a request whose head is in the buffer already (the usual case: it
     /// came in the read that began it) and that `http1::parse_head` understands is completed
     /// here (its body read to its `Content-Length`), copied into the connection's reused
@@ -547,6 +553,7 @@ class Server {
             co_return Fast::fallback;
         if (out.content_length > opts_.body_limit) co_return Fast::fallback;  // Beast says 413
         const std::size_t need = out.head_size + out.content_length;
+        if (need > reused_limit) co_return Fast::fallback;
         while (c.buffer.size() < need) {
             auto [ec, n] = co_await c.stream.async_read_some(
                 c.buffer.prepare(need - c.buffer.size()), asio::as_tuple(asio::use_awaitable));
@@ -1197,7 +1204,7 @@ class Server {
         c.stream.expires_after(opts_.write_timeout);
         auto [ec, n] =
             co_await asio::async_write(c.stream, buffers, asio::as_tuple(asio::use_awaitable));
-        c.spare_body = std::move(res.body);
+        if (res.body.capacity() <= reused_limit) c.spare_body = std::move(res.body);
         co_return !ec;
     }
 
