@@ -212,6 +212,7 @@ class ProviderPool final : public ProviderQueue {
     void run(Worker& w, std::size_t index) {
         name_thread(index);
         current_worker_ = &w;
+        current_queue_ = this;
         auto guard = asio::make_work_guard(w.ioc);
         for (;;) {
             bool progress = pump(w);
@@ -226,6 +227,7 @@ class ProviderPool final : public ProviderQueue {
         guard.reset();
         w.ioc.poll();  // run what is left (e.g. wake-ups), so nothing posted is destroyed unrun
         current_worker_ = nullptr;
+        current_queue_ = nullptr;
     }
 
     /// Starts jobs while both a job (a due retry first, then the queue) and a slot are free.
