@@ -6356,6 +6356,9 @@ class ProviderQueue {
     }
 
   protected:
+    /// The queue whose worker the calling thread is (set by the pool's worker loop), or null.
+    static inline thread_local const ProviderQueue* current_queue_ = nullptr;
+
     /// Set by the pool when its provider or transport cannot stream.
     const char* streaming_unsupported_ = nullptr;
 
@@ -6492,7 +6495,10 @@ class ProviderQueue {
         if (s == queue::PushStatus::ok) {
             queued_.fetch_add(1, std::memory_order_relaxed);
             if (waited) waited_.fetch_add(1, std::memory_order_relaxed);
-            wake_one();
+            // Submitted on one of this provider's own workers (a server connection running
+            // there): that worker takes the job itself as soon as its handler returns. Waking
+            // another would move the request to that thread, and its answer back.
+            if (current_queue_ != this) wake_one();
         } else {
             j->refs.fetch_sub(1, std::memory_order_relaxed);  // the caller still holds its own
         }
@@ -6949,6 +6955,7 @@ class ProviderPool final : public ProviderQueue {
     void run(Worker& w, std::size_t index) {
         name_thread(index);
         current_worker_ = &w;
+        current_queue_ = this;
         auto guard = asio::make_work_guard(w.ioc);
         for (;;) {
             bool progress = pump(w);
@@ -6963,6 +6970,7 @@ class ProviderPool final : public ProviderQueue {
         guard.reset();
         w.ioc.poll();  // run what is left (e.g. wake-ups), so nothing posted is destroyed unrun
         current_worker_ = nullptr;
+        current_queue_ = nullptr;
     }
 
     /// Starts jobs while both a job (a due retry first, then the queue) and a slot are free.

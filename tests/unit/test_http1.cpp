@@ -42,8 +42,16 @@ TEST_CASE("http1: a plain request is parsed in place", "[http1]") {
     CHECK(p.head.x_bf_vk == "vk-2");
     CHECK(p.content_length == 16);
     CHECK(bytes.substr(p.head_size, p.content_length) == "{\"model\":\"a/b\"}\n");
-    // Views point into the bytes themselves.
+    // Views point into the bytes themselves, and follow them to a copy.
     CHECK(p.head.target.data() == bytes.data() + 5);
+    const std::string copy = bytes;
+    p.rebase(bytes.data(), copy.data());
+    CHECK(p.head.target.data() == copy.data() + 5);
+    CHECK(p.head.target == "/v1/chat/completions?x=1");
+    CHECK(p.head.method_string.data() == copy.data());
+    CHECK(p.head.authorization == "Bearer sk-vk-1");
+    CHECK(p.head.x_bf_vk.data() >= copy.data());
+    CHECK(p.head.x_bf_vk == "vk-2");
 }
 
 TEST_CASE("http1: keep-alive follows the version and the Connection field", "[http1]") {

@@ -46,6 +46,14 @@ struct ParsedHead {
     RequestHead head;
     std::size_t head_size = 0;
     std::size_t content_length = 0;
+
+    /// Points the views at a copy of the parsed bytes: `from` is where they began (still
+    /// valid), `to` where the copy begins.
+    void rebase(const char* from, const char* to) noexcept {
+        for (std::string_view* v :
+             {&head.method_string, &head.target, &head.authorization, &head.x_bf_vk, &head.body})
+            if (!v->empty()) *v = std::string_view(to + (v->data() - from), v->size());
+    }
 };
 
 namespace detail {

@@ -499,14 +499,14 @@ class Server {
             c.stream.expires_after(opts_.read_timeout);
             http1::ParsedHead parsed;
             const Fast fast = co_await read_fast(c, parsed);
-            if (fast == Fast::failed) co_return;    // the client left or timed out mid-request
-            http::request<http::string_body> slow;  // the fallback's message (owns its bytes)
+            if (fast == Fast::failed) co_return;  // the client left or timed out mid-request
+            std::optional<http::request<http::string_body>> slow;  // the fallback's message
             RequestHead req;
             if (fast == Fast::read) {
                 req = parsed.head;
             } else {
-                if (!co_await read_with_beast(c, slow, start)) co_return;
-                req = head_of(slow);
+                if (!co_await read_with_beast(c, slow.emplace(), start)) co_return;
+                req = head_of(*slow);
             }
             c.stream.expires_never();
 
@@ -554,17 +554,22 @@ class Server {
         if (out.content_length > opts_.body_limit) co_return Fast::fallback;  // Beast says 413
         const std::size_t need = out.head_size + out.content_length;
         if (need > reused_limit) co_return Fast::fallback;
+        const char* parsed_at = bytes().data();
+        bool read_more = false;
         while (c.buffer.size() < need) {
+            read_more = true;  // the buffer may move: the views are taken again from the copy
             auto [ec, n] = co_await c.stream.async_read_some(
                 c.buffer.prepare(need - c.buffer.size()), asio::as_tuple(asio::use_awaitable));
             c.buffer.commit(n);
             if (ec) co_return Fast::failed;
         }
-        // The views, into the copy (the buffer may have moved while the body came, and moves
-        // again when the client is watched during the call).
+        // The views, into the copy (the buffer moves when the client is watched during the call).
         c.request_bytes.assign(bytes().data(), need);
+        if (read_more)
+            http1::parse_head(c.request_bytes, opts_.header_limit, out);
+        else
+            out.rebase(parsed_at, c.request_bytes.data());
         c.buffer.consume(need);
-        http1::parse_head(c.request_bytes, opts_.header_limit, out);
         out.head.body = std::string_view(c.request_bytes).substr(out.head_size);
         co_return Fast::read;
     }
