@@ -11,6 +11,8 @@
 /// the answer (including the 400, 413 and 431 errors). So the fast path never refuses a request
 /// itself: it either understands a request completely, or it leaves it to Beast.
 
+#include <bifrost/transport/http.hpp>
+
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
 
@@ -65,14 +67,11 @@ inline bool is_tchar(unsigned char c) noexcept {
     return std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
 }
 
-/// ASCII case-insensitive equality with a lower-case literal.
-inline bool iequals_lower(std::string_view s, std::string_view lower) noexcept {
-    if (s.size() != lower.size()) return false;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 'A' && c <= 'Z') c = static_cast<unsigned char>(c | 0x20);
-        if (c != static_cast<unsigned char>(lower[i])) return false;
-    }
+/// An RFC 9110 token: one or more token characters.
+inline bool is_token(std::string_view s) noexcept {
+    if (s.empty()) return false;
+    for (char ch : s)
+        if (!is_tchar(static_cast<unsigned char>(ch))) return false;
     return true;
 }
 
@@ -89,8 +88,8 @@ inline void connection_tokens(std::string_view v, bool& close, bool& keep_alive)
     while (!v.empty()) {
         const std::size_t comma = v.find(',');
         const std::string_view token = trim_ows(v.substr(0, comma));
-        if (iequals_lower(token, "close")) close = true;
-        if (iequals_lower(token, "keep-alive")) keep_alive = true;
+        if (bifrost::iequals(token, "close")) close = true;
+        if (bifrost::iequals(token, "keep-alive")) keep_alive = true;
         if (comma == std::string_view::npos) break;
         v.remove_prefix(comma + 1);
     }
@@ -101,7 +100,6 @@ inline void connection_tokens(std::string_view v, bool& close, bool& keep_alive)
 /// Parses the head of the request at the start of `data` (see the file comment). `header_limit`
 /// bounds the head's size: a head not complete within it is left to Beast (which answers 431).
 inline Parse parse_head(std::string_view data, std::size_t header_limit, ParsedHead& out) {
-    using detail::is_tchar;
     const std::size_t window = data.size() < header_limit ? data.size() : header_limit;
     const std::size_t end = data.substr(0, window).find("\r\n\r\n");
     if (end == std::string_view::npos)
@@ -117,8 +115,7 @@ inline Parse parse_head(std::string_view data, std::size_t header_limit, ParsedH
     const std::size_t sp1 = line.find(' ');
     if (sp1 == 0 || sp1 == std::string_view::npos) return Parse::fallback;
     const std::string_view method = line.substr(0, sp1);
-    for (char ch : method)
-        if (!is_tchar(static_cast<unsigned char>(ch))) return Parse::fallback;
+    if (!detail::is_token(method)) return Parse::fallback;
     const std::size_t sp2 = line.find(' ', sp1 + 1);
     if (sp2 == std::string_view::npos || sp2 == sp1 + 1) return Parse::fallback;
     const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
@@ -150,15 +147,14 @@ inline Parse parse_head(std::string_view data, std::size_t header_limit, ParsedH
         const std::size_t colon = field.find(':');
         if (colon == 0 || colon == std::string_view::npos) return Parse::fallback;
         const std::string_view name = field.substr(0, colon);
-        for (char ch : name)  // also refuses obsolete folding (a line starting with a space)
-            if (!is_tchar(static_cast<unsigned char>(ch))) return Parse::fallback;
+        if (!detail::is_token(name))  // also refuses obsolete folding (a leading space)
+            return Parse::fallback;
         const std::string_view value = detail::trim_ows(field.substr(colon + 1));
         for (char ch : value) {
             const auto c = static_cast<unsigned char>(ch);
             if ((c < 0x20 && c != '\t') || c == 0x7f) return Parse::fallback;
         }
-        using detail::iequals_lower;
-        if (iequals_lower(name, "content-length")) {
+        if (bifrost::iequals(name, "content-length")) {
             if (have_length || value.empty() || value.size() > 18) return Parse::fallback;
             std::size_t len = 0;
             for (char ch : value) {
@@ -167,14 +163,14 @@ inline Parse parse_head(std::string_view data, std::size_t header_limit, ParsedH
             }
             have_length = true;
             out.content_length = len;
-        } else if (iequals_lower(name, "transfer-encoding") || iequals_lower(name, "expect") ||
-                   iequals_lower(name, "upgrade")) {
+        } else if (bifrost::iequals(name, "transfer-encoding") ||
+                   bifrost::iequals(name, "expect") || bifrost::iequals(name, "upgrade")) {
             return Parse::fallback;
-        } else if (iequals_lower(name, "connection")) {
+        } else if (bifrost::iequals(name, "connection")) {
             detail::connection_tokens(value, close, keep_alive);
-        } else if (iequals_lower(name, "authorization")) {
+        } else if (bifrost::iequals(name, "authorization")) {
             if (out.head.authorization.empty()) out.head.authorization = value;
-        } else if (iequals_lower(name, "x-bf-vk")) {
+        } else if (bifrost::iequals(name, "x-bf-vk")) {
             if (out.head.x_bf_vk.empty()) out.head.x_bf_vk = value;
         }
     }
