@@ -147,6 +147,75 @@ void BM_RingHandoffRoundTrip(benchmark::State& state) {
 }
 BENCHMARK(BM_RingHandoffRoundTrip)->UseRealTime();
 
+// ---- the JSON work of one chat request ---------------------------------------------------------
+// What bifrost-http does with the bytes of one request of bench/e2e.py (the load generator's
+// body, the mock upstream's answer), one step each: read the client's body, write the upstream
+// body, read the upstream's answer, write the client's answer.
+
+const std::string& client_body() {
+    static const std::string body =
+        R"({"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"Hello! How are you today?"}]})";
+    return body;
+}
+
+const std::string& upstream_body() {
+    static const std::string body = [] {
+        std::string b;
+        bifrost::transport::mock::write_completion(b, "gpt-4o-mini", "Hello! How are you today?",
+                                                   42);
+        return b;
+    }();
+    return body;
+}
+
+void BM_JsonReadClientRequest(benchmark::State& state) {
+    bifrost::ChatRequest req;
+    bifrost::Error err;
+    AllocCounter allocs(state);
+    for (auto _ : state)
+        if (!bifrost::parse_chat_request(client_body(), req, err)) state.SkipWithError("parse");
+    benchmark::DoNotOptimize(req);
+}
+BENCHMARK(BM_JsonReadClientRequest);
+
+void BM_JsonWriteUpstreamRequest(benchmark::State& state) {
+    bifrost::ChatRequest req;
+    bifrost::Error err;
+    if (!bifrost::parse_chat_request(client_body(), req, err)) state.SkipWithError("parse");
+    std::string out;
+    AllocCounter allocs(state);
+    for (auto _ : state) {
+        out.clear();
+        bifrost::write_chat_request(out, req, bifrost::RequestWriteOptions{"gpt-4o-mini", true});
+        benchmark::DoNotOptimize(out.data());
+    }
+}
+BENCHMARK(BM_JsonWriteUpstreamRequest);
+
+void BM_JsonReadUpstreamResponse(benchmark::State& state) {
+    bifrost::Outcome out;
+    AllocCounter allocs(state);
+    for (auto _ : state)
+        if (!bifrost::parse_chat_response(upstream_body(), out)) state.SkipWithError("parse");
+    benchmark::DoNotOptimize(out);
+}
+BENCHMARK(BM_JsonReadUpstreamResponse);
+
+void BM_JsonWriteClientResponse(benchmark::State& state) {
+    bifrost::Outcome o;
+    if (!bifrost::parse_chat_response(upstream_body(), o)) state.SkipWithError("parse");
+    o.response.extra_fields.provider = "openai";
+    o.response.extra_fields.latency = std::chrono::microseconds(250);
+    std::string out;
+    AllocCounter allocs(state);
+    for (auto _ : state) {
+        out.clear();
+        bifrost::write_chat_response(out, o.response);
+        benchmark::DoNotOptimize(out.data());
+    }
+}
+BENCHMARK(BM_JsonWriteClientResponse);
+
 // ---- full round trip through the gateway -----------------------------------------------------
 
 using Gateway =

@@ -29,6 +29,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -437,6 +438,9 @@ def closed_scenarios(bench, results):
         others.append(("bifrost-threads", None, ["-io-mode", "threads"]))
     if a.baseline_bin:
         others.append(("baseline", a.baseline_bin, []))
+    for row in a.extra_row:
+        name, _, flags = row.partition("=")
+        others.append((name, None, shlex.split(flags)))
     extra_gateways = []
     for name, binary, extra in others:
         g, g_port, _ = bench.start_gateway("gateway-ab-" + name, mock_port, a.concurrency_ab,
@@ -723,6 +727,9 @@ def main():
     ap.add_argument("--io-threads", type=int, default=2, help="bifrost-http -io-threads")
     ap.add_argument("--no-threads-row", dest="io_mode_threads_row", action="store_false",
                     help="skip the (a)/(b) row of bifrost-http with -io-mode threads")
+    ap.add_argument("--extra-row", action="append", default=[], metavar="NAME=FLAGS",
+                    help="one more bifrost-http row in (a) and (b), this build with these "
+                         "flags, e.g. spin0='-worker-spin-us 0' (repeatable)")
     ap.add_argument("--baseline-bin",
                     help="another bifrost-http build to measure in (a)/(b), as row 'baseline'")
     ap.add_argument("--worker-threads", type=int, default=os.cpu_count() or 1,

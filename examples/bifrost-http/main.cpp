@@ -61,6 +61,7 @@ struct Flags {
     bifrost::server::LogLevel log_level = bifrost::server::LogLevel::info;
     std::size_t io_threads = 2;
     bool connections_on_workers = true;
+    std::size_t worker_spin_us = 20;
 };
 
 void usage(std::FILE* out) {
@@ -84,6 +85,9 @@ void usage(std::FILE* out) {
         "                           sent upstream and answered on one thread) or threads (on\n"
         "                           I/O threads of their own)\n"
         "  -io-threads N            HTTP I/O threads with -io-mode threads (default 2)\n"
+        "  -worker-spin-us N        how long an idle worker thread polls for work before it\n"
+        "                           sleeps, in microseconds (default 20; 0: sleep at once, for\n"
+        "                           machines whose cores are shared with other busy work)\n"
         "  -help, --help            this text\n",
         out);
 }
@@ -153,6 +157,8 @@ int parse_flags(int argc, char** argv, Flags& f) {
             f.connections_on_workers = *value == "workers";
         } else if (name == "io-threads") {
             ok = parse_number(*value, f.io_threads) && f.io_threads > 0 && f.io_threads <= 256;
+        } else if (name == "worker-spin-us") {
+            ok = parse_number(*value, f.worker_spin_us) && f.worker_spin_us <= 1'000'000;
         } else {
             std::fprintf(stderr, "bifrost-http: unknown flag -%.*s\n",
                          static_cast<int>(name.size()), name.data());
@@ -210,6 +216,7 @@ int main(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
     bifrost::GatewayOptions options;
+    options.worker_spin = std::chrono::microseconds(flags.worker_spin_us);
     options.initial_pool_size =
         flags.pool_size.value_or(cfg.client.initial_pool_size.value_or(300));
     const bool drop = flags.drop_excess_requests || cfg.client.drop_excess_requests;

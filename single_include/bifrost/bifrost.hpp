@@ -802,6 +802,7 @@ class Context {
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include <atomic>
 #include <cstddef>
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
@@ -817,6 +818,14 @@ namespace detail {
 /// Destructive-interference distance. Our own constant: GCC 12 warns on the standard one in
 /// headers because its value may differ between translation units compiled with different flags.
 inline constexpr std::size_t cache_line = 64;
+
+/// This thread's number among the threads that asked, from 0 in the order they first asked:
+/// which shard of a sharded counter it writes (modulo the shard count).
+inline std::size_t thread_ordinal() noexcept {
+    static std::atomic<std::size_t> next{0};
+    thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed);
+    return mine;
+}
 
 /// One spin-loop iteration hint to the CPU.
 inline void cpu_relax() noexcept {
@@ -855,7 +864,9 @@ namespace bifrost::detail {
 /// created on a worker and destroyed on the caller's executor); slots are claimed atomically.
 class HandlerArena {
   public:
-    static constexpr std::size_t slot_size = 384;
+    /// Big enough for Asio's socket operations on a Beast stream with a request's handler chain
+    /// bound in (bifrost-http's upstream reads and writes did not fit slots of 384 bytes).
+    static constexpr std::size_t slot_size = 1024;
     static constexpr unsigned slots = 3;
 
     void* allocate(std::size_t size, std::size_t align) {
@@ -944,18 +955,26 @@ class InplaceCompletion {
     InplaceCompletion& operator=(const InplaceCompletion&) = delete;
     ~InplaceCompletion() { reset(); }
 
+    /// Stores `f`: in place when it fits (Asio's handlers, whose move constructors are rarely
+    /// declared `noexcept`, included: a move that throws is handled), else on the heap.
     template <class F>
     void emplace(F&& f) {
         using Fn = std::decay_t<F>;
         reset();
-        if constexpr (sizeof(Fn) <= BufferSize && alignof(Fn) <= alignof(std::max_align_t) &&
-                      std::is_nothrow_move_constructible_v<Fn>) {
+        if constexpr (sizeof(Fn) <= BufferSize && alignof(Fn) <= alignof(std::max_align_t)) {
             ::new (static_cast<void*>(buffer_)) Fn(std::forward<F>(f));
             target_ = buffer_;
             invoke_ = [](void* p, Arg a) {
                 Fn* fn = static_cast<Fn*>(p);
-                Fn local(std::move(*fn));
-                fn->~Fn();
+                // Moved out before the call (which may re-arm this object); the stored one is
+                // destroyed whether or not the move throws.
+                Fn local = [fn] {
+                    struct Destroy {
+                        Fn* f;
+                        ~Destroy() { f->~Fn(); }
+                    } destroy{fn};
+                    return Fn(std::move(*fn));
+                }();
                 local(std::forward<Arg>(a));
             };
             destroy_ = [](void* p) noexcept { static_cast<Fn*>(p)->~Fn(); };
@@ -1929,6 +1948,7 @@ concept Plugin = HasPreHook<P> || HasPostHook<P> || HasPreHookFor<P, EmbeddingRe
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -2046,15 +2066,27 @@ class JsonWriter {
         out.push_back('"');
     }
 
-    /// Appends the escaped form of `s` without quotes.
+    /// Appends the escaped form of `s` without quotes. Runs of bytes that need no escape are
+    /// found eight at a time and appended whole.
     static void append_escaped(std::string& out, std::string_view s) {
         static constexpr char hex[] = "0123456789abcdef";
-        std::size_t run = 0;  // start of the pending run of bytes that need no escape
-        for (std::size_t i = 0; i < s.size(); ++i) {
-            const auto c = static_cast<unsigned char>(s[i]);
-            if (c >= 0x20 && c != '"' && c != '\\') continue;
-            out.append(s.data() + run, i - run);
-            run = i + 1;
+        const char* p = s.data();
+        const char* const end = p + s.size();
+        const char* run = p;  // start of the pending run of bytes that need no escape
+        for (;;) {
+            while (end - p >= 8 && !word_needs_escape(p))
+                p += 8;
+            // The byte that needs an escape is within the next 8 (or the tail).
+            const char* const stop = end - p >= 8 ? p + 8 : end;
+            while (p != stop && !needs_escape(static_cast<unsigned char>(*p)))
+                ++p;
+            if (p == stop) {
+                if (p == end) break;
+                continue;
+            }
+            const auto c = static_cast<unsigned char>(*p);
+            out.append(run, static_cast<std::size_t>(p - run));
+            run = ++p;
             switch (c) {
                 case '"':
                     out.append("\\\"");
@@ -2083,10 +2115,26 @@ class JsonWriter {
                 }
             }
         }
-        out.append(s.data() + run, s.size() - run);
+        out.append(run, static_cast<std::size_t>(end - run));
     }
 
   private:
+    static constexpr bool needs_escape(unsigned char c) noexcept {
+        return c < 0x20 || c == '"' || c == '\\';
+    }
+
+    /// Whether any of the 8 bytes at `p` may need an escape (a control byte, '"' or '\\').
+    /// Never misses one; may report one that is not there (the byte loop then decides).
+    static bool word_needs_escape(const char* p) noexcept {
+        constexpr std::uint64_t ones = 0x0101010101010101ULL;
+        constexpr std::uint64_t highs = 0x8080808080808080ULL;
+        std::uint64_t w;
+        std::memcpy(&w, p, 8);
+        const auto has_zero = [](std::uint64_t v) { return (v - ones) & ~v & highs; };
+        const std::uint64_t below_space = (w - ones * 0x20) & ~w & highs;
+        return (below_space | has_zero(w ^ (ones * '"')) | has_zero(w ^ (ones * '\\'))) != 0;
+    }
+
     void comma() {
         if (!first_) out_.push_back(',');
         first_ = false;
@@ -2391,21 +2439,28 @@ inline bool read_value(const Reader& rd, const json::value& v, const Path* at, s
     }
 }
 
+// The member readers come in two forms: given the object (they look the member up) and given
+// the member's value, or nullptr when it is missing (for a reader that found every member in
+// one pass over the object, as `read_request` does).
+
 /// A required member: missing is an error, and so is null (it must have the member's type).
+template <class T>
+bool required_value(const Reader& rd, const json::value* v, const Path* at, std::string_view key,
+                    T& out) {
+    const Path p(at, key);
+    if (v == nullptr) return rd.fail(&p, {"required field is missing"});
+    return read_value(rd, *v, &p, out);
+}
 template <class T>
 bool required_member(const Reader& rd, const json::object& o, const Path* at, std::string_view key,
                      T& out) {
-    const Path p(at, key);
-    const json::value* v = o.if_contains(key);
-    if (v == nullptr) return rd.fail(&p, {"required field is missing"});
-    return read_value(rd, *v, &p, out);
+    return required_value(rd, o.if_contains(key), at, key, out);
 }
 
 /// An optional scalar member: missing or null resets `out`.
 template <class T>
-bool optional_member(const Reader& rd, const json::object& o, const Path* at, std::string_view key,
-                     std::optional<T>& out) {
-    const json::value* v = o.if_contains(key);
+bool optional_value(const Reader& rd, const json::value* v, const Path* at, std::string_view key,
+                    std::optional<T>& out) {
     if (v == nullptr || v->is_null()) {
         out.reset();
         return true;
@@ -2415,6 +2470,11 @@ bool optional_member(const Reader& rd, const json::object& o, const Path* at, st
     if (!read_value(rd, *v, &p, t)) return false;
     out = t;
     return true;
+}
+template <class T>
+bool optional_member(const Reader& rd, const json::object& o, const Path* at, std::string_view key,
+                     std::optional<T>& out) {
+    return optional_value(rd, o.if_contains(key), at, key, out);
 }
 
 /// An optional member with a plain default: missing or null assigns `fallback`.
@@ -2431,9 +2491,8 @@ bool optional_member_or(const Reader& rd, const json::object& o, const Path* at,
 }
 
 /// An optional string member: missing or null clears `out`.
-inline bool optional_string(const Reader& rd, const json::object& o, const Path* at,
-                            std::string_view key, std::string& out) {
-    const json::value* v = o.if_contains(key);
+inline bool optional_string_value(const Reader& rd, const json::value* v, const Path* at,
+                                  std::string_view key, std::string& out) {
     if (v == nullptr || v->is_null()) {
         out.clear();
         return true;
@@ -2441,11 +2500,14 @@ inline bool optional_string(const Reader& rd, const json::object& o, const Path*
     const Path p(at, key);
     return read_value(rd, *v, &p, out);
 }
+inline bool optional_string(const Reader& rd, const json::object& o, const Path* at,
+                            std::string_view key, std::string& out) {
+    return optional_string_value(rd, o.if_contains(key), at, key, out);
+}
 
 /// An optional array of strings: missing or null clears `out`.
-inline bool optional_strings(const Reader& rd, const json::object& o, const Path* at,
-                             std::string_view key, std::vector<std::string>& out) {
-    const json::value* v = o.if_contains(key);
+inline bool optional_strings_value(const Reader& rd, const json::value* v, const Path* at,
+                                   std::string_view key, std::vector<std::string>& out) {
     if (v == nullptr || v->is_null()) {
         out.clear();
         return true;
@@ -2460,12 +2522,21 @@ inline bool optional_strings(const Reader& rd, const json::object& o, const Path
     }
     return true;
 }
+inline bool optional_strings(const Reader& rd, const json::object& o, const Path* at,
+                             std::string_view key, std::vector<std::string>& out) {
+    return optional_strings_value(rd, o.if_contains(key), at, key, out);
+}
 
-inline bool is_one_of(std::string_view key, std::initializer_list<std::string_view> names) {
+/// Whether `key` is one of `names` (any range of string views).
+template <class Names>
+bool is_one_of(std::string_view key, const Names& names) {
     for (std::string_view n : names) {
         if (n == key) return true;
     }
     return false;
+}
+inline bool is_one_of(std::string_view key, std::initializer_list<std::string_view> names) {
+    return is_one_of<std::initializer_list<std::string_view>>(key, names);
 }
 
 inline void assign_value(json::value& dst, const json::value& src);
@@ -2473,8 +2544,8 @@ inline void assign_value(json::value& dst, const json::value& src);
 /// Assigns the members of `src` not named in `skip` to the members of `dst` in place, when `dst`
 /// has exactly those keys in the same order. Returns false (with `dst` partly assigned) when the
 /// keys differ.
-inline bool assign_members(json::object& dst, const json::object& src,
-                           std::initializer_list<std::string_view> skip) {
+template <class Names>
+bool assign_members(json::object& dst, const json::object& src, const Names& skip) {
     auto it = dst.begin();
     for (const json::key_value_pair& kv : src) {
         const std::string_view k = sv_key(kv);
@@ -2484,6 +2555,11 @@ inline bool assign_members(json::object& dst, const json::object& src,
         ++it;
     }
     return it == dst.end();
+}
+
+inline bool assign_members(json::object& dst, const json::object& src,
+                           std::initializer_list<std::string_view> skip) {
+    return assign_members<std::initializer_list<std::string_view>>(dst, src, skip);
 }
 
 /// `dst = src`, reusing `dst`'s memory where both have the same shape (same keys in the same
@@ -2513,15 +2589,20 @@ inline void assign_value(json::value& dst, const json::value& src) {
     dst = src;
 }
 
-/// Copies every member of `o` whose key is not in `known` into `extra`, in document order.
-inline void copy_unknown(const json::object& o, std::initializer_list<std::string_view> known,
-                         json::object& extra) {
+/// Copies every member of `o` whose key is not in `known` (a range of string views) into
+/// `extra`, in document order.
+template <class Names>
+void copy_unknown(const json::object& o, const Names& known, json::object& extra) {
     if (assign_members(extra, o, known)) return;
     extra.clear();
     for (const json::key_value_pair& kv : o) {
         const std::string_view k = sv_key(kv);
         if (!is_one_of(k, known)) extra.emplace(k, kv.value());
     }
+}
+inline void copy_unknown(const json::object& o, std::initializer_list<std::string_view> known,
+                         json::object& extra) {
+    copy_unknown<std::initializer_list<std::string_view>>(o, known, extra);
 }
 
 // ---- messages --------------------------------------------------------------------------------
@@ -2694,9 +2775,8 @@ inline bool read_tool(const Reader& rd, const json::value& v, const Path* at, To
     return optional_member(rd, *fo, &pf, "strict", t.strict);
 }
 
-inline bool read_tool_choice(const Reader& rd, const json::object& root,
+inline bool read_tool_choice(const Reader& rd, const json::value* v,
                              std::optional<ToolChoice>& out) {
-    const json::value* v = root.if_contains("tool_choice");
     if (v == nullptr || v->is_null()) {
         out.reset();
         return true;
@@ -2734,9 +2814,8 @@ inline bool read_tool_choice(const Reader& rd, const json::object& root,
     return required_member(rd, *fo, &pf, "name", tc.function_name);
 }
 
-inline bool read_response_format(const Reader& rd, const json::object& root,
+inline bool read_response_format(const Reader& rd, const json::value* v,
                                  std::optional<ResponseFormat>& out) {
-    const json::value* v = root.if_contains("response_format");
     if (v == nullptr || v->is_null()) {
         out.reset();
         return true;
@@ -2774,8 +2853,8 @@ inline bool read_response_format(const Reader& rd, const json::object& root,
     return true;
 }
 
-inline bool read_stop(const Reader& rd, const json::object& root, std::vector<std::string>& out) {
-    const json::value* v = root.if_contains("stop");
+/// `stop`: a string or an array of strings (`v` is the member's value, nullptr when missing).
+inline bool read_stop_value(const Reader& rd, const json::value* v, std::vector<std::string>& out) {
     if (v != nullptr) {
         if (const json::string* s = v->if_string()) {
             out.resize(1);
@@ -2787,20 +2866,97 @@ inline bool read_stop(const Reader& rd, const json::object& root, std::vector<st
             return type_error(rd, &p, "a string or an array", *v);
         }
     }
-    return optional_strings(rd, root, nullptr, "stop", out);
+    return optional_strings_value(rd, v, nullptr, "stop", out);
+}
+inline bool read_stop(const Reader& rd, const json::object& root, std::vector<std::string>& out) {
+    return read_stop_value(rd, root.if_contains("stop"), out);
+}
+
+/// The members of a chat request the schema models, in the order of `request_fields`.
+enum RequestField : std::uint8_t {
+    f_model,
+    f_provider,
+    f_messages,
+    f_temperature,
+    f_top_p,
+    f_max_tokens,
+    f_max_completion_tokens,
+    f_n,
+    f_seed,
+    f_frequency_penalty,
+    f_presence_penalty,
+    f_logprobs,
+    f_top_logprobs,
+    f_parallel_tool_calls,
+    f_stream,
+    f_stop,
+    f_tools,
+    f_tool_choice,
+    f_response_format,
+    f_user,
+    f_fallbacks,
+    request_field_count
+};
+inline constexpr std::string_view request_fields[request_field_count] = {
+    "model",
+    "provider",
+    "messages",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "seed",
+    "frequency_penalty",
+    "presence_penalty",
+    "logprobs",
+    "top_logprobs",
+    "parallel_tool_calls",
+    "stream",
+    "stop",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "user",
+    "fallbacks",
+};
+
+/// Finds the members of `o` named in `names` in one pass: `found[i]` is the value of
+/// `names[i]` (nullptr when missing). Returns how many members have other names. (A parsed
+/// object holds no duplicate keys: the parser keeps the last.)
+template <std::size_t N>
+std::size_t find_members(const json::object& o, const std::string_view (&names)[N],
+                         const json::value* (&found)[N]) noexcept {
+    for (auto& f : found)
+        f = nullptr;
+    std::size_t unknown = 0;
+    for (const json::key_value_pair& kv : o) {
+        const std::string_view k = sv_key(kv);
+        std::size_t i = 0;
+        while (i < N && names[i] != k)
+            ++i;
+        if (i < N) {
+            found[i] = &kv.value();
+        } else {
+            ++unknown;
+        }
+    }
+    return unknown;
 }
 
 inline bool read_request(const Reader& rd, const json::value& v, ChatRequest& out) {
     const json::object* root = nullptr;
     if (!as_object(rd, v, nullptr, root)) return false;
     const json::object& o = *root;
+    const json::value* m[request_field_count];
+    const std::size_t unknown = find_members(o, request_fields, m);
 
     const Path pm(nullptr, "model");
-    if (!required_member(rd, o, nullptr, "model", out.model)) return false;
+    if (!required_value(rd, m[f_model], nullptr, "model", out.model)) return false;
     if (out.model.empty()) return rd.fail(&pm, {"must not be empty"});
 
     const Path pms(nullptr, "messages");
-    const json::value* msgs = o.if_contains("messages");
+    const json::value* msgs = m[f_messages];
     if (msgs == nullptr) return rd.fail(&pms, {"required field is missing"});
     const json::array* a = nullptr;
     if (!as_array(rd, *msgs, &pms, a)) return false;
@@ -2811,23 +2967,22 @@ inline bool read_request(const Reader& rd, const json::value& v, ChatRequest& ou
         if (!read_message(rd, (*a)[i], &pi, out.messages[i])) return false;
     }
 
-    if (!optional_string(rd, o, nullptr, "provider", out.provider) ||
-        !optional_member(rd, o, nullptr, "temperature", out.temperature) ||
-        !optional_member(rd, o, nullptr, "top_p", out.top_p) ||
-        !optional_member(rd, o, nullptr, "max_tokens", out.max_tokens) ||
-        !optional_member(rd, o, nullptr, "max_completion_tokens", out.max_completion_tokens) ||
-        !optional_member(rd, o, nullptr, "n", out.n) ||
-        !optional_member(rd, o, nullptr, "seed", out.seed) ||
-        !optional_member(rd, o, nullptr, "frequency_penalty", out.frequency_penalty) ||
-        !optional_member(rd, o, nullptr, "presence_penalty", out.presence_penalty) ||
-        !optional_member(rd, o, nullptr, "logprobs", out.logprobs) ||
-        !optional_member(rd, o, nullptr, "top_logprobs", out.top_logprobs) ||
-        !optional_member(rd, o, nullptr, "parallel_tool_calls", out.parallel_tool_calls) ||
-        !optional_member(rd, o, nullptr, "stream", out.stream) || !read_stop(rd, o, out.stop)) {
+    const auto field = [&](RequestField f, auto& target) {
+        return optional_value(rd, m[f], nullptr, request_fields[f], target);
+    };
+    if (!optional_string_value(rd, m[f_provider], nullptr, "provider", out.provider) ||
+        !field(f_temperature, out.temperature) || !field(f_top_p, out.top_p) ||
+        !field(f_max_tokens, out.max_tokens) ||
+        !field(f_max_completion_tokens, out.max_completion_tokens) || !field(f_n, out.n) ||
+        !field(f_seed, out.seed) || !field(f_frequency_penalty, out.frequency_penalty) ||
+        !field(f_presence_penalty, out.presence_penalty) || !field(f_logprobs, out.logprobs) ||
+        !field(f_top_logprobs, out.top_logprobs) ||
+        !field(f_parallel_tool_calls, out.parallel_tool_calls) || !field(f_stream, out.stream) ||
+        !read_stop_value(rd, m[f_stop], out.stop)) {
         return false;
     }
 
-    const json::value* tools = o.if_contains("tools");
+    const json::value* tools = m[f_tools];
     if (tools == nullptr || tools->is_null()) {
         out.tools.clear();
     } else {
@@ -2841,36 +2996,18 @@ inline bool read_request(const Reader& rd, const json::value& v, ChatRequest& ou
         }
     }
 
-    if (!read_tool_choice(rd, o, out.tool_choice) ||
-        !read_response_format(rd, o, out.response_format) ||
-        !optional_string(rd, o, nullptr, "user", out.user) ||
-        !optional_strings(rd, o, nullptr, "fallbacks", out.fallbacks)) {
+    if (!read_tool_choice(rd, m[f_tool_choice], out.tool_choice) ||
+        !read_response_format(rd, m[f_response_format], out.response_format) ||
+        !optional_string_value(rd, m[f_user], nullptr, "user", out.user) ||
+        !optional_strings_value(rd, m[f_fallbacks], nullptr, "fallbacks", out.fallbacks)) {
         return false;
     }
 
-    copy_unknown(o,
-                 {"model",
-                  "provider",
-                  "messages",
-                  "temperature",
-                  "top_p",
-                  "max_tokens",
-                  "max_completion_tokens",
-                  "n",
-                  "seed",
-                  "frequency_penalty",
-                  "presence_penalty",
-                  "logprobs",
-                  "top_logprobs",
-                  "parallel_tool_calls",
-                  "stream",
-                  "stop",
-                  "tools",
-                  "tool_choice",
-                  "response_format",
-                  "user",
-                  "fallbacks"},
-                 out.extra);
+    if (unknown == 0) {
+        out.extra.clear();
+    } else {
+        copy_unknown(o, request_fields, out.extra);
+    }
     return true;
 }
 
@@ -4869,6 +5006,7 @@ inline std::optional<ConfigError> load_config(const std::string& path, Config& o
 /// percentiles within ~3% relative error, and cumulative counts at bucket edges for Prometheus.
 
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <bit>
@@ -4893,7 +5031,10 @@ struct LatencySummary {
 /// is open-ended above 2^42 ns (73 minutes).
 ///
 /// Thread safety: `record` is wait-free (relaxed atomic increments) and may run on any thread;
-/// readers see a consistent-enough snapshot (counts may lag by in-progress records).
+/// readers see a consistent-enough snapshot (counts may lag by in-progress records). The counts
+/// are kept in a few shards, each thread recording into one of its own, so that threads that
+/// record the same figures (every request records several) do not fight over cache lines;
+/// readers add the shards up.
 class LatencyHistogram {
   public:
     static constexpr int sub_bits = 4;
@@ -4902,12 +5043,16 @@ class LatencyHistogram {
     /// Exact buckets below 2 * subs, sub-buckets for exponents up to max_exp, one overflow bucket.
     static constexpr std::size_t bucket_count = (max_exp - sub_bits) * subs + 2 * subs + 1;
 
+    /// Shards of the counts (threads beyond this many share them).
+    static constexpr std::size_t shard_count = 4;
+
     void record(std::uint64_t ns) noexcept {
-        buckets_[index_of(ns)].fetch_add(1, std::memory_order_relaxed);
-        count_.fetch_add(1, std::memory_order_relaxed);
-        sum_.fetch_add(ns, std::memory_order_relaxed);
-        std::uint64_t m = max_.load(std::memory_order_relaxed);
-        while (ns > m && !max_.compare_exchange_weak(m, ns, std::memory_order_relaxed)) {
+        Shard& s = shards_[this_thread_shard()];
+        s.buckets[index_of(ns)].fetch_add(1, std::memory_order_relaxed);
+        s.count.fetch_add(1, std::memory_order_relaxed);
+        s.sum.fetch_add(ns, std::memory_order_relaxed);
+        std::uint64_t m = s.max.load(std::memory_order_relaxed);
+        while (ns > m && !s.max.compare_exchange_weak(m, ns, std::memory_order_relaxed)) {
         }
     }
 
@@ -4918,7 +5063,17 @@ class LatencyHistogram {
     }
 
     [[nodiscard]] std::uint64_t count() const noexcept {
-        return count_.load(std::memory_order_relaxed);
+        std::uint64_t n = 0;
+        for (const Shard& s : shards_)
+            n += s.count.load(std::memory_order_relaxed);
+        return n;
+    }
+
+    [[nodiscard]] std::uint64_t max() const noexcept {
+        std::uint64_t m = 0;
+        for (const Shard& s : shards_)
+            m = std::max(m, s.max.load(std::memory_order_relaxed));
+        return m;
     }
 
     /// The value at quantile q in [0, 1] (bucket midpoint), 0 when empty.
@@ -4929,27 +5084,26 @@ class LatencyHistogram {
         if (rank >= total) rank = total - 1;
         std::uint64_t seen = 0;
         for (std::size_t i = 0; i < bucket_count; ++i) {
-            seen += buckets_[i].load(std::memory_order_relaxed);
+            seen += bucket(i);
             if (seen > rank) {
                 const std::uint64_t mid = (lower_bound_of(i) + upper_bound_of(i)) / 2;
-                const std::uint64_t mx = max_.load(std::memory_order_relaxed);
+                const std::uint64_t mx = max();
                 return mid > mx ? mx : mid;
             }
         }
-        return max_.load(std::memory_order_relaxed);
+        return max();
     }
 
     [[nodiscard]] LatencySummary summary() const noexcept {
         LatencySummary s;
         s.count = count();
         if (s.count == 0) return s;
-        s.mean_ns = static_cast<double>(sum_.load(std::memory_order_relaxed)) /
-                    static_cast<double>(s.count);
+        s.mean_ns = static_cast<double>(sum()) / static_cast<double>(s.count);
         s.p50_ns = quantile(0.50);
         s.p90_ns = quantile(0.90);
         s.p99_ns = quantile(0.99);
         s.p999_ns = quantile(0.999);
-        s.max_ns = max_.load(std::memory_order_relaxed);
+        s.max_ns = max();
         return s;
     }
 
@@ -4958,12 +5112,15 @@ class LatencyHistogram {
     [[nodiscard]] std::uint64_t count_at_or_below(std::uint64_t ns) const noexcept {
         std::uint64_t n = 0;
         for (std::size_t i = 0; i < bucket_count && upper_bound_of(i) <= ns + 1; ++i)
-            n += buckets_[i].load(std::memory_order_relaxed);
+            n += bucket(i);
         return n;
     }
 
     [[nodiscard]] std::uint64_t sum() const noexcept {
-        return sum_.load(std::memory_order_relaxed);
+        std::uint64_t n = 0;
+        for (const Shard& s : shards_)
+            n += s.sum.load(std::memory_order_relaxed);
+        return n;
     }
 
     /// Bucket index of a value.
@@ -4991,17 +5148,33 @@ class LatencyHistogram {
     }
 
   private:
-    [[nodiscard]] std::uint64_t total_in_buckets() const noexcept {
+    struct alignas(detail::cache_line) Shard {
+        std::array<std::atomic<std::uint64_t>, bucket_count> buckets{};
+        alignas(detail::cache_line) std::atomic<std::uint64_t> count{0};
+        std::atomic<std::uint64_t> sum{0};
+        std::atomic<std::uint64_t> max{0};
+    };
+
+    /// This thread's shard: threads take the shards in turn.
+    static std::size_t this_thread_shard() noexcept {
+        return detail::thread_ordinal() % shard_count;
+    }
+
+    [[nodiscard]] std::uint64_t bucket(std::size_t i) const noexcept {
         std::uint64_t n = 0;
-        for (const auto& b : buckets_)
-            n += b.load(std::memory_order_relaxed);
+        for (const Shard& s : shards_)
+            n += s.buckets[i].load(std::memory_order_relaxed);
         return n;
     }
 
-    std::array<std::atomic<std::uint64_t>, bucket_count> buckets_{};
-    alignas(detail::cache_line) std::atomic<std::uint64_t> count_{0};
-    std::atomic<std::uint64_t> sum_{0};
-    std::atomic<std::uint64_t> max_{0};
+    [[nodiscard]] std::uint64_t total_in_buckets() const noexcept {
+        std::uint64_t n = 0;
+        for (std::size_t i = 0; i < bucket_count; ++i)
+            n += bucket(i);
+        return n;
+    }
+
+    std::array<Shard, shard_count> shards_{};
 };
 
 }  // namespace bifrost
@@ -5312,7 +5485,7 @@ struct Job {
     Clock::time_point upstream_started_at{};
     std::chrono::nanoseconds upstream_latency{};
     std::chrono::nanoseconds queue_wait{};  ///< from admission to a worker taking it up
-    bool probe = false;  ///< admitted as the circuit breaker's half-open probe
+    bool probe = false;                     ///< admitted as the circuit breaker's half-open probe
 
     // ---- the attempt's one-time decision ----
     std::atomic<std::uint32_t> state{queued};
@@ -5330,7 +5503,9 @@ struct Job {
 
     // ---- the caller's side ----
     /// The caller's completion for async requests; empty for `chat()`, which waits on `done`.
-    InplaceCompletion<Job*, 192> completion;
+    /// In place up to 320 bytes: bifrost-http's handlers (a parallel group's, bound to the
+    /// connection's executor) take 264 to 272.
+    InplaceCompletion<Job*, 320> completion;
     /// A deadline timer on the gateway's timekeeper (async requests with a binding deadline).
     std::optional<asio::steady_timer> deadline_timer;
     std::atomic<bool> deadline_armed{false};  ///< set (release) once the timer waits
@@ -5769,9 +5944,9 @@ struct GatewayStats {
 /// provider `P` (a `CredentialProvider` first obtains its credential over the same transport,
 /// one exchange per credential shared by the requests that need it), starts it on its transport
 /// `T`, and, when the transport completes, either schedules a retry (the request waits on a
-/// timer, holding no slot) or decides the outcome and hands it to the caller. Each thread also enforces the deadlines of the requests it owns with
-/// one timer. Threads spin briefly when idle, then park in their event loop; producers wake a
-/// parked thread by posting to it.
+/// timer, holding no slot) or decides the outcome and hands it to the caller. Each thread also
+/// enforces the deadlines of the requests it owns with one timer. Threads spin briefly when idle,
+/// then park in their event loop; producers wake a parked thread by posting to it.
 
 // ---- begin bifrost/core/provider_queue.hpp ----
 /// \file
@@ -6996,7 +7171,11 @@ class ProviderPool final : public ProviderQueue {
         return any;
     }
 
-    /// Spins for up to `worker_spin_` waiting for work; true if work appeared.
+    /// Spins for up to `worker_spin_` waiting for work; true if work appeared. Between polls
+    /// the thread yields its core: on a machine with idle cores that returns at once (and the
+    /// spin saves the wake-up of a parked thread), while on one whose cores are all busy (the
+    /// gateway's own clients or upstreams on the same machine, or other work) the spin gives
+    /// the core to a thread that has work instead of burning it.
     bool spin(Worker& w) {
         if (worker_spin_.count() <= 0) return false;
         const auto until = Clock::now() + worker_spin_;
@@ -7006,6 +7185,7 @@ class ProviderPool final : public ProviderQueue {
                 if (w.ioc.poll() != 0) return true;
                 if (stopping_.load(std::memory_order_relaxed)) return true;
                 if (Clock::now() >= until) return false;
+                std::this_thread::yield();
             }
             cpu_relax();
         }

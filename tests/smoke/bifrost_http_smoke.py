@@ -204,16 +204,17 @@ def main():
     if helped.returncode != 0:
         fail(f"--help exited {helped.returncode}")
     for flag in ("-config", "-host", "-port", "-pool-size", "-drop-excess-requests",
-                 "-log-level", "-io-mode", "-io-threads"):
+                 "-log-level", "-io-mode", "-io-threads", "-worker-spin-us"):
         if flag not in helped.stdout:
             fail(f"--help does not list {flag}: {helped.stdout}")
     for args, says in ((["-no-such-flag", "1"], "no-such-flag"), (["-port", "http"], "port"),
-                       (["-io-mode", "fibers"], "io-mode")):
+                       (["-io-mode", "fibers"], "io-mode"),
+                       (["-worker-spin-us", "-5"], "worker-spin-us")):
         bad = subprocess.run([binary, *args], capture_output=True, text=True, timeout=30)
         if bad.returncode != 2 or says not in bad.stderr:
             fail(f"{args} exited {bad.returncode}: {bad.stderr}")
     proc, port, log = start(binary, "-host", "127.0.0.1", "-pool-size", "8",
-                            "-drop-excess-requests", "-log-level=info")
+                            "-drop-excess-requests", "-log-level=info", "-worker-spin-us", "0")
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/chat/completions", data=body,
                                 timeout=10) as r:
         if r.status != 200:

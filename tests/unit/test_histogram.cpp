@@ -1,8 +1,12 @@
 #include "bifrost_catch.hpp"
 
 #include <bifrost/core/histogram.hpp>
+#include <bifrost/server/metrics.hpp>
 
+#include <chrono>
 #include <cstdint>
+#include <thread>
+#include <vector>
 
 using bifrost::LatencyHistogram;
 
@@ -50,4 +54,44 @@ TEST_CASE("histogram: a single value is reported exactly at every quantile", "[h
     CHECK(h.quantile(0.0) <= 7000);
     CHECK(h.quantile(1.0) <= 7000);
     CHECK(static_cast<double>(h.quantile(0.5)) == Approx(7000).epsilon(0.033));
+}
+
+TEST_CASE("histogram: records from many threads all count, in every shard",
+          "[histogram][concurrency]") {
+    // More threads than shards, so that some share one: every record must still be counted
+    // once, and the readers must add up every shard.
+    constexpr int threads = 3 * static_cast<int>(LatencyHistogram::shard_count);
+    constexpr int per_thread = 20000;
+    LatencyHistogram h;
+    bifrost::server::DurationHistogram d;
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+        pool.emplace_back([&h, &d, t] {
+            for (int i = 0; i < per_thread; ++i) {
+                // Thread t records t + 1 (ns) for the first half, 2000 * (t + 1) after.
+                const std::uint64_t v = i < per_thread / 2
+                                            ? static_cast<std::uint64_t>(t + 1)
+                                            : 2000u * static_cast<std::uint64_t>(t + 1);
+                h.record(v);
+                d.record(std::chrono::nanoseconds(v));
+            }
+        });
+    }
+    for (auto& th : pool)
+        th.join();
+    const std::uint64_t n = std::uint64_t{threads} * per_thread;
+    CHECK(h.count() == n);
+    std::uint64_t sum = 0;
+    for (int t = 0; t < threads; ++t)
+        sum += (per_thread / 2) * (static_cast<std::uint64_t>(t + 1) * 2001u);
+    CHECK(h.sum() == sum);
+    CHECK(h.max() == 2000u * threads);
+    CHECK(h.summary().max_ns == 2000u * threads);
+    // Half the values are at most `threads` ns (exact buckets below 32).
+    CHECK(h.count_at_or_below(static_cast<std::uint64_t>(threads)) == n / 2);
+    CHECK(h.quantile(0.25) <= static_cast<std::uint64_t>(threads));
+    CHECK(h.quantile(0.75) >= 2000u);
+    CHECK(d.count() == n);
+    CHECK(d.cumulative(0) == n / 2);  // the small half is under 1 us
+    CHECK(d.sum_seconds() == Approx(static_cast<double>(sum) / 1e9));
 }

@@ -874,6 +874,30 @@ TEST_CASE("schema json: strings are escaped when written") {
             R"({"model":"m","messages":[{"role":"user","content":"caf\u00e9 \ud83d\ude00 \"q\" \\ \u0001"}]})");
         CHECK(d.messages[0].content == "caf\xc3\xa9 \xf0\x9f\x98\x80 \"q\" \\ \x01");
     }
+    SECTION("a byte that needs an escape is found at any offset of a long run") {
+        // Runs of plain bytes are scanned eight at a time: put each kind of byte at every
+        // position of strings of every length up to 40, between multi-byte UTF-8 text.
+        const std::string specials[] = {"\"", "\\", "\n", std::string(1, '\0'), "\x1f", "\x7f"};
+        const std::string escaped[] = {"\\\"", "\\\\", "\\n", "\\u0000", "\\u001f", "\x7f"};
+        for (std::size_t k = 0; k < std::size(specials); ++k) {
+            for (std::size_t len = 1; len <= 40; ++len) {
+                for (std::size_t at = 0; at < len; ++at) {
+                    std::string in;
+                    std::string want;
+                    for (std::size_t i = 0; i < len; ++i) {
+                        const std::string plain =
+                            i % 5 == 4 ? "\xc3\xa9" : std::string(1, 'a' + i % 26);
+                        in += i == at ? specials[k] : plain;
+                        want += i == at ? escaped[k] : plain;
+                    }
+                    std::string out;
+                    detail::JsonWriter::append_escaped(out, in);
+                    INFO("kind " << k << ", length " << len << ", at " << at);
+                    REQUIRE(out == want);
+                }
+            }
+        }
+    }
     SECTION("keys of extra fields are escaped too") {
         ChatRequest k = r;
         k.extra.emplace("we\"ird\n", "v");

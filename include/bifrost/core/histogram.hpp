@@ -5,6 +5,7 @@
 
 #include <bifrost/detail/common.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <bit>
@@ -29,7 +30,10 @@ struct LatencySummary {
 /// is open-ended above 2^42 ns (73 minutes).
 ///
 /// Thread safety: `record` is wait-free (relaxed atomic increments) and may run on any thread;
-/// readers see a consistent-enough snapshot (counts may lag by in-progress records).
+/// readers see a consistent-enough snapshot (counts may lag by in-progress records). The counts
+/// are kept in a few shards, each thread recording into one of its own, so that threads that
+/// record the same figures (every request records several) do not fight over cache lines;
+/// readers add the shards up.
 class LatencyHistogram {
   public:
     static constexpr int sub_bits = 4;
@@ -38,12 +42,16 @@ class LatencyHistogram {
     /// Exact buckets below 2 * subs, sub-buckets for exponents up to max_exp, one overflow bucket.
     static constexpr std::size_t bucket_count = (max_exp - sub_bits) * subs + 2 * subs + 1;
 
+    /// Shards of the counts (threads beyond this many share them).
+    static constexpr std::size_t shard_count = 4;
+
     void record(std::uint64_t ns) noexcept {
-        buckets_[index_of(ns)].fetch_add(1, std::memory_order_relaxed);
-        count_.fetch_add(1, std::memory_order_relaxed);
-        sum_.fetch_add(ns, std::memory_order_relaxed);
-        std::uint64_t m = max_.load(std::memory_order_relaxed);
-        while (ns > m && !max_.compare_exchange_weak(m, ns, std::memory_order_relaxed)) {
+        Shard& s = shards_[this_thread_shard()];
+        s.buckets[index_of(ns)].fetch_add(1, std::memory_order_relaxed);
+        s.count.fetch_add(1, std::memory_order_relaxed);
+        s.sum.fetch_add(ns, std::memory_order_relaxed);
+        std::uint64_t m = s.max.load(std::memory_order_relaxed);
+        while (ns > m && !s.max.compare_exchange_weak(m, ns, std::memory_order_relaxed)) {
         }
     }
 
@@ -54,7 +62,17 @@ class LatencyHistogram {
     }
 
     [[nodiscard]] std::uint64_t count() const noexcept {
-        return count_.load(std::memory_order_relaxed);
+        std::uint64_t n = 0;
+        for (const Shard& s : shards_)
+            n += s.count.load(std::memory_order_relaxed);
+        return n;
+    }
+
+    [[nodiscard]] std::uint64_t max() const noexcept {
+        std::uint64_t m = 0;
+        for (const Shard& s : shards_)
+            m = std::max(m, s.max.load(std::memory_order_relaxed));
+        return m;
     }
 
     /// The value at quantile q in [0, 1] (bucket midpoint), 0 when empty.
@@ -65,27 +83,26 @@ class LatencyHistogram {
         if (rank >= total) rank = total - 1;
         std::uint64_t seen = 0;
         for (std::size_t i = 0; i < bucket_count; ++i) {
-            seen += buckets_[i].load(std::memory_order_relaxed);
+            seen += bucket(i);
             if (seen > rank) {
                 const std::uint64_t mid = (lower_bound_of(i) + upper_bound_of(i)) / 2;
-                const std::uint64_t mx = max_.load(std::memory_order_relaxed);
+                const std::uint64_t mx = max();
                 return mid > mx ? mx : mid;
             }
         }
-        return max_.load(std::memory_order_relaxed);
+        return max();
     }
 
     [[nodiscard]] LatencySummary summary() const noexcept {
         LatencySummary s;
         s.count = count();
         if (s.count == 0) return s;
-        s.mean_ns = static_cast<double>(sum_.load(std::memory_order_relaxed)) /
-                    static_cast<double>(s.count);
+        s.mean_ns = static_cast<double>(sum()) / static_cast<double>(s.count);
         s.p50_ns = quantile(0.50);
         s.p90_ns = quantile(0.90);
         s.p99_ns = quantile(0.99);
         s.p999_ns = quantile(0.999);
-        s.max_ns = max_.load(std::memory_order_relaxed);
+        s.max_ns = max();
         return s;
     }
 
@@ -94,12 +111,15 @@ class LatencyHistogram {
     [[nodiscard]] std::uint64_t count_at_or_below(std::uint64_t ns) const noexcept {
         std::uint64_t n = 0;
         for (std::size_t i = 0; i < bucket_count && upper_bound_of(i) <= ns + 1; ++i)
-            n += buckets_[i].load(std::memory_order_relaxed);
+            n += bucket(i);
         return n;
     }
 
     [[nodiscard]] std::uint64_t sum() const noexcept {
-        return sum_.load(std::memory_order_relaxed);
+        std::uint64_t n = 0;
+        for (const Shard& s : shards_)
+            n += s.sum.load(std::memory_order_relaxed);
+        return n;
     }
 
     /// Bucket index of a value.
@@ -127,17 +147,33 @@ class LatencyHistogram {
     }
 
   private:
-    [[nodiscard]] std::uint64_t total_in_buckets() const noexcept {
+    struct alignas(detail::cache_line) Shard {
+        std::array<std::atomic<std::uint64_t>, bucket_count> buckets{};
+        alignas(detail::cache_line) std::atomic<std::uint64_t> count{0};
+        std::atomic<std::uint64_t> sum{0};
+        std::atomic<std::uint64_t> max{0};
+    };
+
+    /// This thread's shard: threads take the shards in turn.
+    static std::size_t this_thread_shard() noexcept {
+        return detail::thread_ordinal() % shard_count;
+    }
+
+    [[nodiscard]] std::uint64_t bucket(std::size_t i) const noexcept {
         std::uint64_t n = 0;
-        for (const auto& b : buckets_)
-            n += b.load(std::memory_order_relaxed);
+        for (const Shard& s : shards_)
+            n += s.buckets[i].load(std::memory_order_relaxed);
         return n;
     }
 
-    std::array<std::atomic<std::uint64_t>, bucket_count> buckets_{};
-    alignas(detail::cache_line) std::atomic<std::uint64_t> count_{0};
-    std::atomic<std::uint64_t> sum_{0};
-    std::atomic<std::uint64_t> max_{0};
+    [[nodiscard]] std::uint64_t total_in_buckets() const noexcept {
+        std::uint64_t n = 0;
+        for (std::size_t i = 0; i < bucket_count; ++i)
+            n += bucket(i);
+        return n;
+    }
+
+    std::array<Shard, shard_count> shards_{};
 };
 
 }  // namespace bifrost

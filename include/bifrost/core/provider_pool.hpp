@@ -6,9 +6,9 @@
 /// provider `P` (a `CredentialProvider` first obtains its credential over the same transport,
 /// one exchange per credential shared by the requests that need it), starts it on its transport
 /// `T`, and, when the transport completes, either schedules a retry (the request waits on a
-/// timer, holding no slot) or decides the outcome and hands it to the caller. Each thread also enforces the deadlines of the requests it owns with
-/// one timer. Threads spin briefly when idle, then park in their event loop; producers wake a
-/// parked thread by posting to it.
+/// timer, holding no slot) or decides the outcome and hands it to the caller. Each thread also
+/// enforces the deadlines of the requests it owns with one timer. Threads spin briefly when idle,
+/// then park in their event loop; producers wake a parked thread by posting to it.
 
 #include <bifrost/concepts.hpp>
 #include <bifrost/config/provider_config.hpp>
@@ -253,7 +253,11 @@ class ProviderPool final : public ProviderQueue {
         return any;
     }
 
-    /// Spins for up to `worker_spin_` waiting for work; true if work appeared.
+    /// Spins for up to `worker_spin_` waiting for work; true if work appeared. Between polls
+    /// the thread yields its core: on a machine with idle cores that returns at once (and the
+    /// spin saves the wake-up of a parked thread), while on one whose cores are all busy (the
+    /// gateway's own clients or upstreams on the same machine, or other work) the spin gives
+    /// the core to a thread that has work instead of burning it.
     bool spin(Worker& w) {
         if (worker_spin_.count() <= 0) return false;
         const auto until = Clock::now() + worker_spin_;
@@ -263,6 +267,7 @@ class ProviderPool final : public ProviderQueue {
                 if (w.ioc.poll() != 0) return true;
                 if (stopping_.load(std::memory_order_relaxed)) return true;
                 if (Clock::now() >= until) return false;
+                std::this_thread::yield();
             }
             cpu_relax();
         }

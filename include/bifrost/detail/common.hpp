@@ -5,6 +5,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include <atomic>
 #include <cstddef>
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
@@ -20,6 +21,14 @@ namespace detail {
 /// Destructive-interference distance. Our own constant: GCC 12 warns on the standard one in
 /// headers because its value may differ between translation units compiled with different flags.
 inline constexpr std::size_t cache_line = 64;
+
+/// This thread's number among the threads that asked, from 0 in the order they first asked:
+/// which shard of a sharded counter it writes (modulo the shard count).
+inline std::size_t thread_ordinal() noexcept {
+    static std::atomic<std::size_t> next{0};
+    thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed);
+    return mine;
+}
 
 /// One spin-loop iteration hint to the CPU.
 inline void cpu_relax() noexcept {

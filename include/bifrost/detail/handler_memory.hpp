@@ -23,7 +23,9 @@ namespace bifrost::detail {
 /// created on a worker and destroyed on the caller's executor); slots are claimed atomically.
 class HandlerArena {
   public:
-    static constexpr std::size_t slot_size = 384;
+    /// Big enough for Asio's socket operations on a Beast stream with a request's handler chain
+    /// bound in (bifrost-http's upstream reads and writes did not fit slots of 384 bytes).
+    static constexpr std::size_t slot_size = 1024;
     static constexpr unsigned slots = 3;
 
     void* allocate(std::size_t size, std::size_t align) {
@@ -112,18 +114,26 @@ class InplaceCompletion {
     InplaceCompletion& operator=(const InplaceCompletion&) = delete;
     ~InplaceCompletion() { reset(); }
 
+    /// Stores `f`: in place when it fits (Asio's handlers, whose move constructors are rarely
+    /// declared `noexcept`, included: a move that throws is handled), else on the heap.
     template <class F>
     void emplace(F&& f) {
         using Fn = std::decay_t<F>;
         reset();
-        if constexpr (sizeof(Fn) <= BufferSize && alignof(Fn) <= alignof(std::max_align_t) &&
-                      std::is_nothrow_move_constructible_v<Fn>) {
+        if constexpr (sizeof(Fn) <= BufferSize && alignof(Fn) <= alignof(std::max_align_t)) {
             ::new (static_cast<void*>(buffer_)) Fn(std::forward<F>(f));
             target_ = buffer_;
             invoke_ = [](void* p, Arg a) {
                 Fn* fn = static_cast<Fn*>(p);
-                Fn local(std::move(*fn));
-                fn->~Fn();
+                // Moved out before the call (which may re-arm this object); the stored one is
+                // destroyed whether or not the move throws.
+                Fn local = [fn] {
+                    struct Destroy {
+                        Fn* f;
+                        ~Destroy() { f->~Fn(); }
+                    } destroy{fn};
+                    return Fn(std::move(*fn));
+                }();
                 local(std::forward<Arg>(a));
             };
             destroy_ = [](void* p) noexcept { static_cast<Fn*>(p)->~Fn(); };

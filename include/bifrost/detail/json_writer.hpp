@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -127,15 +128,27 @@ class JsonWriter {
         out.push_back('"');
     }
 
-    /// Appends the escaped form of `s` without quotes.
+    /// Appends the escaped form of `s` without quotes. Runs of bytes that need no escape are
+    /// found eight at a time and appended whole.
     static void append_escaped(std::string& out, std::string_view s) {
         static constexpr char hex[] = "0123456789abcdef";
-        std::size_t run = 0;  // start of the pending run of bytes that need no escape
-        for (std::size_t i = 0; i < s.size(); ++i) {
-            const auto c = static_cast<unsigned char>(s[i]);
-            if (c >= 0x20 && c != '"' && c != '\\') continue;
-            out.append(s.data() + run, i - run);
-            run = i + 1;
+        const char* p = s.data();
+        const char* const end = p + s.size();
+        const char* run = p;  // start of the pending run of bytes that need no escape
+        for (;;) {
+            while (end - p >= 8 && !word_needs_escape(p))
+                p += 8;
+            // The byte that needs an escape is within the next 8 (or the tail).
+            const char* const stop = end - p >= 8 ? p + 8 : end;
+            while (p != stop && !needs_escape(static_cast<unsigned char>(*p)))
+                ++p;
+            if (p == stop) {
+                if (p == end) break;
+                continue;
+            }
+            const auto c = static_cast<unsigned char>(*p);
+            out.append(run, static_cast<std::size_t>(p - run));
+            run = ++p;
             switch (c) {
                 case '"':
                     out.append("\\\"");
@@ -164,10 +177,26 @@ class JsonWriter {
                 }
             }
         }
-        out.append(s.data() + run, s.size() - run);
+        out.append(run, static_cast<std::size_t>(end - run));
     }
 
   private:
+    static constexpr bool needs_escape(unsigned char c) noexcept {
+        return c < 0x20 || c == '"' || c == '\\';
+    }
+
+    /// Whether any of the 8 bytes at `p` may need an escape (a control byte, '"' or '\\').
+    /// Never misses one; may report one that is not there (the byte loop then decides).
+    static bool word_needs_escape(const char* p) noexcept {
+        constexpr std::uint64_t ones = 0x0101010101010101ULL;
+        constexpr std::uint64_t highs = 0x8080808080808080ULL;
+        std::uint64_t w;
+        std::memcpy(&w, p, 8);
+        const auto has_zero = [](std::uint64_t v) { return (v - ones) & ~v & highs; };
+        const std::uint64_t below_space = (w - ones * 0x20) & ~w & highs;
+        return (below_space | has_zero(w ^ (ones * '"')) | has_zero(w ^ (ones * '\\'))) != 0;
+    }
+
     void comma() {
         if (!first_) out_.push_back(',');
         first_ = false;

@@ -308,21 +308,28 @@ inline bool read_value(const Reader& rd, const json::value& v, const Path* at, s
     }
 }
 
+// The member readers come in two forms: given the object (they look the member up) and given
+// the member's value, or nullptr when it is missing (for a reader that found every member in
+// one pass over the object, as `read_request` does).
+
 /// A required member: missing is an error, and so is null (it must have the member's type).
+template <class T>
+bool required_value(const Reader& rd, const json::value* v, const Path* at, std::string_view key,
+                    T& out) {
+    const Path p(at, key);
+    if (v == nullptr) return rd.fail(&p, {"required field is missing"});
+    return read_value(rd, *v, &p, out);
+}
 template <class T>
 bool required_member(const Reader& rd, const json::object& o, const Path* at, std::string_view key,
                      T& out) {
-    const Path p(at, key);
-    const json::value* v = o.if_contains(key);
-    if (v == nullptr) return rd.fail(&p, {"required field is missing"});
-    return read_value(rd, *v, &p, out);
+    return required_value(rd, o.if_contains(key), at, key, out);
 }
 
 /// An optional scalar member: missing or null resets `out`.
 template <class T>
-bool optional_member(const Reader& rd, const json::object& o, const Path* at, std::string_view key,
-                     std::optional<T>& out) {
-    const json::value* v = o.if_contains(key);
+bool optional_value(const Reader& rd, const json::value* v, const Path* at, std::string_view key,
+                    std::optional<T>& out) {
     if (v == nullptr || v->is_null()) {
         out.reset();
         return true;
@@ -332,6 +339,11 @@ bool optional_member(const Reader& rd, const json::object& o, const Path* at, st
     if (!read_value(rd, *v, &p, t)) return false;
     out = t;
     return true;
+}
+template <class T>
+bool optional_member(const Reader& rd, const json::object& o, const Path* at, std::string_view key,
+                     std::optional<T>& out) {
+    return optional_value(rd, o.if_contains(key), at, key, out);
 }
 
 /// An optional member with a plain default: missing or null assigns `fallback`.
@@ -348,9 +360,8 @@ bool optional_member_or(const Reader& rd, const json::object& o, const Path* at,
 }
 
 /// An optional string member: missing or null clears `out`.
-inline bool optional_string(const Reader& rd, const json::object& o, const Path* at,
-                            std::string_view key, std::string& out) {
-    const json::value* v = o.if_contains(key);
+inline bool optional_string_value(const Reader& rd, const json::value* v, const Path* at,
+                                  std::string_view key, std::string& out) {
     if (v == nullptr || v->is_null()) {
         out.clear();
         return true;
@@ -358,11 +369,14 @@ inline bool optional_string(const Reader& rd, const json::object& o, const Path*
     const Path p(at, key);
     return read_value(rd, *v, &p, out);
 }
+inline bool optional_string(const Reader& rd, const json::object& o, const Path* at,
+                            std::string_view key, std::string& out) {
+    return optional_string_value(rd, o.if_contains(key), at, key, out);
+}
 
 /// An optional array of strings: missing or null clears `out`.
-inline bool optional_strings(const Reader& rd, const json::object& o, const Path* at,
-                             std::string_view key, std::vector<std::string>& out) {
-    const json::value* v = o.if_contains(key);
+inline bool optional_strings_value(const Reader& rd, const json::value* v, const Path* at,
+                                   std::string_view key, std::vector<std::string>& out) {
     if (v == nullptr || v->is_null()) {
         out.clear();
         return true;
@@ -377,12 +391,21 @@ inline bool optional_strings(const Reader& rd, const json::object& o, const Path
     }
     return true;
 }
+inline bool optional_strings(const Reader& rd, const json::object& o, const Path* at,
+                             std::string_view key, std::vector<std::string>& out) {
+    return optional_strings_value(rd, o.if_contains(key), at, key, out);
+}
 
-inline bool is_one_of(std::string_view key, std::initializer_list<std::string_view> names) {
+/// Whether `key` is one of `names` (any range of string views).
+template <class Names>
+bool is_one_of(std::string_view key, const Names& names) {
     for (std::string_view n : names) {
         if (n == key) return true;
     }
     return false;
+}
+inline bool is_one_of(std::string_view key, std::initializer_list<std::string_view> names) {
+    return is_one_of<std::initializer_list<std::string_view>>(key, names);
 }
 
 inline void assign_value(json::value& dst, const json::value& src);
@@ -390,8 +413,8 @@ inline void assign_value(json::value& dst, const json::value& src);
 /// Assigns the members of `src` not named in `skip` to the members of `dst` in place, when `dst`
 /// has exactly those keys in the same order. Returns false (with `dst` partly assigned) when the
 /// keys differ.
-inline bool assign_members(json::object& dst, const json::object& src,
-                           std::initializer_list<std::string_view> skip) {
+template <class Names>
+bool assign_members(json::object& dst, const json::object& src, const Names& skip) {
     auto it = dst.begin();
     for (const json::key_value_pair& kv : src) {
         const std::string_view k = sv_key(kv);
@@ -401,6 +424,11 @@ inline bool assign_members(json::object& dst, const json::object& src,
         ++it;
     }
     return it == dst.end();
+}
+
+inline bool assign_members(json::object& dst, const json::object& src,
+                           std::initializer_list<std::string_view> skip) {
+    return assign_members<std::initializer_list<std::string_view>>(dst, src, skip);
 }
 
 /// `dst = src`, reusing `dst`'s memory where both have the same shape (same keys in the same
@@ -430,15 +458,20 @@ inline void assign_value(json::value& dst, const json::value& src) {
     dst = src;
 }
 
-/// Copies every member of `o` whose key is not in `known` into `extra`, in document order.
-inline void copy_unknown(const json::object& o, std::initializer_list<std::string_view> known,
-                         json::object& extra) {
+/// Copies every member of `o` whose key is not in `known` (a range of string views) into
+/// `extra`, in document order.
+template <class Names>
+void copy_unknown(const json::object& o, const Names& known, json::object& extra) {
     if (assign_members(extra, o, known)) return;
     extra.clear();
     for (const json::key_value_pair& kv : o) {
         const std::string_view k = sv_key(kv);
         if (!is_one_of(k, known)) extra.emplace(k, kv.value());
     }
+}
+inline void copy_unknown(const json::object& o, std::initializer_list<std::string_view> known,
+                         json::object& extra) {
+    copy_unknown<std::initializer_list<std::string_view>>(o, known, extra);
 }
 
 // ---- messages --------------------------------------------------------------------------------
@@ -611,9 +644,8 @@ inline bool read_tool(const Reader& rd, const json::value& v, const Path* at, To
     return optional_member(rd, *fo, &pf, "strict", t.strict);
 }
 
-inline bool read_tool_choice(const Reader& rd, const json::object& root,
+inline bool read_tool_choice(const Reader& rd, const json::value* v,
                              std::optional<ToolChoice>& out) {
-    const json::value* v = root.if_contains("tool_choice");
     if (v == nullptr || v->is_null()) {
         out.reset();
         return true;
@@ -651,9 +683,8 @@ inline bool read_tool_choice(const Reader& rd, const json::object& root,
     return required_member(rd, *fo, &pf, "name", tc.function_name);
 }
 
-inline bool read_response_format(const Reader& rd, const json::object& root,
+inline bool read_response_format(const Reader& rd, const json::value* v,
                                  std::optional<ResponseFormat>& out) {
-    const json::value* v = root.if_contains("response_format");
     if (v == nullptr || v->is_null()) {
         out.reset();
         return true;
@@ -691,8 +722,8 @@ inline bool read_response_format(const Reader& rd, const json::object& root,
     return true;
 }
 
-inline bool read_stop(const Reader& rd, const json::object& root, std::vector<std::string>& out) {
-    const json::value* v = root.if_contains("stop");
+/// `stop`: a string or an array of strings (`v` is the member's value, nullptr when missing).
+inline bool read_stop_value(const Reader& rd, const json::value* v, std::vector<std::string>& out) {
     if (v != nullptr) {
         if (const json::string* s = v->if_string()) {
             out.resize(1);
@@ -704,20 +735,97 @@ inline bool read_stop(const Reader& rd, const json::object& root, std::vector<st
             return type_error(rd, &p, "a string or an array", *v);
         }
     }
-    return optional_strings(rd, root, nullptr, "stop", out);
+    return optional_strings_value(rd, v, nullptr, "stop", out);
+}
+inline bool read_stop(const Reader& rd, const json::object& root, std::vector<std::string>& out) {
+    return read_stop_value(rd, root.if_contains("stop"), out);
+}
+
+/// The members of a chat request the schema models, in the order of `request_fields`.
+enum RequestField : std::uint8_t {
+    f_model,
+    f_provider,
+    f_messages,
+    f_temperature,
+    f_top_p,
+    f_max_tokens,
+    f_max_completion_tokens,
+    f_n,
+    f_seed,
+    f_frequency_penalty,
+    f_presence_penalty,
+    f_logprobs,
+    f_top_logprobs,
+    f_parallel_tool_calls,
+    f_stream,
+    f_stop,
+    f_tools,
+    f_tool_choice,
+    f_response_format,
+    f_user,
+    f_fallbacks,
+    request_field_count
+};
+inline constexpr std::string_view request_fields[request_field_count] = {
+    "model",
+    "provider",
+    "messages",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "seed",
+    "frequency_penalty",
+    "presence_penalty",
+    "logprobs",
+    "top_logprobs",
+    "parallel_tool_calls",
+    "stream",
+    "stop",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "user",
+    "fallbacks",
+};
+
+/// Finds the members of `o` named in `names` in one pass: `found[i]` is the value of
+/// `names[i]` (nullptr when missing). Returns how many members have other names. (A parsed
+/// object holds no duplicate keys: the parser keeps the last.)
+template <std::size_t N>
+std::size_t find_members(const json::object& o, const std::string_view (&names)[N],
+                         const json::value* (&found)[N]) noexcept {
+    for (auto& f : found)
+        f = nullptr;
+    std::size_t unknown = 0;
+    for (const json::key_value_pair& kv : o) {
+        const std::string_view k = sv_key(kv);
+        std::size_t i = 0;
+        while (i < N && names[i] != k)
+            ++i;
+        if (i < N) {
+            found[i] = &kv.value();
+        } else {
+            ++unknown;
+        }
+    }
+    return unknown;
 }
 
 inline bool read_request(const Reader& rd, const json::value& v, ChatRequest& out) {
     const json::object* root = nullptr;
     if (!as_object(rd, v, nullptr, root)) return false;
     const json::object& o = *root;
+    const json::value* m[request_field_count];
+    const std::size_t unknown = find_members(o, request_fields, m);
 
     const Path pm(nullptr, "model");
-    if (!required_member(rd, o, nullptr, "model", out.model)) return false;
+    if (!required_value(rd, m[f_model], nullptr, "model", out.model)) return false;
     if (out.model.empty()) return rd.fail(&pm, {"must not be empty"});
 
     const Path pms(nullptr, "messages");
-    const json::value* msgs = o.if_contains("messages");
+    const json::value* msgs = m[f_messages];
     if (msgs == nullptr) return rd.fail(&pms, {"required field is missing"});
     const json::array* a = nullptr;
     if (!as_array(rd, *msgs, &pms, a)) return false;
@@ -728,23 +836,22 @@ inline bool read_request(const Reader& rd, const json::value& v, ChatRequest& ou
         if (!read_message(rd, (*a)[i], &pi, out.messages[i])) return false;
     }
 
-    if (!optional_string(rd, o, nullptr, "provider", out.provider) ||
-        !optional_member(rd, o, nullptr, "temperature", out.temperature) ||
-        !optional_member(rd, o, nullptr, "top_p", out.top_p) ||
-        !optional_member(rd, o, nullptr, "max_tokens", out.max_tokens) ||
-        !optional_member(rd, o, nullptr, "max_completion_tokens", out.max_completion_tokens) ||
-        !optional_member(rd, o, nullptr, "n", out.n) ||
-        !optional_member(rd, o, nullptr, "seed", out.seed) ||
-        !optional_member(rd, o, nullptr, "frequency_penalty", out.frequency_penalty) ||
-        !optional_member(rd, o, nullptr, "presence_penalty", out.presence_penalty) ||
-        !optional_member(rd, o, nullptr, "logprobs", out.logprobs) ||
-        !optional_member(rd, o, nullptr, "top_logprobs", out.top_logprobs) ||
-        !optional_member(rd, o, nullptr, "parallel_tool_calls", out.parallel_tool_calls) ||
-        !optional_member(rd, o, nullptr, "stream", out.stream) || !read_stop(rd, o, out.stop)) {
+    const auto field = [&](RequestField f, auto& target) {
+        return optional_value(rd, m[f], nullptr, request_fields[f], target);
+    };
+    if (!optional_string_value(rd, m[f_provider], nullptr, "provider", out.provider) ||
+        !field(f_temperature, out.temperature) || !field(f_top_p, out.top_p) ||
+        !field(f_max_tokens, out.max_tokens) ||
+        !field(f_max_completion_tokens, out.max_completion_tokens) || !field(f_n, out.n) ||
+        !field(f_seed, out.seed) || !field(f_frequency_penalty, out.frequency_penalty) ||
+        !field(f_presence_penalty, out.presence_penalty) || !field(f_logprobs, out.logprobs) ||
+        !field(f_top_logprobs, out.top_logprobs) ||
+        !field(f_parallel_tool_calls, out.parallel_tool_calls) || !field(f_stream, out.stream) ||
+        !read_stop_value(rd, m[f_stop], out.stop)) {
         return false;
     }
 
-    const json::value* tools = o.if_contains("tools");
+    const json::value* tools = m[f_tools];
     if (tools == nullptr || tools->is_null()) {
         out.tools.clear();
     } else {
@@ -758,36 +865,18 @@ inline bool read_request(const Reader& rd, const json::value& v, ChatRequest& ou
         }
     }
 
-    if (!read_tool_choice(rd, o, out.tool_choice) ||
-        !read_response_format(rd, o, out.response_format) ||
-        !optional_string(rd, o, nullptr, "user", out.user) ||
-        !optional_strings(rd, o, nullptr, "fallbacks", out.fallbacks)) {
+    if (!read_tool_choice(rd, m[f_tool_choice], out.tool_choice) ||
+        !read_response_format(rd, m[f_response_format], out.response_format) ||
+        !optional_string_value(rd, m[f_user], nullptr, "user", out.user) ||
+        !optional_strings_value(rd, m[f_fallbacks], nullptr, "fallbacks", out.fallbacks)) {
         return false;
     }
 
-    copy_unknown(o,
-                 {"model",
-                  "provider",
-                  "messages",
-                  "temperature",
-                  "top_p",
-                  "max_tokens",
-                  "max_completion_tokens",
-                  "n",
-                  "seed",
-                  "frequency_penalty",
-                  "presence_penalty",
-                  "logprobs",
-                  "top_logprobs",
-                  "parallel_tool_calls",
-                  "stream",
-                  "stop",
-                  "tools",
-                  "tool_choice",
-                  "response_format",
-                  "user",
-                  "fallbacks"},
-                 out.extra);
+    if (unknown == 0) {
+        out.extra.clear();
+    } else {
+        copy_unknown(o, request_fields, out.extra);
+    }
     return true;
 }
 

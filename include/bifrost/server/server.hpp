@@ -287,6 +287,31 @@ class Server {
     template <class T>
     using awaitable = asio::awaitable<T>;
 
+    /// What one request's log line and metrics need. A connection keeps one and resets it per
+    /// request, so its strings keep their capacity.
+    struct Exchange {
+        Route route = Route::unknown;
+        std::string_view method;
+        std::string provider;
+        std::string model;
+        std::string key_name;
+        std::chrono::nanoseconds upstream{-1};
+        std::chrono::nanoseconds queue_wait{};
+        /// Set when the handler wrote the response itself (a stream): its status.
+        int streamed_status = 0;
+
+        void reset(std::string_view request_method) noexcept {
+            route = Route::unknown;
+            method = request_method;
+            provider.clear();
+            model.clear();
+            key_name.clear();
+            upstream = std::chrono::nanoseconds(-1);
+            queue_wait = {};
+            streamed_status = 0;
+        }
+    };
+
     /// One client connection. Touched only on its strand (the stream's executor).
     struct Connection {
         explicit Connection(asio::ip::tcp::socket s) : stream(std::move(s)) {}
@@ -299,6 +324,8 @@ class Server {
         std::string request_bytes;       // the request being answered (fast path), capacity reused
         std::string head_out;            // the response head being written, capacity reused
         std::string spare_body;          // the last response body's storage, for the next one
+        Exchange exchange;               // the request being answered: its log and metrics facts
+        ChatRequest chat_request;        // the chat request being answered, capacity reused
 
         /// An empty string with the capacity of the last response body.
         std::string take_body() {
@@ -377,19 +404,6 @@ class Server {
             std::lock_guard lock(mutex);
             return overflow;
         }
-    };
-
-    /// What one request's log line and metrics need.
-    struct Exchange {
-        Route route = Route::unknown;
-        std::string_view method;
-        std::string provider;
-        std::string model;
-        std::string key_name;
-        std::chrono::nanoseconds upstream{-1};
-        std::chrono::nanoseconds queue_wait{};
-        /// Set when the handler wrote the response itself (a stream): its status.
-        int streamed_status = 0;
     };
 
     void run() {
@@ -511,8 +525,8 @@ class Server {
             c.stream.expires_never();
 
             metrics_.requests_in_flight.fetch_add(1);
-            Exchange ex;
-            ex.method = req.method_string;
+            Exchange& ex = c.exchange;
+            ex.reset(req.method_string);
             Reply res = co_await handle(c, req, ex);
             metrics_.requests_in_flight.fetch_sub(1);
             const auto total = Clock::now() - start;
@@ -806,7 +820,16 @@ class Server {
     // ---- chat ---------------------------------------------------------------------------------
 
     awaitable<Reply> chat(Connection& c, const RequestHead& req, Exchange& ex) {
-        ChatRequest request;
+        // Read into the connection's request, whose strings and messages keep their capacity
+        // from the last one (a large request's memory is given back once it is answered).
+        ChatRequest& request = c.chat_request;
+        struct Trim {
+            ChatRequest& r;
+            bool large;
+            ~Trim() {
+                if (large) r = ChatRequest{};
+            }
+        } trim{request, req.body.size() > reused_limit};
         Error err;
         if (!parse_chat_request(req.body, request, err)) co_return error_response(err);
         ex.model = request.model;
