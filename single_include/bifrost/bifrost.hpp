@@ -819,12 +819,12 @@ namespace detail {
 /// headers because its value may differ between translation units compiled with different flags.
 inline constexpr std::size_t cache_line = 64;
 
-/// This thread's number among the threads that asked, from 0 in the order they first asked:
-/// which shard of a sharded counter it writes (modulo the shard count).
-inline std::size_t thread_ordinal() noexcept {
+/// Which of `shard_count` shards of a sharded counter this thread writes: threads take the
+/// shards in turn, in the order they first ask.
+inline std::size_t thread_shard(std::size_t shard_count) noexcept {
     static std::atomic<std::size_t> next{0};
     thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed);
-    return mine;
+    return mine % shard_count;
 }
 
 /// One spin-loop iteration hint to the CPU.
@@ -5047,7 +5047,7 @@ class LatencyHistogram {
     static constexpr std::size_t shard_count = 4;
 
     void record(std::uint64_t ns) noexcept {
-        Shard& s = shards_[this_thread_shard()];
+        Shard& s = shards_[detail::thread_shard(shard_count)];
         s.buckets[index_of(ns)].fetch_add(1, std::memory_order_relaxed);
         s.count.fetch_add(1, std::memory_order_relaxed);
         s.sum.fetch_add(ns, std::memory_order_relaxed);
@@ -5154,11 +5154,6 @@ class LatencyHistogram {
         std::atomic<std::uint64_t> sum{0};
         std::atomic<std::uint64_t> max{0};
     };
-
-    /// This thread's shard: threads take the shards in turn.
-    static std::size_t this_thread_shard() noexcept {
-        return detail::thread_ordinal() % shard_count;
-    }
 
     [[nodiscard]] std::uint64_t bucket(std::size_t i) const noexcept {
         std::uint64_t n = 0;

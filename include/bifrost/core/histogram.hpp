@@ -46,7 +46,7 @@ class LatencyHistogram {
     static constexpr std::size_t shard_count = 4;
 
     void record(std::uint64_t ns) noexcept {
-        Shard& s = shards_[this_thread_shard()];
+        Shard& s = shards_[detail::thread_shard(shard_count)];
         s.buckets[index_of(ns)].fetch_add(1, std::memory_order_relaxed);
         s.count.fetch_add(1, std::memory_order_relaxed);
         s.sum.fetch_add(ns, std::memory_order_relaxed);
@@ -153,11 +153,6 @@ class LatencyHistogram {
         std::atomic<std::uint64_t> sum{0};
         std::atomic<std::uint64_t> max{0};
     };
-
-    /// This thread's shard: threads take the shards in turn.
-    static std::size_t this_thread_shard() noexcept {
-        return detail::thread_ordinal() % shard_count;
-    }
 
     [[nodiscard]] std::uint64_t bucket(std::size_t i) const noexcept {
         std::uint64_t n = 0;

@@ -22,12 +22,12 @@ namespace detail {
 /// headers because its value may differ between translation units compiled with different flags.
 inline constexpr std::size_t cache_line = 64;
 
-/// This thread's number among the threads that asked, from 0 in the order they first asked:
-/// which shard of a sharded counter it writes (modulo the shard count).
-inline std::size_t thread_ordinal() noexcept {
+/// Which of `shard_count` shards of a sharded counter this thread writes: threads take the
+/// shards in turn, in the order they first ask.
+inline std::size_t thread_shard(std::size_t shard_count) noexcept {
     static std::atomic<std::size_t> next{0};
     thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed);
-    return mine;
+    return mine % shard_count;
 }
 
 /// One spin-loop iteration hint to the CPU.

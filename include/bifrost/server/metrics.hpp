@@ -76,7 +76,7 @@ class DurationHistogram {
         std::size_t i = 0;
         while (i < edges.size() && s > edges[i])
             ++i;
-        Shard& sh = shards_[detail::thread_ordinal() % shard_count];
+        Shard& sh = shards_[detail::thread_shard(shard_count)];
         sh.buckets[i].fetch_add(1, std::memory_order_relaxed);
         sh.sum_ns.fetch_add(d.count() > 0 ? static_cast<std::uint64_t>(d.count()) : 0,
                             std::memory_order_relaxed);
