@@ -1985,16 +1985,20 @@ class JsonWriter {
 
     /// Writes `"name":`; the next value call writes the value.
     JsonWriter& key(std::string_view name) {
-        comma();
-        quoted(name);
-        out_.push_back(':');
+        if (!small_quoted(name, ":")) {
+            comma();
+            quoted(name);
+            out_.push_back(':');
+        }
         first_ = true;  // the value that follows takes no comma
         return *this;
     }
 
     JsonWriter& string(std::string_view s) {
-        comma();
-        quoted(s);
+        if (!small_quoted(s, "")) {
+            comma();
+            quoted(s);
+        }
         return *this;
     }
     /// Writes one string value made of two parts (no temporary concatenation).
@@ -2017,9 +2021,11 @@ class JsonWriter {
         return *this;
     }
     JsonWriter& integer(std::int64_t v) {
-        comma();
         char buf[24];
-        auto r = std::to_chars(buf, buf + sizeof buf, v);
+        char* p = buf;
+        if (!first_) *p++ = ',';
+        first_ = false;
+        auto r = std::to_chars(p, buf + sizeof buf, v);
         out_.append(buf, r.ptr);
         return *this;
     }
@@ -2035,6 +2041,40 @@ class JsonWriter {
         out_.append(buf, r.ptr);
         return *this;
     }
+    /// Writes `v / 10^scale` exactly, as a JSON number without trailing fractional zeros:
+    /// `decimal(250000, 6)` is `0.25`, `decimal(3000000, 6)` is `3`. For a duration in
+    /// nanoseconds written in milliseconds it is the value `number(ns / 1e6)` writes (both are
+    /// the exact quotient, correctly rounded when read back), without the cost of a
+    /// floating-point conversion. `scale` is at most 18.
+    JsonWriter& decimal(std::int64_t v, unsigned scale) {
+        char buf[48];
+        char* p = buf;
+        if (!first_) *p++ = ',';
+        first_ = false;
+        // Magnitude as unsigned (no overflow for INT64_MIN).
+        std::uint64_t m = v < 0 ? 0 - static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v);
+        if (v < 0) *p++ = '-';
+        std::uint64_t pow = 1;
+        for (unsigned i = 0; i < scale; ++i)
+            pow *= 10;
+        p = std::to_chars(p, buf + sizeof buf, m / pow).ptr;
+        std::uint64_t frac = m % pow;
+        if (frac != 0) {
+            unsigned digits = scale;
+            while (frac % 10 == 0) {
+                frac /= 10;
+                --digits;
+            }
+            *p++ = '.';
+            char* const end = p + digits;
+            for (char* q = end; q != p; frac /= 10)
+                *--q = static_cast<char>('0' + frac % 10);
+            p = end;
+        }
+        out_.append(buf, p);
+        return *this;
+    }
+
     /// Writes a Boost.JSON value verbatim.
     JsonWriter& value(const boost::json::value& v) {
         comma();
@@ -2056,6 +2096,8 @@ class JsonWriter {
     JsonWriter& field(std::string_view k, std::string_view v) { return key(k).string(v); }
     JsonWriter& field_int(std::string_view k, std::int64_t v) { return key(k).integer(v); }
     JsonWriter& field_number(std::string_view k, double v) { return key(k).number(v); }
+    /// A duration in nanoseconds, written in milliseconds (`decimal(ns, 6)`).
+    JsonWriter& field_millis(std::string_view k, std::int64_t ns) { return key(k).decimal(ns, 6); }
     JsonWriter& field_bool(std::string_view k, bool v) { return key(k).boolean(v); }
 
     /// Appends `s` as a quoted JSON string with the required escapes. Invalid UTF-8 passes
@@ -2119,6 +2161,33 @@ class JsonWriter {
     }
 
   private:
+    /// The longest string `small_quoted` writes (most keys and short values).
+    static constexpr std::size_t small_limit = 48;
+
+    /// The token writers' common case in one append: the comma if one is due, `s` quoted and
+    /// `suffix` (`":"` after a key), when `s` is at most `small_limit` bytes and needs no
+    /// escape. Returns false, having written nothing, otherwise.
+    bool small_quoted(std::string_view s, std::string_view suffix) {
+        if (s.size() > small_limit) return false;
+        // [comma] quote s quote suffix, with room to scan the last word of `s` whole.
+        char buf[small_limit + 16];
+        char* const text = buf + 2;
+        std::memcpy(text, s.data(), s.size());
+        std::memset(text + s.size(), 'a', 8);  // benign bytes after `s` for the word scan
+        for (std::size_t i = 0; i < s.size(); i += 8)
+            if (word_needs_escape(text + i)) return false;
+        char* begin = text - 1;
+        *begin = '"';
+        if (!first_) *--begin = ',';
+        first_ = false;
+        char* end = text + s.size();
+        *end++ = '"';
+        std::memcpy(end, suffix.data(), suffix.size());
+        end += suffix.size();
+        out_.append(begin, static_cast<std::size_t>(end - begin));
+        return true;
+    }
+
     static constexpr bool needs_escape(unsigned char c) noexcept {
         return c < 0x20 || c == '"' || c == '\\';
     }
@@ -4224,7 +4293,7 @@ inline void write_chat_response(std::string& out, const ChatResponse& r) {
     write_members(w, r.extra);
     if (!r.extra_fields.provider.empty()) {
         w.key("extra_fields").begin_object().field("provider", r.extra_fields.provider);
-        w.field_number("latency", static_cast<double>(r.extra_fields.latency.count()) / 1e6);
+        w.field_millis("latency", r.extra_fields.latency.count());
         w.end_object();
     }
     w.end_object();
@@ -10170,7 +10239,7 @@ inline bool read_model_list(const Reader& rd, const json::value& v, ModelListOut
 inline void write_extra_fields(JsonWriter& w, const ResponseExtra& x) {
     if (x.provider.empty()) return;
     w.key("extra_fields").begin_object().field("provider", x.provider);
-    w.field_number("latency", static_cast<double>(x.latency.count()) / 1e6);
+    w.field_millis("latency", x.latency.count());
     w.end_object();
 }
 

@@ -7,6 +7,8 @@
 #include <boost/json/value_to.hpp>
 
 #include <chrono>
+#include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -905,6 +907,63 @@ TEST_CASE("schema json: strings are escaped when written") {
         write_chat_request(out, k);
         CHECK(out.find(R"("we\"ird\n":"v")") != std::string::npos);
         CHECK(parse_request_ok(out) == k);
+    }
+}
+
+TEST_CASE("schema json: the writer's one-append tokens match the general path") {
+    // Short keys and strings (up to 48 bytes) without escapes are written in one append; any
+    // other is escaped byte by byte. Both must give the same text, commas included.
+    const std::string specials[] = {"\"", "\\", "\n", std::string(1, '\0'), "\x1f"};
+    for (std::size_t len = 0; len <= 60; ++len) {
+        for (std::size_t at = 0; at <= len; ++at) {  // at == len: no special byte
+            for (const std::string& special : specials) {
+                std::string in;
+                for (std::size_t i = 0; i < len; ++i)
+                    in += i == at ? special : std::string(1, static_cast<char>('a' + i % 26));
+                std::string quoted;
+                detail::JsonWriter::append_quoted(quoted, in);
+                std::string out;
+                detail::JsonWriter w(out);
+                w.begin_object().key(in).string(in).key("n").integer(-7).key(in);
+                w.begin_array().string(in).string(in).integer(3).end_array().end_object();
+                INFO("length " << len << ", special at " << at);
+                REQUIRE(out == "{" + quoted + ":" + quoted + ",\"n\":-7," + quoted + ":[" + quoted +
+                                   "," + quoted + ",3]}");
+                if (at == len) break;  // the plain string once, not once per kind
+            }
+        }
+    }
+}
+
+TEST_CASE("schema json: durations are written as exact decimal milliseconds") {
+    const auto write = [](std::int64_t ns) {
+        std::string out;
+        detail::JsonWriter w(out);
+        w.begin_object().field_millis("latency", ns).end_object();
+        return out;
+    };
+    CHECK(write(0) == R"({"latency":0})");
+    CHECK(write(250000) == R"({"latency":0.25})");
+    CHECK(write(3000000) == R"({"latency":3})");
+    CHECK(write(1) == R"({"latency":0.000001})");
+    CHECK(write(1234567891) == R"({"latency":1234.567891})");
+    CHECK(write(-1500000) == R"({"latency":-1.5})");
+    CHECK(write(std::numeric_limits<std::int64_t>::min()) ==
+          R"({"latency":-9223372036854.775808})");
+    std::string two;
+    detail::JsonWriter w(two);
+    w.begin_array().decimal(12, 0).decimal(5, 1).end_array();
+    CHECK(two == "[12,0.5]");
+    // Read back, the text is the double the division gives (what the writer used to print).
+    std::uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 20000; ++i) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        const auto ns = static_cast<std::int64_t>(x % 100'000'000'000ULL);  // up to 100 s
+        const std::string text = write(ns);
+        const double back = boost::json::parse(text).as_object().at("latency").to_number<double>();
+        REQUIRE(back == static_cast<double>(ns) / 1e6);
     }
 }
 

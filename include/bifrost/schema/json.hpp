@@ -2093,7 +2093,7 @@ inline void write_chat_response(std::string& out, const ChatResponse& r) {
     write_members(w, r.extra);
     if (!r.extra_fields.provider.empty()) {
         w.key("extra_fields").begin_object().field("provider", r.extra_fields.provider);
-        w.field_number("latency", static_cast<double>(r.extra_fields.latency.count()) / 1e6);
+        w.field_millis("latency", r.extra_fields.latency.count());
         w.end_object();
     }
     w.end_object();

@@ -414,7 +414,7 @@ inline bool read_model_list(const Reader& rd, const json::value& v, ModelListOut
 inline void write_extra_fields(JsonWriter& w, const ResponseExtra& x) {
     if (x.provider.empty()) return;
     w.key("extra_fields").begin_object().field("provider", x.provider);
-    w.field_number("latency", static_cast<double>(x.latency.count()) / 1e6);
+    w.field_millis("latency", x.latency.count());
     w.end_object();
 }
 
