@@ -5559,6 +5559,8 @@ struct Job {
     Phase phase = Phase::idle;
     int retries = 0;
     const Key* last_key = nullptr;  ///< the key of the previous try, to rotate away from it
+    /// The link of the worker list holding it, if any: the retries whose backoff is over, or
+    /// the jobs submitted on the worker itself (`WorkerCore::local_head`). Never both at once.
     Job* ready_next = nullptr;
     std::optional<asio::steady_timer> backoff_timer;
 
@@ -6268,6 +6270,11 @@ struct WorkerCore {
     /// poll of it a system call.
     std::chrono::steady_clock::time_point next_deadline =
         std::chrono::steady_clock::time_point::max();
+    /// Jobs submitted on this worker's own thread (a server connection running here), each
+    /// holding a concurrency slot, FIFO through `Job::ready_next`; the worker starts them at
+    /// its next turn. Only this worker's thread touches the list.
+    Job* local_head = nullptr;
+    Job* local_tail = nullptr;
     alignas(cache_line) std::atomic<bool> parked{false};
     std::atomic<bool> wake_pending{false};
     HandlerArena wake_arena;
@@ -6370,8 +6377,27 @@ class ProviderQueue {
     CircuitBreaker::Admit breaker_allow() noexcept { return breaker_.allow(); }
 
     /// Pushes without waiting. On `ok` the queue holds a reference to `j` and a worker is woken.
+    ///
+    /// Submitted on one of this provider's own workers while nothing waits in the ring and a
+    /// concurrency slot is free, the job skips the ring: it takes the slot and joins that
+    /// worker's local list, and the worker starts it as soon as the current handler returns.
+    /// The request is then read, sent upstream and answered on one thread, with none of the
+    /// ring's shared counters and no chance of another worker taking it (which would move the
+    /// request to that thread and its answer back).
     queue::PushStatus try_enqueue(Job* j) noexcept {
         prepare(j);
+        if (current_queue_ == this && current_core_ != nullptr && depth() == 0 &&
+            !ring_.load(std::memory_order_acquire)->closed() && acquire_slot()) {
+            WorkerCore& w = *current_core_;
+            j->ready_next = nullptr;
+            if (w.local_tail)
+                w.local_tail->ready_next = j;
+            else
+                w.local_head = j;
+            w.local_tail = j;
+            queued_.fetch_add(1, std::memory_order_relaxed);
+            return queue::PushStatus::ok;
+        }
         const auto s = push([&](Ring& r) { return r.try_push(j); });
         admitted(j, s, false);
         return s;
@@ -6597,6 +6623,8 @@ class ProviderQueue {
   protected:
     /// The queue whose worker the calling thread is (set by the pool's worker loop), or null.
     static inline thread_local const ProviderQueue* current_queue_ = nullptr;
+    /// The worker the calling thread runs, when it is one of `current_queue_`'s.
+    static inline thread_local WorkerCore* current_core_ = nullptr;
 
     /// Set by the pool when its provider or transport cannot stream.
     const char* streaming_unsupported_ = nullptr;
@@ -7195,6 +7223,7 @@ class ProviderPool final : public ProviderQueue {
         name_thread(index);
         current_worker_ = &w;
         current_queue_ = this;
+        current_core_ = &w;
         auto guard = asio::make_work_guard(w.ioc);
         for (;;) {
             bool progress = pump(w);
@@ -7202,19 +7231,30 @@ class ProviderPool final : public ProviderQueue {
             if (w.next_deadline != Clock::time_point::max() && Clock::now() >= w.next_deadline)
                 progress |= expire_due(w);
             if (progress) continue;
-            if (stopping_.load(std::memory_order_acquire) && depth() == 0 && w.owned == 0) break;
+            if (stopping_.load(std::memory_order_acquire) && depth() == 0 && w.owned == 0 &&
+                w.local_head == nullptr)
+                break;
             if (spin(w)) continue;
-            if (w.ready_head == nullptr) park(w);
+            if (w.ready_head == nullptr && w.local_head == nullptr) park(w);
         }
         guard.reset();
         w.ioc.poll();  // run what is left (e.g. wake-ups), so nothing posted is destroyed unrun
         current_worker_ = nullptr;
         current_queue_ = nullptr;
+        current_core_ = nullptr;
     }
 
-    /// Starts jobs while both a job (a due retry first, then the queue) and a slot are free.
+    /// Starts the jobs submitted on this worker (they hold their slots), then jobs while both a
+    /// job (a due retry first, then the queue) and a slot are free.
     bool pump(Worker& w) {
         bool any = false;
+        while (Job* j = w.local_head) {
+            w.local_head = j->ready_next;
+            if (!w.local_head) w.local_tail = nullptr;
+            j->ready_next = nullptr;
+            any = true;
+            start(w, j);
+        }
         while (acquire_slot()) {
             if (Job* j = w.ready_head) {
                 w.ready_head = j->ready_next;

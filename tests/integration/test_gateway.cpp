@@ -379,6 +379,75 @@ TEST_CASE("gateway: Drop rejects at once and accounts for every request",
     CHECK(ok == 5);
 }
 
+TEST_CASE("gateway: requests submitted on a provider's own worker take its free slots there",
+          "[gateway][concurrency]") {
+    // A server connection runs on a provider's worker thread and submits from there. While
+    // slots are free and nothing waits in the ring, such a request skips the ring: it runs on
+    // the submitting worker and does not count against the ring's capacity. Once the slots
+    // are taken, requests queue in the ring as any other (and a full ring drops them).
+    auto valve = std::make_shared<bifrost::transport::Valve>();
+    std::mutex m;
+    std::vector<std::pair<std::string, std::thread::id>> ran;  // content, upstream call's thread
+    MockScript held = mock::held_by(valve);
+    MockScript script = [&, held](MockCall& call) {
+        {
+            std::lock_guard l(m);
+            ran.emplace_back(call.request.body, std::this_thread::get_id());
+        }
+        held(call);
+    };
+    MockGateway<bifrost::queue::Drop> gw(test::options());
+    REQUIRE_FALSE(
+        gw.add_provider<bifrost::providers::OpenAI>("p", test::provider_config(3, 1, 2), {script}));
+    const auto executors = gw.worker_executors();
+    REQUIRE(executors.size() == 2);
+
+    std::atomic<int> answered{0}, ok{0}, dropped{0};
+    std::thread::id submitter;
+    std::promise<void> submitted;
+    asio::post(executors[1], [&] {
+        submitter = std::this_thread::get_id();
+        for (int i = 0; i < 5; ++i) {
+            gw.async_chat(test::request("p/m", "r" + std::to_string(i)), [&](Result r) {
+                if (r.ok()) {
+                    ++ok;
+                } else if (r.error().type == "request_dropped") {
+                    ++dropped;
+                }
+                ++answered;
+            });
+        }
+        submitted.set_value();
+    });
+    submitted.get_future().wait();
+    // r0..r2 took the three slots on worker 1; r3 waits in the ring (capacity 1); r4 found it
+    // full and was dropped.
+    REQUIRE(test::eventually([&] { return dropped.load() == 1; }));
+    REQUIRE(test::eventually([&] {
+        std::lock_guard l(m);
+        return ran.size() == 3;
+    }));
+    {
+        std::lock_guard l(m);
+        for (const auto& [body, thread] : ran) {
+            INFO(body);
+            CHECK(thread == submitter);
+            CHECK(body.find("\"r3\"") == std::string::npos);
+        }
+    }
+    const auto before = gw.stats();
+    CHECK(before.provider("p")->in_flight == 3);
+    CHECK(before.provider("p")->queue_depth == 1);
+    valve->open();
+    REQUIRE(test::eventually([&] { return answered.load() == 5; }));
+    CHECK(ok.load() == 4);
+    const auto after = gw.stats();
+    CHECK(after.provider("p")->completed == 4);
+    CHECK(after.provider("p")->queued == 4);
+    CHECK(after.provider("p")->dropped == 1);
+    CHECK(after.provider("p")->in_flight == 0);
+}
+
 TEST_CASE("gateway: a hung provider does not delay another provider", "[gateway][concurrency]") {
     MockGateway<> gw(test::options());
     REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("stuck", test::provider_config(2, 8),

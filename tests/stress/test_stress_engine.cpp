@@ -7,10 +7,14 @@
 
 #include <bifrost/bifrost.hpp>
 
+#include <boost/asio/post.hpp>
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -311,6 +315,66 @@ TEST_CASE("stress: shutdown in the middle of traffic answers every request exact
               sum(s, &bifrost::ProviderStats::rejected_shutdown) ==
           total);
     gw.reset();  // all Results are gone: the gateway may go
+}
+
+TEST_CASE("stress: requests submitted on the providers' own workers are answered exactly once",
+          "[stress][concurrency]") {
+    // As a server's connections do: chains of requests, each started on a worker thread and
+    // continued from its answer's callback (run where the answer was delivered: a worker, or
+    // the timekeeper for a deadline), to the three providers in turn, so a request is submitted
+    // on its own provider's worker (the local path), on another provider's, or elsewhere. Some
+    // have deadlines short enough to expire while waiting or running; the gateway shuts down
+    // in the middle in one section.
+    const std::size_t chains = 48, per_chain = 80 * static_cast<std::size_t>(scale());
+    const std::size_t total = chains * per_chain;
+    auto gw = std::make_unique<test::MockGateway<bifrost::queue::Block>>(test::options(64));
+    add_three_providers(*gw, 4);
+    const auto executors = gw->worker_executors();
+    REQUIRE(executors.size() == 4);
+    const bool shut_down = GENERATE(false, true);
+
+    Ledger ledger(total);
+    std::atomic<std::size_t> done{0};
+    std::mutex m;
+    std::vector<std::string> unexpected;  // failures of requests without a deadline
+    std::function<void(std::size_t)> submit = [&](std::size_t id) {
+        bifrost::ChatRequest req =
+            test::request(std::string(provider_names[id % 3]) + "/m", "req-" + std::to_string(id));
+        bifrost::RequestOptions ro;
+        if (id % 7 == 0) ro.timeout = std::chrono::microseconds(20 + id % 100);
+        gw->async_chat(req, ro, [&, id](Result r) {
+            ledger.record(id, r);
+            if (!r.ok() && id % 7 != 0 && !shut_down) {
+                std::lock_guard l(m);
+                unexpected.push_back(std::to_string(r.error().status) + " " + r.error().message);
+            }
+            done.fetch_add(1);
+            if ((id + 1) % per_chain != 0) submit(id + 1);
+        });
+    };
+    for (std::size_t c = 0; c < chains; ++c)
+        boost::asio::post(executors[c % executors.size()], [&, c] { submit(c * per_chain); });
+    if (shut_down) {
+        REQUIRE(test::eventually([&] { return done.load() > total / 3; }, 60000ms));
+        gw->shutdown();
+    }
+    REQUIRE(test::eventually([&] { return done.load() == total; }, 60000ms));
+
+    CHECK(ledger.count_if_answered(1) == total);
+    std::size_t ok = 0, content_ok = 0;
+    for (std::size_t i = 0; i < total; ++i) {
+        ok += static_cast<std::size_t>(ledger.ok[i].load());
+        content_ok += static_cast<std::size_t>(ledger.content_ok[i].load());
+    }
+    CHECK(content_ok == ok);                          // every success carried its own answer
+    CHECK(unexpected == std::vector<std::string>{});  // only those with deadlines may fail
+    const auto s = gw->stats();
+    CHECK(sum(s, &bifrost::ProviderStats::completed) == ok);
+    for (const auto& p : s.providers) {
+        CHECK(p.in_flight == 0);
+        CHECK(p.queue_depth == 0);
+    }
+    gw.reset();
 }
 
 TEST_CASE("stress: a caller that goes to sleep is always woken", "[stress][concurrency]") {

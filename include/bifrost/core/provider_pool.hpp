@@ -213,6 +213,7 @@ class ProviderPool final : public ProviderQueue {
         name_thread(index);
         current_worker_ = &w;
         current_queue_ = this;
+        current_core_ = &w;
         auto guard = asio::make_work_guard(w.ioc);
         for (;;) {
             bool progress = pump(w);
@@ -220,19 +221,30 @@ class ProviderPool final : public ProviderQueue {
             if (w.next_deadline != Clock::time_point::max() && Clock::now() >= w.next_deadline)
                 progress |= expire_due(w);
             if (progress) continue;
-            if (stopping_.load(std::memory_order_acquire) && depth() == 0 && w.owned == 0) break;
+            if (stopping_.load(std::memory_order_acquire) && depth() == 0 && w.owned == 0 &&
+                w.local_head == nullptr)
+                break;
             if (spin(w)) continue;
-            if (w.ready_head == nullptr) park(w);
+            if (w.ready_head == nullptr && w.local_head == nullptr) park(w);
         }
         guard.reset();
         w.ioc.poll();  // run what is left (e.g. wake-ups), so nothing posted is destroyed unrun
         current_worker_ = nullptr;
         current_queue_ = nullptr;
+        current_core_ = nullptr;
     }
 
-    /// Starts jobs while both a job (a due retry first, then the queue) and a slot are free.
+    /// Starts the jobs submitted on this worker (they hold their slots), then jobs while both a
+    /// job (a due retry first, then the queue) and a slot are free.
     bool pump(Worker& w) {
         bool any = false;
+        while (Job* j = w.local_head) {
+            w.local_head = j->ready_next;
+            if (!w.local_head) w.local_tail = nullptr;
+            j->ready_next = nullptr;
+            any = true;
+            start(w, j);
+        }
         while (acquire_slot()) {
             if (Job* j = w.ready_head) {
                 w.ready_head = j->ready_next;
