@@ -14259,6 +14259,47 @@ bool with_any_provider_type(std::string_view name, F&& f) {
 /// `base_url` and `extra_headers` are applied by the providers when they build the request; the
 /// transport sends the request as built.
 
+// ---- begin bifrost/detail/write_now.hpp ----
+/// \file
+/// `write_now`: the bytes a non-blocking socket takes at once, written without an asynchronous
+/// operation. A request or an answer of a few hundred bytes nearly always fits in the socket's
+/// send buffer, and writing it in place skips what an asynchronous write costs even when it
+/// completes at once: the operation's allocation, the arming and cancelling of a stream
+/// timeout, and the trip of its completion through the scheduler. What does not fit is left to
+/// the asynchronous write that follows, under its timeout.
+
+#include <boost/asio/buffer.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <array>
+#include <cstddef>
+
+namespace bifrost::detail {
+
+/// Writes what `socket` (in non-blocking mode: `socket.non_blocking(true)`) takes of `buffers`
+/// without waiting, drops it from the front of `buffers`, and returns true when nothing is
+/// left. A socket that would block or fails writes nothing here: the asynchronous write of the
+/// rest then waits, or reports the error, as it would have without this attempt.
+template <class Socket, std::size_t N>
+bool write_now(Socket& socket, std::array<boost::asio::const_buffer, N>& buffers) noexcept {
+    std::size_t total = 0;
+    for (const auto& b : buffers)
+        total += b.size();
+    if (total == 0 || !socket.non_blocking()) return total == 0;
+    boost::system::error_code ec;
+    std::size_t n = socket.write_some(buffers, ec);
+    if (ec) return false;
+    if (n == total) return true;
+    for (auto& b : buffers) {
+        const std::size_t k = n < b.size() ? n : b.size();
+        b += k;
+        n -= k;
+    }
+    return false;
+}
+
+}  // namespace bifrost::detail
+// ---- end bifrost/detail/write_now.hpp ----
 
 #include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -14837,6 +14878,7 @@ class Beast::Op final : public Beast::Waiter {
         if (ec || cancelled_) return fail(ec);
         boost::system::error_code ignored;
         conn_->tcp_stream().socket().set_option(tcp::no_delay(true), ignored);
+        if (!host_.tls) conn_->tcp_stream().socket().non_blocking(true, ignored);  // write_now
         if (t_.proxy_ && host_.tls) return open_tunnel();
         if (host_.tls) return handshake();
         send();
@@ -14925,7 +14967,9 @@ class Beast::Op final : public Beast::Waiter {
             s.expires_after(t_.options_.request_timeout);
         else
             s.expires_never();
-        const std::array<asio::const_buffer, 2> buffers{asio::buffer(h), asio::buffer(req_.body)};
+        std::array<asio::const_buffer, 2> buffers{asio::buffer(h), asio::buffer(req_.body)};
+        // In place when the socket takes it all (plain TCP; the rest, if any, is written below).
+        if (!conn_->tls && detail::write_now(s.socket(), buffers)) return read();
         conn_->with_stream([&](auto& stream) {
             asio::async_write(stream, buffers,
                               wrap([this](boost::system::error_code ec, std::size_t) {

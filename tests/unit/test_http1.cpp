@@ -54,6 +54,14 @@ TEST_CASE("http1: a plain request is parsed in place", "[http1]") {
     CHECK(p.head.x_bf_vk == "vk-2");
 }
 
+TEST_CASE("http1: field names of every token character are accepted", "[http1]") {
+    ParsedHead p;
+    REQUIRE(parse("GET / HTTP/1.1\r\nAz09!#$%&'*+-.^_`|~: v\r\nX-Upgrade: 1\r\n"
+                  "Content-Lengths: 9\r\n\r\n",
+                  p) == Parse::complete);
+    CHECK(p.content_length == 0);  // a longer name is another field
+}
+
 TEST_CASE("http1: keep-alive follows the version and the Connection field", "[http1]") {
     struct Case {
         const char* head;
@@ -101,6 +109,9 @@ TEST_CASE("http1: whatever the fast path does not fully understand is left to Be
              "GET / HTTP/1.1\r\nNo colon here\r\n\r\n",
              "GET / HTTP/1.1\r\n: empty name\r\n\r\n",
              "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+             "GET / HTTP/1.1\r\nX@Y: x\r\n\r\n",
+             "GET / HTTP/1.1\r\nX\xc3\xa9: x\r\n\r\n",
+             "GET / HTTP/1.1\r\nX(Y): x\r\n\r\n",
              "GET / HTTP/1.1\r\nX-A: a\x01z\r\n\r\n",
              "GET / HTTP/2.0\r\n\r\n",
              "GET / HTTP/1.1 \r\n\r\n",

@@ -16,6 +16,7 @@
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -60,11 +61,20 @@ struct ParsedHead {
 
 namespace detail {
 
+/// RFC 9110 token characters, as a table (a header name is checked byte by byte).
+inline constexpr auto tchar_table = [] {
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c)
+        t[static_cast<std::size_t>(c)] = true;
+    for (int c = 'a'; c <= 'z'; ++c)
+        t[static_cast<std::size_t>(c)] = t[static_cast<std::size_t>(c - 'a' + 'A')] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~"))
+        t[static_cast<unsigned char>(c)] = true;
+    return t;
+}();
+
 inline bool is_tchar(unsigned char c) noexcept {
-    // RFC 9110 token characters.
-    if (c >= '0' && c <= '9') return true;
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
-    return std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+    return tchar_table[c];
 }
 
 /// An RFC 9110 token: one or more token characters.
@@ -154,24 +164,42 @@ inline Parse parse_head(std::string_view data, std::size_t header_limit, ParsedH
             const auto c = static_cast<unsigned char>(ch);
             if ((c < 0x20 && c != '\t') || c == 0x7f) return Parse::fallback;
         }
-        if (bifrost::iequals(name, "content-length")) {
-            if (have_length || value.empty() || value.size() > 18) return Parse::fallback;
-            std::size_t len = 0;
-            for (char ch : value) {
-                if (ch < '0' || ch > '9') return Parse::fallback;
-                len = len * 10 + static_cast<std::size_t>(ch - '0');
-            }
-            have_length = true;
-            out.content_length = len;
-        } else if (bifrost::iequals(name, "transfer-encoding") ||
-                   bifrost::iequals(name, "expect") || bifrost::iequals(name, "upgrade")) {
-            return Parse::fallback;
-        } else if (bifrost::iequals(name, "connection")) {
-            detail::connection_tokens(value, close, keep_alive);
-        } else if (bifrost::iequals(name, "authorization")) {
-            if (out.head.authorization.empty()) out.head.authorization = value;
-        } else if (bifrost::iequals(name, "x-bf-vk")) {
-            if (out.head.x_bf_vk.empty()) out.head.x_bf_vk = value;
+        // The fields that matter, told apart by length first: most fields are compared with
+        // one name at most.
+        switch (name.size()) {
+            case 14:
+                if (bifrost::iequals(name, "content-length")) {
+                    if (have_length || value.empty() || value.size() > 18) return Parse::fallback;
+                    std::size_t len = 0;
+                    for (char ch : value) {
+                        if (ch < '0' || ch > '9') return Parse::fallback;
+                        len = len * 10 + static_cast<std::size_t>(ch - '0');
+                    }
+                    have_length = true;
+                    out.content_length = len;
+                }
+                break;
+            case 17:
+                if (bifrost::iequals(name, "transfer-encoding")) return Parse::fallback;
+                break;
+            case 6:
+                if (bifrost::iequals(name, "expect")) return Parse::fallback;
+                break;
+            case 7:
+                if (bifrost::iequals(name, "upgrade")) return Parse::fallback;
+                if (bifrost::iequals(name, "x-bf-vk") && out.head.x_bf_vk.empty())
+                    out.head.x_bf_vk = value;
+                break;
+            case 10:
+                if (bifrost::iequals(name, "connection"))
+                    detail::connection_tokens(value, close, keep_alive);
+                break;
+            case 13:
+                if (bifrost::iequals(name, "authorization") && out.head.authorization.empty())
+                    out.head.authorization = value;
+                break;
+            default:
+                break;
         }
     }
     out.head.keep_alive = out.head.version == 11 ? !close : (keep_alive && !close);

@@ -33,6 +33,7 @@
 
 #include <bifrost/config/config.hpp>
 #include <bifrost/core/result.hpp>
+#include <bifrost/detail/write_now.hpp>
 #include <bifrost/gateway.hpp>
 #include <bifrost/schema/chat.hpp>
 #include <bifrost/schema/error.hpp>
@@ -314,7 +315,13 @@ class Server {
 
     /// One client connection. Touched only on its strand (the stream's executor).
     struct Connection {
-        explicit Connection(asio::ip::tcp::socket s) : stream(std::move(s)) {}
+        explicit Connection(asio::ip::tcp::socket s) : stream(std::move(s)) {
+            boost::system::error_code ignored;
+            // Answers and stream chunks leave as written, not held back behind an unacknowledged
+            // segment; and the socket is non-blocking for `write_now`.
+            stream.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
+            stream.socket().non_blocking(true, ignored);
+        }
         beast::tcp_stream stream;
         beast::flat_buffer buffer;
         bool idle = false;               // waiting for a request to begin
@@ -1222,18 +1229,23 @@ class Server {
     }
 
     /// Writes `res` (its head formatted into the connection's reused string, then the body, in
-    /// one gather write) and keeps the body's storage for the next response. False on failure.
+    /// one gather write: in place when the socket takes it all, as it nearly always does, else
+    /// the rest under the write timeout) and keeps the body's storage for the next response.
+    /// False on failure.
     awaitable<bool> write_reply(Connection& c, unsigned version, Reply& res, bool keep_alive) {
         c.head_out.clear();
         http1::write_head(c.head_out, version, res.status, server_name(), res.content_type,
                           res.body.size(), keep_alive, res.allow);
-        const std::array<asio::const_buffer, 2> buffers{asio::buffer(c.head_out),
-                                                        asio::buffer(res.body)};
-        c.stream.expires_after(opts_.write_timeout);
-        auto [ec, n] =
-            co_await asio::async_write(c.stream, buffers, asio::as_tuple(asio::use_awaitable));
+        std::array<asio::const_buffer, 2> buffers{asio::buffer(c.head_out), asio::buffer(res.body)};
+        bool ok = bifrost::detail::write_now(c.stream.socket(), buffers);
+        if (!ok) {
+            c.stream.expires_after(opts_.write_timeout);
+            auto [ec, n] =
+                co_await asio::async_write(c.stream, buffers, asio::as_tuple(asio::use_awaitable));
+            ok = !ec;
+        }
         if (res.body.capacity() <= reused_limit) c.spare_body = std::move(res.body);
-        co_return !ec;
+        co_return ok;
     }
 
     static const std::string& server_name() {

@@ -21,6 +21,7 @@
 #include <bifrost/config/provider_config.hpp>
 #include <bifrost/detail/base64.hpp>
 #include <bifrost/detail/common.hpp>
+#include <bifrost/detail/write_now.hpp>
 #include <bifrost/transport/http.hpp>
 
 #include <boost/asio/associated_allocator.hpp>
@@ -600,6 +601,7 @@ class Beast::Op final : public Beast::Waiter {
         if (ec || cancelled_) return fail(ec);
         boost::system::error_code ignored;
         conn_->tcp_stream().socket().set_option(tcp::no_delay(true), ignored);
+        if (!host_.tls) conn_->tcp_stream().socket().non_blocking(true, ignored);  // write_now
         if (t_.proxy_ && host_.tls) return open_tunnel();
         if (host_.tls) return handshake();
         send();
@@ -688,7 +690,9 @@ class Beast::Op final : public Beast::Waiter {
             s.expires_after(t_.options_.request_timeout);
         else
             s.expires_never();
-        const std::array<asio::const_buffer, 2> buffers{asio::buffer(h), asio::buffer(req_.body)};
+        std::array<asio::const_buffer, 2> buffers{asio::buffer(h), asio::buffer(req_.body)};
+        // In place when the socket takes it all (plain TCP; the rest, if any, is written below).
+        if (!conn_->tls && detail::write_now(s.socket(), buffers)) return read();
         conn_->with_stream([&](auto& stream) {
             asio::async_write(stream, buffers,
                               wrap([this](boost::system::error_code ec, std::size_t) {
