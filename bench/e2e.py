@@ -13,7 +13,10 @@ Scenarios (bifrost-loadgen against bifrost-mock-upstream, all on this machine):
       (its p50 and p99 minus the direct ones);
   (b) 64 connections, closed loop, zero upstream latency: the most requests per second;
   (c) an open loop at 5,000 requests/s against a 1-second upstream (about 5,000 in flight) for
-      10 s: the sustained rate, errors, the gateway's peak RSS (VmHWM) and thread count.
+      10 s: the sustained rate, errors, the gateway's peak RSS (VmHWM) and thread count;
+  (d) one connection, streamed answers ("stream": true; the mock sends its first event at once
+      and the rest 2 ms later): the gateway's added time to the first chunk (the first body
+      bytes), p50 and p99 minus the direct ones.
 
 The gateway's own overhead histogram (bifrost_gateway_overhead_seconds) and queue-wait summary
 are scraped from its GET /metrics. Each run also records the CPU time each process spent per
@@ -448,16 +451,20 @@ def closed_scenarios(bench, results):
         extra_gateways.append(g)
         targets.append((name, g_port, a.model_gateway, [("gateway", g), ("mock", mock)]))
 
-    for key, conns, dur in (("a", 1, a.duration_a), ("b", 64, a.duration_b)):
+    for key, conns, dur in (("a", 1, a.duration_a), ("b", 64, a.duration_b),
+                            ("d", 1, a.duration_a)):
         if key not in a.only:
             continue
         rows = {}
         metrics_before = parse_prometheus(http_get(gw_port, "/metrics"))
         for name, port, model, watch in targets:
+            if key == "d" and name == "nginx":
+                continue  # buffers proxied answers by default: not a streaming reference
             seen = mock_requests(mock_port)
             r = bench.run_loadgen(f"{key}-{name}", port, model,
                                   ["--connections", str(conns), "--duration", str(dur),
-                                   "--warmup", str(a.warmup)], watch)
+                                   "--warmup", str(a.warmup)] + (["--stream"] if key == "d"
+                                                                 else []), watch)
             after = mock_requests(mock_port)
             if seen is not None and after is not None:
                 r["upstream_requests"] = after - seen
@@ -646,7 +653,25 @@ def report(results):
                        str(threads)))
         print()
 
-    for key in ("a", "b", "c"):
+    if "d" in results:
+        rows = results["d"]["rows"]
+        d = rows["direct"]["first_chunk_us"]
+        print(f"(d) 1 connection, streamed answers, zero upstream latency to the first event, "
+              f"{results['d']['duration_s']} s")
+        out = []
+        for name, r in rows.items():
+            f, l = r["first_chunk_us"], r["latency_us"]
+            added50 = f["p50"] - d["p50"] if name != "direct" else None
+            added99 = f["p99"] - d["p99"] if name != "direct" else None
+            r["added_first_chunk_p50_us"], r["added_first_chunk_p99_us"] = added50, added99
+            out.append([name, fmt(r["throughput_rps"], "{:.0f}"), fmt(f["p50"]), fmt(f["p99"]),
+                        fmt(added50), fmt(added99), fmt(l["p50"]), fmt(l["p99"]),
+                        f"{r['errors']:.0f}"])
+        table(["target", "req/s", "1st chunk p50 us", "1st chunk p99 us", "+p50 us", "+p99 us",
+               "whole p50 us", "whole p99 us", "errors"], out)
+        print()
+
+    for key in ("a", "b", "c", "d"):
         if key not in results:
             continue
         m = results[key]["gateway_metrics"]
@@ -664,7 +689,7 @@ def report(results):
                            o["mean_us"] <= TARGET_OVERHEAD_P50_US, f"mean {o['mean_us']:.1f} us"))
 
     warned = False
-    for key in ("a", "b", "c"):
+    for key in ("a", "b", "c", "d"):
         if key in results:
             row = results[key]["rows"].get("bifrost", {})
             if reached_upstream(row) is False:
@@ -710,7 +735,7 @@ def main():
     ap.add_argument("--out", dest="out_flag", help="same as the positional argument")
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
     ap.add_argument("--gateway-bin", help="the bifrost-http to measure (default: the build's)")
-    ap.add_argument("--only", default="abc", help="scenarios to run, e.g. 'ab' or 'c'")
+    ap.add_argument("--only", default="abcd", help="scenarios to run, e.g. 'ab' or 'c'")
     ap.add_argument("--quick", action="store_true", help="short runs (validation, not figures)")
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--duration-a", type=float, default=6.0)
@@ -764,7 +789,7 @@ def main():
           f"{bench.nginx or 'not installed (apt-get install nginx-light)'}; work dir {workdir}",
           flush=True)
     try:
-        if "a" in args.only or "b" in args.only:
+        if any(k in args.only for k in "abd"):
             closed_scenarios(bench, results)
         if "c" in args.only:
             open_scenario(bench, results)

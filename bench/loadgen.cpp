@@ -75,6 +75,7 @@ struct Options {
     std::string json_path;
     std::string label;
     bool quiet = false;
+    bool stream = false;  // ask for an event stream; also time each answer's first body bytes
 };
 
 void usage(std::FILE* out) {
@@ -101,6 +102,8 @@ void usage(std::FILE* out) {
         "  --threads T           event-loop threads (default 1)\n"
         "  --json FILE           also write the results as JSON\n"
         "  --label TEXT          a name for this run in the JSON\n"
+        "  --stream              ask for streamed answers (\"stream\": true) and also report the\n"
+        "                        latency of each answer's first body bytes (its first chunk)\n"
         "  --quiet               no table\n",
         out);
 }
@@ -132,6 +135,10 @@ int parse_flags(int argc, char** argv, Options& o) {
         }
         if (arg == "--quiet") {
             o.quiet = true;
+            continue;
+        }
+        if (arg == "--stream") {
+            o.stream = true;
             continue;
         }
         if (!value) {
@@ -238,7 +245,8 @@ std::string json_string(std::string_view s) {
 std::string build_request(const Options& o, const Url& u) {
     const std::string body =
         "{\"model\":" + json_string(o.model) +
-        ",\"messages\":[{\"role\":\"user\",\"content\":" + json_string(o.message) + "}]}";
+        ",\"messages\":[{\"role\":\"user\",\"content\":" + json_string(o.message) + "}]" +
+        (o.stream ? ",\"stream\":true}" : "}");
     std::string r = "POST " + u.target + " HTTP/1.1\r\nHost: " + u.authority +
                     "\r\nContent-Type: application/json\r\nAccept: application/json\r\n"
                     "Content-Length: " +
@@ -253,10 +261,12 @@ std::string build_request(const Options& o, const Url& u) {
 // ---- a response body that is counted and dropped ----------------------------------------------
 
 /// A Beast body type that discards the payload (the load generator needs the status only), so
-/// reading an answer allocates nothing.
+/// reading an answer allocates nothing. It notes when the first body bytes arrived (a stream's
+/// first chunk).
 struct DiscardBody {
     struct value_type {
         std::uint64_t bytes = 0;
+        Clock::time_point first{};
     };
 
     class reader {
@@ -267,6 +277,7 @@ struct DiscardBody {
         template <class ConstBufferSequence>
         std::size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
             const std::size_t n = asio::buffer_size(buffers);
+            if (n != 0 && v_.bytes == 0) v_.first = Clock::now();
             v_.bytes += n;
             ec = {};
             return n;
@@ -334,12 +345,14 @@ struct Connection {
 class Worker {
   public:
     Worker(const Options& o, const std::string& request, const tcp::endpoint& ep,
-           bifrost::LatencyHistogram& hist, std::size_t connections, double rate,
-           std::size_t max_in_flight, std::size_t phase, std::size_t stride)
+           bifrost::LatencyHistogram& hist, bifrost::LatencyHistogram& first_hist,
+           std::size_t connections, double rate, std::size_t max_in_flight, std::size_t phase,
+           std::size_t stride)
         : opts_(o),
           request_(request),
           endpoint_(ep),
           hist_(hist),
+          first_hist_(first_hist),
           ioc_(1),
           tick_(ioc_),
           sweep_(ioc_),
@@ -460,6 +473,8 @@ class Worker {
             if (status >= 200 && status < 300) {
                 ++counts_.ok;
                 hist_.record(now - c.due);
+                const auto first = c.parser->get().body().first;
+                first_hist_.record((first == Clock::time_point{} ? now : first) - c.due);
             } else {
                 ++counts_.by_status[status];
             }
@@ -622,6 +637,7 @@ class Worker {
     const std::string& request_;
     tcp::endpoint endpoint_;
     bifrost::LatencyHistogram& hist_;
+    bifrost::LatencyHistogram& first_hist_;
     asio::io_context ioc_;
     asio::steady_timer tick_;
     asio::steady_timer sweep_;
@@ -686,12 +702,13 @@ int main(int argc, char** argv) {
 
     const std::string request = build_request(o, *url);
     bifrost::LatencyHistogram hist;
+    bifrost::LatencyHistogram first_hist;  // the first body bytes of each answer
     const bool open_loop = o.rate > 0;
     std::vector<std::unique_ptr<Worker>> workers;
     for (std::size_t i = 0; i < o.threads; ++i) {
         const std::size_t conns = o.connections / o.threads + (i < o.connections % o.threads);
         const std::size_t limit = o.max_in_flight / o.threads + (i < o.max_in_flight % o.threads);
-        workers.push_back(std::make_unique<Worker>(o, request, endpoint, hist, conns,
+        workers.push_back(std::make_unique<Worker>(o, request, endpoint, hist, first_hist, conns,
                                                    o.rate / static_cast<double>(o.threads), limit,
                                                    i, o.threads));
     }
@@ -710,6 +727,7 @@ int main(int argc, char** argv) {
     for (const auto& w : workers)
         total.add(w->counts());
     const bifrost::LatencySummary s = hist.summary();
+    const bifrost::LatencySummary fs = first_hist.summary();
     const double window = o.duration - o.warmup;
     const double rps = static_cast<double>(total.in_window) / window;
     const std::uint64_t errors = total.measured - total.ok;
@@ -734,6 +752,12 @@ int main(int argc, char** argv) {
             "  latency      p50 %.1f us  p90 %.1f us  p99 %.1f us  p99.9 %.1f us  "
             "max %.1f us  mean %.1f us\n",
             us(s.p50_ns), us(s.p90_ns), us(s.p99_ns), us(s.p999_ns), us(s.max_ns), s.mean_ns / 1e3);
+        if (o.stream)
+            std::printf(
+                "  first chunk  p50 %.1f us  p90 %.1f us  p99 %.1f us  p99.9 %.1f us  "
+                "max %.1f us  mean %.1f us\n",
+                us(fs.p50_ns), us(fs.p90_ns), us(fs.p99_ns), us(fs.p999_ns), us(fs.max_ns),
+                fs.mean_ns / 1e3);
         for (const auto& [status, n] : total.by_status)
             std::printf("  error        HTTP %d: %llu\n", status,
                         static_cast<unsigned long long>(n));
@@ -785,7 +809,18 @@ int main(int argc, char** argv) {
         num("p999", us(s.p999_ns));
         num("max", us(s.max_ns));
         num("mean", s.mean_ns / 1e3, false);
-        j += "},\"errors_by_status\":{";
+        j += "},";
+        if (o.stream) {
+            j += "\"first_chunk_us\":{";
+            num("p50", us(fs.p50_ns));
+            num("p90", us(fs.p90_ns));
+            num("p99", us(fs.p99_ns));
+            num("p999", us(fs.p999_ns));
+            num("max", us(fs.max_ns));
+            num("mean", fs.mean_ns / 1e3, false);
+            j += "},";
+        }
+        j += "\"errors_by_status\":{";
         bool first = true;
         for (const auto& [status, n] : total.by_status) {
             if (!first) j += ",";

@@ -8,6 +8,10 @@
 // a waiting request costs no thread). GET /v1/models lists one model; GET /stats reports the
 // connections, requests and chat completions seen so far as JSON. Every other route answers 404.
 //
+// A chat request with `"stream": true` is answered as an OpenAI event stream (chunked): the first
+// `chat.completion.chunk` event after `--latency-ms`, the other events and `data: [DONE]`
+// `--stream-gap-ms` later, so that a client can time the first chunk apart from the whole.
+//
 // Each thread runs its own event loop and its own listening socket on the same port
 // (SO_REUSEPORT), so the kernel spreads connections over the threads without locks. The first
 // line on stdout is "listening on http://HOST:PORT". SIGINT or SIGTERM stops it; the counts go
@@ -52,6 +56,7 @@ struct Options {
     std::string host = "127.0.0.1";
     std::uint16_t port = 0;
     std::chrono::milliseconds latency{0};
+    std::chrono::milliseconds stream_gap{2};
     std::size_t threads = 1;
 };
 
@@ -75,6 +80,8 @@ void usage(std::FILE* out) {
         "  --host ADDR        address to listen on (default 127.0.0.1)\n"
         "  --port N           port (default 0: a free one, printed on stdout)\n"
         "  --latency-ms N     delay before each chat answer (default 0)\n"
+        "  --stream-gap-ms N  a streamed answer: delay between its first event and the rest\n"
+        "                     (default 2)\n"
         "  --threads N        event-loop threads (default 1)\n",
         out);
 }
@@ -113,6 +120,10 @@ int parse_flags(int argc, char** argv, Options& o) {
             std::int64_t ms = 0;
             ok = parse_number(*value, ms) && ms >= 0;
             o.latency = std::chrono::milliseconds(ms);
+        } else if (arg == "--stream-gap-ms") {
+            std::int64_t ms = 0;
+            ok = parse_number(*value, ms) && ms >= 0;
+            o.stream_gap = std::chrono::milliseconds(ms);
         } else if (arg == "--threads") {
             ok = parse_number(*value, o.threads) && o.threads > 0 && o.threads <= 64;
         } else {
@@ -145,12 +156,32 @@ std::string_view find_model(std::string_view body) {
     return body.substr(i + 1, end - i - 1);
 }
 
+/// Whether the body asks for a stream: a top-level-looking `"stream": true`, found by a scan.
+bool wants_stream(std::string_view body) {
+    const auto i = body.find("\"stream\"");
+    if (i == std::string_view::npos) return false;
+    std::size_t j = i + 8;
+    while (j < body.size() && (body[j] == ' ' || body[j] == ':' || body[j] == '\t'))
+        ++j;
+    return body.substr(j, 4) == "true";
+}
+
+/// Appends `data` as one HTTP/1.1 chunk.
+void append_chunk(std::string& out, std::string_view data) {
+    char hex[16];
+    const auto [end, ec] = std::to_chars(hex, hex + sizeof hex, data.size(), 16);
+    out.append(hex, end).append("\r\n").append(data).append("\r\n");
+}
+
 /// One client connection. Exactly one operation (read, timer or write) is pending at a time, so
 /// the session deletes itself when its chain ends.
 class Session {
   public:
-    Session(tcp::socket socket, std::chrono::milliseconds latency)
-        : socket_(std::move(socket)), timer_(socket_.get_executor()), latency_(latency) {}
+    Session(tcp::socket socket, std::chrono::milliseconds latency, std::chrono::milliseconds gap)
+        : socket_(std::move(socket)),
+          timer_(socket_.get_executor()),
+          latency_(latency),
+          stream_gap_(gap) {}
 
     void start() { read(); }
 
@@ -170,7 +201,17 @@ class Session {
         const std::string_view target = req.target();
         bool delay = false;
         body_.clear();
+        rest_.clear();
         int status = 200;
+        if (req.method() == http::verb::post && target.ends_with("/chat/completions") &&
+            wants_stream(req.body())) {
+            stream_answer(find_model(req.body()));
+            counters.chats.fetch_add(1, std::memory_order_relaxed);
+            if (latency_.count() == 0) return write();
+            timer_.expires_after(latency_);
+            timer_.async_wait([this](beast::error_code) { write(); });
+            return;
+        }
         if (req.method() == http::verb::post && target.ends_with("/chat/completions")) {
             bifrost::transport::mock::write_completion(
                 body_, find_model(req.body()), "Hello from the benchmark upstream.",
@@ -200,8 +241,46 @@ class Session {
         timer_.async_wait([this](beast::error_code) { write(); });
     }
 
+    /// A streamed chat answer: `out_` the head and the first event, `rest_` the other events,
+    /// `[DONE]` and the last chunk.
+    void stream_answer(std::string_view model) {
+        const std::string id =
+            "chatcmpl-mock-" + std::to_string(seq_.fetch_add(1, std::memory_order_relaxed));
+        out_ =
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+            "Transfer-Encoding: chunked\r\n";
+        out_ += keep_alive_ ? "\r\n" : "Connection: close\r\n\r\n";
+        std::string event;
+        bifrost::transport::mock::write_sse_chunk(event, id, model, true, "Hello", "");
+        append_chunk(out_, event);
+        for (std::string_view word : {" from", " the", " benchmark", " upstream."}) {
+            event.clear();
+            bifrost::transport::mock::write_sse_chunk(event, id, model, true, word, "");
+            append_chunk(rest_, event);
+        }
+        event.clear();
+        bifrost::transport::mock::write_sse_chunk(event, id, model, false, "", "stop");
+        append_chunk(rest_, event);
+        append_chunk(rest_, "data: [DONE]\n\n");
+        rest_ += "0\r\n\r\n";
+    }
+
     void write() {
         asio::async_write(socket_, asio::buffer(out_), [this](beast::error_code ec, std::size_t) {
+            if (ec) return finish();
+            if (!rest_.empty()) {
+                if (stream_gap_.count() == 0) return write_rest();
+                timer_.expires_after(stream_gap_);
+                timer_.async_wait([this](beast::error_code) { write_rest(); });
+                return;
+            }
+            if (!keep_alive_) return finish();
+            read();
+        });
+    }
+
+    void write_rest() {
+        asio::async_write(socket_, asio::buffer(rest_), [this](beast::error_code ec, std::size_t) {
             if (ec || !keep_alive_) return finish();
             read();
         });
@@ -220,18 +299,21 @@ class Session {
     tcp::socket socket_;
     asio::steady_timer timer_;
     std::chrono::milliseconds latency_;
+    std::chrono::milliseconds stream_gap_;
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::string_body>> parser_;
     std::string body_;
     std::string out_;
+    std::string rest_;  // a stream's events after the first
     bool keep_alive_ = true;
 };
 
 /// One thread's listening socket and its accept loop.
 class Listener {
   public:
-    Listener(asio::io_context& ioc, const tcp::endpoint& ep, std::chrono::milliseconds latency)
-        : acceptor_(ioc), latency_(latency) {
+    Listener(asio::io_context& ioc, const tcp::endpoint& ep, std::chrono::milliseconds latency,
+             std::chrono::milliseconds gap)
+        : acceptor_(ioc), latency_(latency), stream_gap_(gap) {
         acceptor_.open(ep.protocol());
         acceptor_.set_option(asio::socket_base::reuse_address(true));
         const int one = 1;
@@ -254,7 +336,7 @@ class Listener {
                 while (prev < now && !counters.max_open.compare_exchange_weak(
                                          prev, now, std::memory_order_relaxed)) {
                 }
-                (new Session(std::move(socket), latency_))->start();
+                (new Session(std::move(socket), latency_, stream_gap_))->start();
             }
             // Out of descriptors and the like: keep accepting; the client sees the refusal.
             start();
@@ -264,6 +346,7 @@ class Listener {
   private:
     tcp::acceptor acceptor_;
     std::chrono::milliseconds latency_;
+    std::chrono::milliseconds stream_gap_;
 };
 
 void raise_fd_limit() {
@@ -293,7 +376,8 @@ int main(int argc, char** argv) {
     try {
         for (std::size_t i = 0; i < o.threads; ++i) {
             contexts.push_back(std::make_unique<asio::io_context>(1));
-            listeners.push_back(std::make_unique<Listener>(*contexts.back(), ep, o.latency));
+            listeners.push_back(
+                std::make_unique<Listener>(*contexts.back(), ep, o.latency, o.stream_gap));
             ep.port(listeners.front()->port());  // the others share the first one's port
         }
     } catch (const std::exception& e) {
