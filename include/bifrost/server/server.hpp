@@ -74,6 +74,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -976,11 +977,16 @@ class Server {
             c.client_gone = true;
             co_return Reply{};
         }
-        c.stream.expires_after(opts_.write_timeout);
-        auto [lec, ln] = co_await asio::async_write(c.stream, http::make_chunk_last(),
-                                                    asio::as_tuple(asio::use_awaitable));
-        c.stream_keep_alive = !lec && keep_alive;
-        if (lec) c.client_gone = true;
+        std::array<asio::const_buffer, 1> last{asio::buffer("0\r\n\r\n", 5)};  // no trailers
+        bool ended = bifrost::detail::write_now(c.stream.socket(), last);
+        if (!ended) {
+            c.stream.expires_after(opts_.write_timeout);
+            auto [lec, ln] =
+                co_await asio::async_write(c.stream, last, asio::as_tuple(asio::use_awaitable));
+            ended = !lec;
+        }
+        c.stream_keep_alive = ended && keep_alive;
+        if (!ended) c.client_gone = true;
         co_return Reply{};
     }
 
@@ -992,10 +998,20 @@ class Server {
                             provider);
     }
 
+    /// Writes `data` (not empty) as one chunk: its size line, the bytes, CRLF. In place when
+    /// the socket takes it all, else the rest under the write timeout.
     awaitable<bool> write_chunk(Connection& c, const std::string& data) {
+        char size[24];
+        const auto [end, ec0] = std::to_chars(size, size + sizeof size - 2, data.size(), 16);
+        end[0] = '\r';
+        end[1] = '\n';
+        std::array<asio::const_buffer, 3> buffers{
+            asio::buffer(size, static_cast<std::size_t>(end + 2 - size)), asio::buffer(data),
+            asio::buffer("\r\n", 2)};
+        if (bifrost::detail::write_now(c.stream.socket(), buffers)) co_return true;
         c.stream.expires_after(opts_.write_timeout);
-        auto [ec, n] = co_await asio::async_write(c.stream, http::make_chunk(asio::buffer(data)),
-                                                  asio::as_tuple(asio::use_awaitable));
+        auto [ec, n] =
+            co_await asio::async_write(c.stream, buffers, asio::as_tuple(asio::use_awaitable));
         co_return !ec;
     }
 
