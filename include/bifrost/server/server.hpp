@@ -978,13 +978,7 @@ class Server {
             co_return Reply{};
         }
         std::array<asio::const_buffer, 1> last{asio::buffer("0\r\n\r\n", 5)};  // no trailers
-        bool ended = bifrost::detail::write_now(c.stream.socket(), last);
-        if (!ended) {
-            c.stream.expires_after(opts_.write_timeout);
-            auto [lec, ln] =
-                co_await asio::async_write(c.stream, last, asio::as_tuple(asio::use_awaitable));
-            ended = !lec;
-        }
+        const bool ended = co_await write_all(c, last);
         c.stream_keep_alive = ended && keep_alive;
         if (!ended) c.client_gone = true;
         co_return Reply{};
@@ -998,8 +992,18 @@ class Server {
                             provider);
     }
 
-    /// Writes `data` (not empty) as one chunk: its size line, the bytes, CRLF. In place when
-    /// the socket takes it all, else the rest under the write timeout.
+    /// Writes `buffers` to the client: in place when the socket takes them whole, as it nearly
+    /// always does, else the rest asynchronously under the write timeout. False on failure.
+    template <std::size_t N>
+    awaitable<bool> write_all(Connection& c, std::array<asio::const_buffer, N>& buffers) {
+        if (bifrost::detail::write_now(c.stream.socket(), buffers)) co_return true;
+        c.stream.expires_after(opts_.write_timeout);
+        auto [ec, n] =
+            co_await asio::async_write(c.stream, buffers, asio::as_tuple(asio::use_awaitable));
+        co_return !ec;
+    }
+
+    /// Writes `data` (not empty) as one chunk: its size line, the bytes, CRLF.
     awaitable<bool> write_chunk(Connection& c, const std::string& data) {
         char size[24];
         const auto [end, ec0] = std::to_chars(size, size + sizeof size - 2, data.size(), 16);
@@ -1008,11 +1012,7 @@ class Server {
         std::array<asio::const_buffer, 3> buffers{
             asio::buffer(size, static_cast<std::size_t>(end + 2 - size)), asio::buffer(data),
             asio::buffer("\r\n", 2)};
-        if (bifrost::detail::write_now(c.stream.socket(), buffers)) co_return true;
-        c.stream.expires_after(opts_.write_timeout);
-        auto [ec, n] =
-            co_await asio::async_write(c.stream, buffers, asio::as_tuple(asio::use_awaitable));
-        co_return !ec;
+        co_return co_await write_all(c, buffers);
     }
 
     /// Sleeps until the pipe is woken (a chunk, or the outcome) or this wait is cancelled.
@@ -1245,21 +1245,14 @@ class Server {
     }
 
     /// Writes `res` (its head formatted into the connection's reused string, then the body, in
-    /// one gather write: in place when the socket takes it all, as it nearly always does, else
-    /// the rest under the write timeout) and keeps the body's storage for the next response.
-    /// False on failure.
+    /// one gather write: `write_all`) and keeps the body's storage for the next response. False
+    /// on failure.
     awaitable<bool> write_reply(Connection& c, unsigned version, Reply& res, bool keep_alive) {
         c.head_out.clear();
         http1::write_head(c.head_out, version, res.status, server_name(), res.content_type,
                           res.body.size(), keep_alive, res.allow);
         std::array<asio::const_buffer, 2> buffers{asio::buffer(c.head_out), asio::buffer(res.body)};
-        bool ok = bifrost::detail::write_now(c.stream.socket(), buffers);
-        if (!ok) {
-            c.stream.expires_after(opts_.write_timeout);
-            auto [ec, n] =
-                co_await asio::async_write(c.stream, buffers, asio::as_tuple(asio::use_awaitable));
-            ok = !ec;
-        }
+        const bool ok = co_await write_all(c, buffers);
         if (res.body.capacity() <= reused_limit) c.spare_body = std::move(res.body);
         co_return ok;
     }
