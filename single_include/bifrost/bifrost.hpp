@@ -5560,7 +5560,7 @@ struct Job {
     int retries = 0;
     const Key* last_key = nullptr;  ///< the key of the previous try, to rotate away from it
     /// The link of the worker list holding it, if any: the retries whose backoff is over, or
-    /// the jobs submitted on the worker itself (`WorkerCore::local_head`). Never both at once.
+    /// the jobs submitted on the worker itself (`WorkerCore::local`). Never both at once.
     Job* ready_next = nullptr;
     std::optional<asio::steady_timer> backoff_timer;
 
@@ -6262,6 +6262,50 @@ class Ring {
 
 namespace bifrost::detail {
 
+/// A FIFO list of jobs linked through `Job::ready_next` (a job is on at most one list at a time).
+/// Owner thread only.
+struct JobList {
+    Job* head = nullptr;
+    Job* tail = nullptr;
+
+    [[nodiscard]] bool empty() const noexcept { return head == nullptr; }
+
+    void push(Job* j) noexcept {
+        j->ready_next = nullptr;
+        if (tail)
+            tail->ready_next = j;
+        else
+            head = j;
+        tail = j;
+    }
+
+    /// The first job, taken off the list (null when empty).
+    Job* pop() noexcept {
+        Job* j = head;
+        if (!j) return nullptr;
+        head = j->ready_next;
+        if (!head) tail = nullptr;
+        j->ready_next = nullptr;
+        return j;
+    }
+
+    /// Takes `j` off the list wherever it is; false when it is not on it.
+    bool remove(Job* j) noexcept {
+        Job* prev = nullptr;
+        for (Job* r = head; r; prev = r, r = r->ready_next) {
+            if (r != j) continue;
+            if (prev)
+                prev->ready_next = r->ready_next;
+            else
+                head = r->ready_next;
+            if (tail == r) tail = prev;
+            j->ready_next = nullptr;
+            return true;
+        }
+        return false;
+    }
+};
+
 /// The part of a worker thread that other threads touch: its event loop and its parking flags.
 struct WorkerCore {
     asio::io_context ioc{1};
@@ -6273,8 +6317,7 @@ struct WorkerCore {
     /// Jobs submitted on this worker's own thread (a server connection running here), each
     /// holding a concurrency slot, FIFO through `Job::ready_next`; the worker starts them at
     /// its next turn. Only this worker's thread touches the list.
-    Job* local_head = nullptr;
-    Job* local_tail = nullptr;
+    JobList local;
     alignas(cache_line) std::atomic<bool> parked{false};
     std::atomic<bool> wake_pending{false};
     HandlerArena wake_arena;
@@ -6388,13 +6431,7 @@ class ProviderQueue {
         prepare(j);
         if (current_queue_ == this && current_core_ != nullptr && depth() == 0 &&
             !ring_.load(std::memory_order_acquire)->closed() && acquire_slot()) {
-            WorkerCore& w = *current_core_;
-            j->ready_next = nullptr;
-            if (w.local_tail)
-                w.local_tail->ready_next = j;
-            else
-                w.local_head = j;
-            w.local_tail = j;
+            current_core_->local.push(j);
             queued_.fetch_add(1, std::memory_order_relaxed);
             return queue::PushStatus::ok;
         }
@@ -7134,8 +7171,7 @@ class ProviderPool final : public ProviderQueue {
         Job* owned_head = nullptr;  // jobs started here and not finished, by deadline
         Job* owned_tail = nullptr;
         std::size_t owned = 0;
-        Job* ready_head = nullptr;  // retries whose backoff is over, FIFO
-        Job* ready_tail = nullptr;
+        JobList ready;  // retries whose backoff is over, FIFO
         std::thread thread;
     };
 
@@ -7232,10 +7268,10 @@ class ProviderPool final : public ProviderQueue {
                 progress |= expire_due(w);
             if (progress) continue;
             if (stopping_.load(std::memory_order_acquire) && depth() == 0 && w.owned == 0 &&
-                w.local_head == nullptr)
+                w.local.empty())
                 break;
             if (spin(w)) continue;
-            if (w.ready_head == nullptr && w.local_head == nullptr) park(w);
+            if (w.ready.empty() && w.local.empty()) park(w);
         }
         guard.reset();
         w.ioc.poll();  // run what is left (e.g. wake-ups), so nothing posted is destroyed unrun
@@ -7248,18 +7284,12 @@ class ProviderPool final : public ProviderQueue {
     /// job (a due retry first, then the queue) and a slot are free.
     bool pump(Worker& w) {
         bool any = false;
-        while (Job* j = w.local_head) {
-            w.local_head = j->ready_next;
-            if (!w.local_head) w.local_tail = nullptr;
-            j->ready_next = nullptr;
+        while (Job* j = w.local.pop()) {
             any = true;
             start(w, j);
         }
         while (acquire_slot()) {
-            if (Job* j = w.ready_head) {
-                w.ready_head = j->ready_next;
-                if (!w.ready_head) w.ready_tail = nullptr;
-                j->ready_next = nullptr;
+            if (Job* j = w.ready.pop()) {
                 any = true;
                 attempt(w, j);
                 continue;
@@ -7959,12 +7989,7 @@ class ProviderPool final : public ProviderQueue {
             return;
         }
         j->phase = Job::Phase::ready;
-        j->ready_next = nullptr;
-        if (w.ready_tail)
-            w.ready_tail->ready_next = j;
-        else
-            w.ready_head = j;
-        w.ready_tail = j;
+        w.ready.push(j);
     }
 
     /// Decides an owned job's outcome with `e` (if nobody has) and finishes it.
@@ -8025,17 +8050,7 @@ class ProviderPool final : public ProviderQueue {
                 j->backoff_timer->cancel();
                 break;
             case Job::Phase::ready: {
-                Job* prev = nullptr;
-                for (Job* r = w.ready_head; r; prev = r, r = r->ready_next) {
-                    if (r != j) continue;
-                    if (prev)
-                        prev->ready_next = r->ready_next;
-                    else
-                        w.ready_head = r->ready_next;
-                    if (w.ready_tail == r) w.ready_tail = prev;
-                    break;
-                }
-                j->ready_next = nullptr;
+                w.ready.remove(j);
                 j->phase = Job::Phase::idle;
                 drop(w, j, false);
                 break;

@@ -95,7 +95,7 @@ struct Job {
     int retries = 0;
     const Key* last_key = nullptr;  ///< the key of the previous try, to rotate away from it
     /// The link of the worker list holding it, if any: the retries whose backoff is over, or
-    /// the jobs submitted on the worker itself (`WorkerCore::local_head`). Never both at once.
+    /// the jobs submitted on the worker itself (`WorkerCore::local`). Never both at once.
     Job* ready_next = nullptr;
     std::optional<asio::steady_timer> backoff_timer;
 

@@ -124,8 +124,7 @@ class ProviderPool final : public ProviderQueue {
         Job* owned_head = nullptr;  // jobs started here and not finished, by deadline
         Job* owned_tail = nullptr;
         std::size_t owned = 0;
-        Job* ready_head = nullptr;  // retries whose backoff is over, FIFO
-        Job* ready_tail = nullptr;
+        JobList ready;  // retries whose backoff is over, FIFO
         std::thread thread;
     };
 
@@ -222,10 +221,10 @@ class ProviderPool final : public ProviderQueue {
                 progress |= expire_due(w);
             if (progress) continue;
             if (stopping_.load(std::memory_order_acquire) && depth() == 0 && w.owned == 0 &&
-                w.local_head == nullptr)
+                w.local.empty())
                 break;
             if (spin(w)) continue;
-            if (w.ready_head == nullptr && w.local_head == nullptr) park(w);
+            if (w.ready.empty() && w.local.empty()) park(w);
         }
         guard.reset();
         w.ioc.poll();  // run what is left (e.g. wake-ups), so nothing posted is destroyed unrun
@@ -238,18 +237,12 @@ class ProviderPool final : public ProviderQueue {
     /// job (a due retry first, then the queue) and a slot are free.
     bool pump(Worker& w) {
         bool any = false;
-        while (Job* j = w.local_head) {
-            w.local_head = j->ready_next;
-            if (!w.local_head) w.local_tail = nullptr;
-            j->ready_next = nullptr;
+        while (Job* j = w.local.pop()) {
             any = true;
             start(w, j);
         }
         while (acquire_slot()) {
-            if (Job* j = w.ready_head) {
-                w.ready_head = j->ready_next;
-                if (!w.ready_head) w.ready_tail = nullptr;
-                j->ready_next = nullptr;
+            if (Job* j = w.ready.pop()) {
                 any = true;
                 attempt(w, j);
                 continue;
@@ -949,12 +942,7 @@ class ProviderPool final : public ProviderQueue {
             return;
         }
         j->phase = Job::Phase::ready;
-        j->ready_next = nullptr;
-        if (w.ready_tail)
-            w.ready_tail->ready_next = j;
-        else
-            w.ready_head = j;
-        w.ready_tail = j;
+        w.ready.push(j);
     }
 
     /// Decides an owned job's outcome with `e` (if nobody has) and finishes it.
@@ -1015,17 +1003,7 @@ class ProviderPool final : public ProviderQueue {
                 j->backoff_timer->cancel();
                 break;
             case Job::Phase::ready: {
-                Job* prev = nullptr;
-                for (Job* r = w.ready_head; r; prev = r, r = r->ready_next) {
-                    if (r != j) continue;
-                    if (prev)
-                        prev->ready_next = r->ready_next;
-                    else
-                        w.ready_head = r->ready_next;
-                    if (w.ready_tail == r) w.ready_tail = prev;
-                    break;
-                }
-                j->ready_next = nullptr;
+                w.ready.remove(j);
                 j->phase = Job::Phase::idle;
                 drop(w, j, false);
                 break;

@@ -37,6 +37,50 @@
 
 namespace bifrost::detail {
 
+/// A FIFO list of jobs linked through `Job::ready_next` (a job is on at most one list at a time).
+/// Owner thread only.
+struct JobList {
+    Job* head = nullptr;
+    Job* tail = nullptr;
+
+    [[nodiscard]] bool empty() const noexcept { return head == nullptr; }
+
+    void push(Job* j) noexcept {
+        j->ready_next = nullptr;
+        if (tail)
+            tail->ready_next = j;
+        else
+            head = j;
+        tail = j;
+    }
+
+    /// The first job, taken off the list (null when empty).
+    Job* pop() noexcept {
+        Job* j = head;
+        if (!j) return nullptr;
+        head = j->ready_next;
+        if (!head) tail = nullptr;
+        j->ready_next = nullptr;
+        return j;
+    }
+
+    /// Takes `j` off the list wherever it is; false when it is not on it.
+    bool remove(Job* j) noexcept {
+        Job* prev = nullptr;
+        for (Job* r = head; r; prev = r, r = r->ready_next) {
+            if (r != j) continue;
+            if (prev)
+                prev->ready_next = r->ready_next;
+            else
+                head = r->ready_next;
+            if (tail == r) tail = prev;
+            j->ready_next = nullptr;
+            return true;
+        }
+        return false;
+    }
+};
+
 /// The part of a worker thread that other threads touch: its event loop and its parking flags.
 struct WorkerCore {
     asio::io_context ioc{1};
@@ -48,8 +92,7 @@ struct WorkerCore {
     /// Jobs submitted on this worker's own thread (a server connection running here), each
     /// holding a concurrency slot, FIFO through `Job::ready_next`; the worker starts them at
     /// its next turn. Only this worker's thread touches the list.
-    Job* local_head = nullptr;
-    Job* local_tail = nullptr;
+    JobList local;
     alignas(cache_line) std::atomic<bool> parked{false};
     std::atomic<bool> wake_pending{false};
     HandlerArena wake_arena;
@@ -163,13 +206,7 @@ class ProviderQueue {
         prepare(j);
         if (current_queue_ == this && current_core_ != nullptr && depth() == 0 &&
             !ring_.load(std::memory_order_acquire)->closed() && acquire_slot()) {
-            WorkerCore& w = *current_core_;
-            j->ready_next = nullptr;
-            if (w.local_tail)
-                w.local_tail->ready_next = j;
-            else
-                w.local_head = j;
-            w.local_tail = j;
+            current_core_->local.push(j);
             queued_.fetch_add(1, std::memory_order_relaxed);
             return queue::PushStatus::ok;
         }
