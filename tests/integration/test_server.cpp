@@ -406,6 +406,35 @@ TEST_CASE("server: oversized headers get 431 and slow clients are cut off", "[se
     CHECK(h.mock_stats().submitted == 0);
 }
 
+TEST_CASE("server: a connection kept alive after a chat answer is closed at the idle timeout",
+          "[server]") {
+    // The read that watched the request in flight is the one that waits for the next request:
+    // it keeps the idle limit and serves what comes next.
+    srv::Options o;
+    o.idle_timeout = 200ms;
+    Harness h(o);
+    Client c(h.server->port());
+    CHECK(content_of(c.post("/v1/chat/completions", chat_body)) == "Echo: Hello");
+    CHECK(content_of(c.post("/v1/chat/completions", chat_body)) == "Echo: Hello");
+    CHECK(c.get("/health").result_int() == 200);
+    CHECK(content_of(c.post("/v1/chat/completions", chat_body)) == "Echo: Hello");
+    CHECK(c.closed_by_server(5s));
+    CHECK(h.mock_stats().completed == 3);
+    CHECK(h.mock_stats().cancelled == 0);
+}
+
+TEST_CASE("server: stop closes a connection idle after a chat answer at once",
+          "[server][concurrency]") {
+    srv::Options o;
+    o.drain_timeout = 20s;  // a connection stop() failed to close would hold it this long
+    Harness h(o);
+    Client c(h.server->port());
+    CHECK(content_of(c.post("/v1/chat/completions", chat_body)) == "Echo: Hello");
+    auto stopped = std::async(std::launch::async, [&] { h.server->stop(); });
+    CHECK(c.closed_by_server(5s));
+    CHECK(stopped.wait_for(5s) == std::future_status::ready);
+}
+
 TEST_CASE("server: virtual keys guard every route but /health", "[server]") {
     srv::Options o;
     o.virtual_keys = {{"team-a", bifrost::Secret("vk-team-a-secret"), true},

@@ -314,9 +314,22 @@ class Server {
         }
     };
 
+    /// The read that watches a client while its request is in flight (see `watched`). It stays
+    /// pending after the answer, as the read of the connection's next request, so that one read
+    /// per request both watches the client and waits for what comes next.
+    struct ClientWatch {
+        bool pending = false;         // the read is outstanding (nobody may touch the buffer)
+        bool ended = false;           // it completed: `ec` is its outcome
+        bool call_in_flight = false;  // a gateway call runs: a client that leaves cancels it
+        bool waiting = false;         // the connection waits for it on `Connection::idle_timer`
+        boost::system::error_code ec;
+        asio::cancellation_signal cancel;  // cancels the gateway call
+    };
+
     /// One client connection. Touched only on its strand (the stream's executor).
     struct Connection {
-        explicit Connection(asio::ip::tcp::socket s) : stream(std::move(s)) {
+        explicit Connection(asio::ip::tcp::socket s)
+            : stream(std::move(s)), idle_timer(stream.get_executor()) {
             boost::system::error_code ignored;
             // Answers and stream chunks leave as written, not held back behind an unacknowledged
             // segment; and the socket is non-blocking for `write_now`.
@@ -334,6 +347,8 @@ class Server {
         std::string spare_body;          // the last response body's storage, for the next one
         Exchange exchange;               // the request being answered: its log and metrics facts
         ChatRequest chat_request;        // the chat request being answered, capacity reused
+        ClientWatch watch;               // the read watching the client (see `watched`)
+        asio::steady_timer idle_timer;   // what a wait on `watch` sleeps on (see `wait_for_watch`)
 
         /// An empty string with the capacity of the last response body.
         std::string take_body() {
@@ -495,6 +510,9 @@ class Server {
         beast::error_code ec;
         c->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
         c->stream.close();
+        // The closed socket ends a watching read still pending: its handler (it points to the
+        // connection) runs before the connection counts as gone.
+        if (c->watch.pending) co_await wait_for_watch(*c, false);
         metrics_.connections.fetch_sub(1);
         // Notified under the lock: once `stop()` sees no connection it may destroy the server,
         // and a connection on a worker thread is not joined by it.
@@ -508,14 +526,25 @@ class Server {
         for (;;) {
             if (c.draining) co_return;
             if (c.buffer.size() == 0) {
-                // Wait for the next request to begin (keep-alive idle time).
+                // Wait for the next request to begin (keep-alive idle time): on the read that
+                // watched the last request when it is still pending, else on a new one.
                 c.idle = true;
-                c.stream.expires_after(opts_.idle_timeout);
-                auto [ec, n] = co_await c.stream.async_read_some(
-                    c.buffer.prepare(4096), asio::as_tuple(asio::use_awaitable));
+                boost::system::error_code ec;
+                if (c.watch.pending) {
+                    co_await wait_for_watch(c, true);
+                    ec = c.watch.ec;
+                } else if (c.watch.ended && c.watch.ec) {
+                    ec = c.watch.ec;  // the client left after its answer was ready
+                } else {
+                    c.stream.expires_after(opts_.idle_timeout);
+                    auto [rec, n] = co_await c.stream.async_read_some(
+                        c.buffer.prepare(4096), asio::as_tuple(asio::use_awaitable));
+                    c.buffer.commit(n);
+                    ec = rec;
+                }
+                c.watch.ended = false;
                 c.idle = false;
-                if (ec) co_return;  // closed, timed out, or cancelled by a drain
-                c.buffer.commit(n);
+                if (ec || c.buffer.size() == 0) co_return;  // closed, timed out, or drained
             }
             const auto start = Clock::now();
             c.stream.expires_after(opts_.read_timeout);
@@ -1096,6 +1125,14 @@ class Server {
     /// pipelining client sends meanwhile are kept for the next request (up to one request's
     /// worth; the connection is then no longer watched). The two run as one parallel group, on
     /// the connection's executor: no coroutine of their own.
+    ///
+    /// On a worker's loop (`-io-mode workers`, the default) with nothing buffered (the usual
+    /// case), the watch is `Connection::watch` instead: a read of its own that the call's end
+    /// does not cancel. It stays pending as the read of the next request (`serve` waits on it),
+    /// so that a request costs one read, not a watch that is cancelled and then the next
+    /// request's read, and no parallel group. Connections on a strand of the I/O threads keep the
+    /// parallel group: there this path failed under AddressSanitizer (the strand's state used
+    /// after it was freed, as a connection ended), for a reason not yet found.
     template <class R, class Start>
     awaitable<std::variant<R, std::monostate>> watched(Connection& c, Start start) {
         using Outcome = std::variant<R, std::monostate>;
@@ -1103,6 +1140,31 @@ class Server {
         if (c.buffer.size() >= keep)
             co_return Outcome(std::in_place_index<0>, co_await start(asio::use_awaitable));
         auto ex = c.stream.get_executor();
+        if (c.buffer.size() == 0 && !c.watch.pending && !connection_executors_.empty()) {
+            ClientWatch& w = c.watch;
+            w.ended = false;
+            w.ec = {};
+            w.pending = true;
+            c.stream.socket().async_read_some(c.buffer.prepare(std::min<std::size_t>(keep, 65536)),
+                                              WatchRead{&c});
+            w.call_in_flight = true;
+            struct EndCall {
+                ClientWatch& w;
+                ~EndCall() {
+                    w.call_in_flight = false;
+                    w.cancel.slot().clear();
+                }
+            } end_call{w};
+            R result = co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(R)>(
+                [&start, &w, ex, this](auto handler) {
+                    start(asio::bind_cancellation_slot(
+                        w.cancel.slot(),
+                        asio::bind_executor(CountedExecutor{ex, &handoffs_}, std::move(handler))));
+                },
+                asio::use_awaitable);
+            if (w.ended && w.ec) co_return Outcome(std::in_place_index<1>);  // the client left
+            co_return Outcome(std::in_place_index<0>, std::move(result));
+        }
         auto call = asio::async_initiate<const asio::deferred_t&, void(R)>(
             [&start, ex, this](auto handler) {
                 start(asio::bind_executor(CountedExecutor{ex, &handoffs_}, std::move(handler)));
@@ -1117,6 +1179,44 @@ class Server {
         c.buffer.commit(n);
         if (order[0] == 0 && ec) co_return Outcome(std::in_place_index<1>);  // the client left
         co_return Outcome(std::in_place_index<0>, std::move(result));
+    }
+
+    /// The completion of a connection's watching read (`ClientWatch`). The connection outlives
+    /// it: its session waits for a pending watch before it ends, and the watch stays pending
+    /// until this handler is done (the cancelled call may answer, and the connection end,
+    /// inside `emit`).
+    struct WatchRead {
+        Connection* c;
+
+        void operator()(boost::system::error_code ec, std::size_t n) {
+            ClientWatch& w = c->watch;
+            c->buffer.commit(n);
+            w.ended = true;
+            w.ec = ec;
+            if (ec && w.call_in_flight) w.cancel.emit(asio::cancellation_type::all);
+            w.pending = false;
+            if (w.waiting) c->idle_timer.cancel();
+        }
+    };
+
+    /// Waits until the pending watching read of `c` completes; with `idle_limit`, for up to the
+    /// keep-alive idle timeout, after which the read is cancelled (and then waited for).
+    awaitable<void> wait_for_watch(Connection& c, bool idle_limit) {
+        ClientWatch& w = c.watch;
+        w.waiting = true;
+        if (idle_limit)
+            c.idle_timer.expires_after(opts_.idle_timeout);
+        else
+            c.idle_timer.expires_at(asio::steady_timer::time_point::max());
+        while (w.pending) {
+            auto [ec] = co_await c.idle_timer.async_wait(asio::as_tuple(asio::use_awaitable));
+            if (!ec && w.pending) {  // the keep-alive time is up
+                boost::system::error_code ignored;
+                c.stream.socket().cancel(ignored);
+                c.idle_timer.expires_at(asio::steady_timer::time_point::max());
+            }
+        }
+        w.waiting = false;
     }
 
     // ---- embeddings and text completions ------------------------------------------------------
