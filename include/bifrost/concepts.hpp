@@ -127,6 +127,16 @@ concept Provider = std::copy_constructible<P> &&
     p.parse_chat(in, outcome);
 };
 
+/// A provider whose upstream answers chat requests in the unified schema's own wire format
+/// (OpenAI's chat-completion JSON), and whose `parse_chat` reads a 2xx body as it is: a
+/// successful answer's body may then be relayed to an OpenAI-format client as it came
+/// (`Result::wire_json`), rather than written anew from the parsed response. It says so with
+/// `static constexpr bool chat_wire_is_unified = true`.
+template <class P>
+concept ChatWireIsUnified = Provider<P> && requires {
+    requires static_cast<bool>(P::chat_wire_is_unified);
+};
+
 /// A provider that can create embeddings (OpenAI's `/v1/embeddings`): `build_embedding` fills the
 /// upstream request, `parse_embedding` reads the answer (any status) into `outcome.response` or
 /// `outcome.error`, as `build_chat` / `parse_chat` do. Optional: the gateway answers embedding

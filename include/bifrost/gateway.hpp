@@ -1177,6 +1177,7 @@ class Gateway {
         }
         if constexpr (HasPostHook<P>) {
             if (I >= ran) return;
+            j->wire_response = false;  // the hook may change the response: it is written anew
             try {
                 std::get<I>(plugins_).post_hook(j->ctx, j->outcome);
             } catch (const std::exception& e) {

@@ -185,3 +185,46 @@ TEST_CASE("plugins: a post-hook may turn an error into a response", "[plugins]")
     REQUIRE(r.ok());
     CHECK(r->choices.at(0).message.content == "recovered");
 }
+
+namespace {
+
+/// Rewrites every answer's content (a post-hook that changes the response).
+struct Rewrite {
+    void post_hook(Context&, Outcome& out) {
+        if (out.ok()) out.response.choices.at(0).message.content = "rewritten";
+    }
+};
+
+}  // namespace
+
+TEST_CASE("plugins: an answer a post-hook saw is not relayed as the upstream sent it",
+          "[plugins]") {
+    // The relay (`Result::wire_json`) would bypass what the hook did to the response.
+    SECTION("no plugin: the OpenAI upstream's body stands for the answer") {
+        test::MockGateway<bifrost::queue::Block> gw(test::options());
+        REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("p", test::provider_config()));
+        auto r = gw.chat(test::request("p/m", "hello"));
+        REQUIRE(r.ok());
+        const std::string_view wire = r.wire_json();
+        REQUIRE_FALSE(wire.empty());
+        CHECK(wire.find("Echo: hello") != std::string_view::npos);
+        bifrost::Outcome again;
+        REQUIRE(bifrost::parse_chat_response(wire, again));
+        CHECK(again.response.choices.at(0).message.content == r->choices.at(0).message.content);
+    }
+    SECTION("a post-hook that rewrites the answer: written anew") {
+        test::MockGateway<bifrost::queue::Block, Rewrite> gw(test::options());
+        REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("p", test::provider_config()));
+        auto r = gw.chat(test::request("p/m", "hello"));
+        REQUIRE(r.ok());
+        CHECK(r->choices.at(0).message.content == "rewritten");
+        CHECK(r.wire_json().empty());
+    }
+    SECTION("a pre-hook's own answer has no upstream body") {
+        test::MockGateway<bifrost::queue::Block, Cache> gw(test::options());
+        REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("p", test::provider_config()));
+        auto r = gw.chat(test::request("cache/hit", "x"));
+        REQUIRE(r.ok());
+        CHECK(r.wire_json().empty());
+    }
+}

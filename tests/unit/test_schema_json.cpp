@@ -1444,3 +1444,50 @@ TEST_CASE("schema json: responses of another shape read as they did before strea
     CHECK(!streamed(R"({"created":"yesterday","choices":[]})"));
     CHECK(!streamed(""));
 }
+
+TEST_CASE("schema json: an upstream's chat answer is relayed with the gateway's extra_fields") {
+    bifrost::ResponseExtra extra;
+    extra.provider = "openai";
+    extra.latency = std::chrono::microseconds(1500);
+    const std::string tail = R"(,"extra_fields":{"provider":"openai","latency":1.5}})";
+
+    SECTION("the upstream's members, order and formatting are kept") {
+        const std::string wire =
+            "{\"id\":\"c1\", \"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+            "\"content\":\"hi\"},\"finish_reason\":\"stop\"}],\"service_tier\":\"default\","
+            "\"system_fingerprint\":\"fp\"}\n";
+        std::string out = "prefix:";
+        REQUIRE(write_chat_wire(out, wire, extra));
+        CHECK(out == "prefix:" + wire.substr(0, wire.size() - 2) + tail);
+        Outcome o;
+        REQUIRE(parse_chat_response(out.substr(7), o));
+        CHECK(o.response.extra_fields.provider == "openai");
+        CHECK(o.response.extra_fields.latency == std::chrono::microseconds(1500));
+        CHECK(o.response.choices.at(0).message.content == "hi");
+    }
+    SECTION("leading and trailing whitespace is dropped") {
+        std::string out;
+        REQUIRE(write_chat_wire(out, " \r\n{\"id\":\"c1\"}\t \n", extra));
+        CHECK(out == "{\"id\":\"c1\"" + tail);
+    }
+    SECTION("no provider: the body as it is") {
+        std::string out;
+        REQUIRE(write_chat_wire(out, R"({"id":"c1"})", bifrost::ResponseExtra{}));
+        CHECK(out == R"({"id":"c1"})");
+    }
+    SECTION("what cannot take the member is refused, with nothing written") {
+        for (const char* wire : {"{}", "{ }", "", "[]", "\"x\"", "{\"id\":\"c1\"",
+                                 R"({"id":"c1","extra_fields":{"provider":"other"}})"}) {
+            INFO(wire);
+            std::string out = "kept";
+            CHECK_FALSE(write_chat_wire(out, wire, extra));
+            CHECK(out == "kept");
+        }
+    }
+    SECTION("a message that mentions extra_fields in its text is relayed") {
+        const std::string wire = R"({"id":"c1","content":"say \"extra_fields\" twice"})";
+        std::string out;
+        REQUIRE(write_chat_wire(out, wire, extra));
+        CHECK(out == wire.substr(0, wire.size() - 1) + tail);
+    }
+}

@@ -85,6 +85,9 @@ struct Job {
     std::chrono::nanoseconds upstream_latency{};
     std::chrono::nanoseconds queue_wait{};  ///< from admission to a worker taking it up
     bool probe = false;                     ///< admitted as the circuit breaker's half-open probe
+    /// The chat response was read from `http_response.body`, which is in the unified (OpenAI)
+    /// format as it stands: the body can be relayed instead of the response written anew.
+    bool wire_response = false;
 
     // ---- the attempt's one-time decision ----
     std::atomic<std::uint32_t> state{queued};
@@ -195,6 +198,7 @@ struct Job {
         upstream_latency = {};
         queue_wait = {};
         probe = false;
+        wire_response = false;
         state.store(queued, std::memory_order_relaxed);
         worker = nullptr;
         phase = Phase::idle;

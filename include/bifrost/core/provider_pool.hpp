@@ -344,6 +344,7 @@ class ProviderPool final : public ProviderQueue {
         }
         j->http_request.clear();
         j->http_response.clear();
+        j->wire_response = false;
         if (j->stream != nullptr) {
             start_stream(w, j, key, settings);
             return;
@@ -667,6 +668,8 @@ class ProviderPool final : public ProviderQueue {
                 std::string("could not read the response of provider '") + name_ + "': " + e.what(),
                 name_);
         }
+        if constexpr (ChatWireIsUnified<P>)
+            j->wire_response = j->op == Operation::chat && j->outcome.ok();
         if (j->outcome.ok() && extra != nullptr) {
             extra->provider.assign(name_);
             extra->latency = j->upstream_latency;

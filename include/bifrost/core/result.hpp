@@ -9,6 +9,7 @@
 #include <bifrost/schema/outcome.hpp>
 
 #include <cassert>
+#include <string_view>
 #include <utility>
 
 namespace bifrost {
@@ -58,6 +59,18 @@ class Result {
     [[nodiscard]] ChatResponse take() {
         assert(ok());
         return std::move(job_->outcome.response);
+    }
+
+    /// The upstream's body the response was read from, when it can stand for the response as
+    /// it is: OpenAI's chat-completion JSON from a provider that speaks it
+    /// (`ChatWireIsUnified`), and no plugin's post-hook has seen the outcome (a hook may change
+    /// it). Empty otherwise: answered by a fallback of another kind, a pre-hook, a stream, or a
+    /// non-OpenAI upstream. It does not hold `extra_fields` (those are the gateway's) and does
+    /// not reflect changes made through `value()`. Precondition: `ok()`.
+    [[nodiscard]] std::string_view wire_json() const noexcept {
+        assert(ok());
+        return job_->wire_response ? std::string_view(job_->http_response.body)
+                                   : std::string_view();
     }
 
     /// The error. Precondition: `!ok()`. An empty handle reports a 500 "empty result".

@@ -21,6 +21,9 @@ namespace bifrost::detail {
 class JsonWriter {
   public:
     explicit JsonWriter(std::string& out) noexcept : out_(out) {}
+    /// Continues inside an object or array `out` already holds: `after_member` says whether a
+    /// member precedes (so the next one takes a comma).
+    JsonWriter(std::string& out, bool after_member) noexcept : out_(out), first_(!after_member) {}
 
     JsonWriter& begin_object() {
         comma();

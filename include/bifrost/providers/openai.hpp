@@ -294,6 +294,7 @@ inline void parse_openai_chat(const HttpResponse& in, Outcome& out) {
 struct OpenAI {
     static constexpr std::string_view name = "openai";
     static constexpr bool requires_key = true;
+    static constexpr bool chat_wire_is_unified = true;  // parse_chat reads OpenAI's JSON as is
     static constexpr std::string_view default_base_url = "https://api.openai.com";
     static constexpr std::string_view chat_path = "/v1/chat/completions";
 

@@ -44,6 +44,7 @@ namespace bifrost::providers {
 /// `OpenAICompatible<Traits>` is this with compile-time settings.
 struct OpenAIFormat {
     static constexpr bool requires_key = true;
+    static constexpr bool chat_wire_is_unified = true;  // parse_chat reads OpenAI's JSON as is
     std::string_view default_base_url = OpenAI::default_base_url;
     std::string_view chat_path = OpenAI::chat_path;
 

@@ -93,6 +93,14 @@ inline void write_chat_request(std::string& out, const ChatRequest& r,
 /// Appends the OpenAI JSON form of `r` to `out`, with `extra_fields` when a provider is set.
 inline void write_chat_response(std::string& out, const ChatResponse& r);
 
+/// Appends `wire`, a chat-completion object as an OpenAI-format upstream sent it (valid JSON:
+/// it was parsed), with the gateway's `extra_fields` (from `extra`, when a provider is set) as
+/// its last member: what `write_chat_response` writes, with the upstream's own members, order
+/// and formatting kept, and no second serialization. Returns false, having appended nothing,
+/// when `wire` is not an object with members or holds an `extra_fields` of its own (write the
+/// response with `write_chat_response` then).
+inline bool write_chat_wire(std::string& out, std::string_view wire, const ResponseExtra& extra);
+
 /// Appends OpenAI's error body: `{"error":{"message":...,"type":...,"param":...,"code":...}}`.
 inline void write_error(std::string& out, const Error& e);
 
@@ -1867,6 +1875,14 @@ inline bool stream_response(const Reader& rd, std::string_view text, Outcome& ou
 
 // ---- writing ---------------------------------------------------------------------------------
 
+/// `"extra_fields":{"provider":...,"latency":ms}` when a provider is set; nothing otherwise.
+inline void write_response_extra(JsonWriter& w, const ResponseExtra& e) {
+    if (e.provider.empty()) return;
+    w.key("extra_fields").begin_object().field("provider", e.provider);
+    w.field_millis("latency", e.latency.count());
+    w.end_object();
+}
+
 inline void write_members(JsonWriter& w, const json::object& o) {
     for (const json::key_value_pair& kv : o) {
         w.key(sv_key(kv)).value(kv.value());
@@ -2091,12 +2107,32 @@ inline void write_chat_response(std::string& out, const ChatResponse& r) {
         w.end_object();
     }
     write_members(w, r.extra);
-    if (!r.extra_fields.provider.empty()) {
-        w.key("extra_fields").begin_object().field("provider", r.extra_fields.provider);
-        w.field_millis("latency", r.extra_fields.latency.count());
-        w.end_object();
-    }
+    write_response_extra(w, r.extra_fields);
     w.end_object();
+}
+
+inline bool write_chat_wire(std::string& out, std::string_view wire, const ResponseExtra& extra) {
+    const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+    std::size_t begin = 0;
+    std::size_t end = wire.size();
+    while (begin < end && space(wire[begin]))
+        ++begin;
+    while (end > begin && space(wire[end - 1]))
+        --end;
+    if (end - begin < 2 || wire[begin] != '{' || wire[end - 1] != '}') return false;
+    std::size_t first = begin + 1;
+    while (first < end && space(wire[first]))
+        ++first;
+    if (wire[first] == '}') return false;  // no members: the comma below would be wrong
+    // A key (or a string value) "extra_fields": the upstream's own, which the gateway's
+    // replaces on the written path. (Inside a string a quote is escaped, so the quoted name
+    // cannot be matched by content.)
+    if (wire.find("\"extra_fields\"") != std::string_view::npos) return false;
+    out.append(wire.data() + begin, end - 1 - begin);
+    detail::JsonWriter w(out, true);  // after the upstream's last member
+    detail::json_impl::write_response_extra(w, extra);
+    out.push_back('}');
+    return true;
 }
 
 inline void write_error(std::string& out, const Error& e) {

@@ -893,7 +893,11 @@ class Server {
         ex.upstream = r->extra_fields.latency;
         ex.queue_wait = r->extra_fields.queue_wait;
         std::string body = c.take_body();
-        write_chat_response(body, *r);
+        // An OpenAI-format upstream's answer is relayed as it came, with the gateway's
+        // `extra_fields` added (no second serialization); any other is written anew.
+        const std::string_view wire = r.wire_json();
+        if (wire.empty() || !write_chat_wire(body, wire, r->extra_fields))
+            write_chat_response(body, *r);
         co_return json_response(200, std::move(body));
     }
 
@@ -1145,8 +1149,8 @@ class Server {
             w.ended = false;
             w.ec = {};
             w.pending = true;
-            c.stream.socket().async_read_some(c.buffer.prepare(std::min<std::size_t>(keep, 65536)),
-                                              WatchRead{&c});
+            c.stream.socket().async_wait(asio::socket_base::wait_read,
+                                         WatchRead{&c, std::min<std::size_t>(keep, 65536)});
             w.call_in_flight = true;
             struct EndCall {
                 ClientWatch& w;
@@ -1185,12 +1189,26 @@ class Server {
     /// it: its session waits for a pending watch before it ends, and the watch stays pending
     /// until this handler is done (the cancelled call may answer, and the connection end,
     /// inside `emit`).
+    ///
+    /// The watch waits for the socket to become readable and then reads what is there (the
+    /// socket is non-blocking), rather than being an asynchronous read: Asio begins a read
+    /// with a speculative `recv`, which, started while the request is in flight, finds nothing
+    /// (a system call per request for an `EAGAIN`). A wait does not try first.
     struct WatchRead {
         Connection* c;
+        std::size_t room;  // at most this much is read
 
-        void operator()(boost::system::error_code ec, std::size_t n) {
+        void operator()(boost::system::error_code ec) {
             ClientWatch& w = c->watch;
-            c->buffer.commit(n);
+            if (!ec) {
+                const std::size_t n = c->stream.socket().read_some(c->buffer.prepare(room), ec);
+                if (ec == asio::error::would_block || ec == asio::error::try_again) {
+                    // Readable, then not (another reader cannot exist: a spurious wake-up).
+                    c->stream.socket().async_wait(asio::socket_base::wait_read, *this);
+                    return;
+                }
+                c->buffer.commit(n);
+            }
             w.ended = true;
             w.ec = ec;
             if (ec && w.call_in_flight) w.cancel.emit(asio::cancellation_type::all);
