@@ -231,6 +231,43 @@ TEST_CASE("server: a chat request is answered in OpenAI's format", "[server]") {
     CHECK(log.find(R"("overhead_ms":)") != std::string::npos);
 }
 
+TEST_CASE("server: an OpenAI-format upstream's answer is relayed as it came", "[server]") {
+    // Members the schema does not model, their order and the upstream's spacing stay; the
+    // gateway adds its extra_fields as the last member.
+    const std::string upstream =
+        R"({"id":"chatcmpl-9", "object":"chat.completion","created":1700000000,)"
+        R"("model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant",)"
+        R"("content":"relayed","refusal":null,"annotations":[]},"logprobs":null,)"
+        R"("finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,)"
+        R"("total_tokens":4},"service_tier":"default","system_fingerprint":"fp_1"})"
+        "\n";
+    Harness h({}, mock::fixed(200, upstream));
+    Client c(h.server->port());
+    for (int i = 0; i < 2; ++i) {  // the second on a reused job and connection
+        const Response res = c.post("/v1/chat/completions", chat_body);
+        REQUIRE(res.result_int() == 200);
+        const std::string& body = res.body();
+        const std::string prefix = upstream.substr(0, upstream.size() - 2);
+        REQUIRE(body.size() > prefix.size());
+        CHECK(body.substr(0, prefix.size()) == prefix);
+        const auto doc = json::parse(body);
+        CHECK(doc.at("extra_fields").at("provider").as_string() == "mock");
+        CHECK(doc.at("extra_fields").at("latency").is_number());
+        CHECK(doc.at("choices").at(0).at("message").at("content").as_string() == "relayed");
+    }
+    SECTION("an upstream that sends extra_fields of its own: the gateway's replace them") {
+        Harness other({}, mock::fixed(200, R"({"id":"x","choices":[{"index":0,"message":)"
+                                           R"({"role":"assistant","content":"hi"}}],)"
+                                           R"("extra_fields":{"provider":"elsewhere"}})"));
+        Client c2(other.server->port());
+        const Response res = c2.post("/v1/chat/completions", chat_body);
+        REQUIRE(res.result_int() == 200);
+        const auto doc = json::parse(res.body());
+        CHECK(doc.at("extra_fields").at("provider").as_string() == "mock");
+        CHECK(doc.at("choices").at(0).at("message").at("content").as_string() == "hi");
+    }
+}
+
 TEST_CASE("server: the /openai drop-in prefixes serve the same routes", "[server]") {
     Harness h;
     Client c(h.server->port());
