@@ -132,6 +132,9 @@ struct Behaviour {
     /// For "stream": true, send a usage chunk (no choices) before [DONE].
     bool stream_usage = false;
     std::size_t pad_bytes = 0;  ///< extra bytes in the echoed content (large bodies)
+    /// How a whole chat answer's body is framed: by `Content-Length`, chunked (in three
+    /// chunks), or by closing the connection after it (no length, `Connection: close`).
+    enum class Framing { length, chunked, until_close } framing = Framing::length;
     /// After this many answered requests on a connection, the next request is read and the
     /// connection closed without an answer (a stale keep-alive connection). 0: never.
     std::size_t max_requests_per_connection = 0;
@@ -374,6 +377,13 @@ class MockUpstream {
         return h;
     }
 
+    /// One chunk of a chunked body.
+    static std::string chunk(const std::string& data) {
+        char hex[20];
+        std::snprintf(hex, sizeof hex, "%zx\r\n", data.size());
+        return std::string(hex) + data + "\r\n";
+    }
+
     static std::string whole(int status, const std::string& body, bool keep) {
         return head(status, "application/json", keep,
                     "Content-Length: " + std::to_string(body.size()) + "\r\n") +
@@ -437,16 +447,24 @@ class MockUpstream {
         if (!stream) {
             std::string out;
             bifrost::transport::mock::write_completion(out, model, text, seq);
+            if (b.framing == Behaviour::Framing::chunked) {
+                std::string framed = head(200, "application/json", keep,
+                                          "Transfer-Encoding: chunked\r\n");
+                const std::size_t third = out.size() / 3;
+                framed += chunk(out.substr(0, third)) + chunk(out.substr(third, third)) +
+                          chunk(out.substr(2 * third)) + "0\r\n\r\n";
+                segments.push_back(std::move(framed));
+                return keep;
+            }
+            if (b.framing == Behaviour::Framing::until_close) {
+                segments.push_back(head(200, "application/json", false, "") + out);
+                return false;
+            }
             segments.push_back(whole(200, out, keep));
             return keep;
         }
         interval = b.stream_interval;
         segments.push_back(head(200, "text/event-stream", keep, "Transfer-Encoding: chunked\r\n"));
-        const auto chunk = [](const std::string& data) {
-            char hex[20];
-            std::snprintf(hex, sizeof hex, "%zx\r\n", data.size());
-            return std::string(hex) + data + "\r\n";
-        };
         for (std::size_t i = 0; i < b.stream_chunks; ++i) {
             std::string event = "data: {\"id\":\"chatcmpl-mock-" + std::to_string(seq) +
                                 "\",\"object\":\"chat.completion.chunk\",\"model\":\"" +

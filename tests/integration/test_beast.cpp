@@ -339,6 +339,27 @@ TEST_CASE("beast: the transport's request timeout ends a stalled exchange", "[be
     CHECK(r.error().type == "network_error");
 }
 
+TEST_CASE("beast: an answer larger than max_response_bytes fails whole, on either read path",
+          "[beast]") {
+    test::MockUpstream up;
+    up.set({.pad_bytes = 8192});
+    BeastGateway gw(test::options());
+    bifrost::transport::Beast::Options topts;
+    topts.max_response_bytes = 4096;
+    SECTION("no request timeout (read as the socket has it)") {}
+    SECTION("a request timeout (read by Beast under the stream's timer)") {
+        topts.request_timeout = 5s;
+    }
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("p", config_for(up.base_url()),
+                                                              bifrost::providers::OpenAI{}, topts));
+    const Result r = gw.chat(test::request("p/m", "x"));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().status == 502);
+    CHECK(r.error().message.find("sk-") == std::string::npos);
+    up.set({});
+    CHECK(content(gw.chat(test::request("p/m", "small"))) == "Echo: small");
+}
+
 TEST_CASE("beast: an upstream that never answers the TLS handshake ends at the connect timeout",
           "[beast]") {
     // A listener that never accepts: the kernel completes the TCP handshake into its backlog, but
@@ -381,6 +402,20 @@ TEST_CASE("beast: bodies arrive whole whatever the framing", "[beast]") {
         const std::string c = content(gw.chat(test::request("p/m", "big")));
         CHECK(c.size() == std::string("Echo: big").size() + (4u << 20));
         CHECK(c.substr(0, 9) == "Echo: big");
+    }
+    SECTION("chunked") {
+        up.set({.framing = test::Behaviour::Framing::chunked});
+        for (int i = 0; i < 3; ++i)  // the connection is reused after each
+            CHECK(content(gw.chat(test::request("p/m", "in chunks " + std::to_string(i)))) ==
+                  "Echo: in chunks " + std::to_string(i));
+        CHECK(up.connections() == 1);
+    }
+    SECTION("ended by closing the connection (no length)") {
+        up.set({.framing = test::Behaviour::Framing::until_close});
+        for (int i = 0; i < 3; ++i)  // a new connection each time
+            CHECK(content(gw.chat(test::request("p/m", "to the end " + std::to_string(i)))) ==
+                  "Echo: to the end " + std::to_string(i));
+        CHECK(up.connections() == 3);
     }
     SECTION("a connection dropped midway is a network error") {
         up.set({.drop_mid_response = true});

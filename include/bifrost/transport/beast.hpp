@@ -53,6 +53,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -702,9 +703,16 @@ class Beast::Op final : public Beast::Waiter {
         });
     }
 
-    /// A header name or value that cannot break the head: no CR, LF or NUL.
+    /// A header name or value that cannot break the head: no CR, LF or NUL. (One test per
+    /// byte: a `find_first_of` of three characters costs three.)
     static bool field_ok(std::string_view v) noexcept {
-        return v.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+        constexpr std::uint32_t bad = (1u << '\0') | (1u << '\n') | (1u << '\r');
+        unsigned seen = 0;
+        for (const char ch : v) {
+            const auto c = static_cast<unsigned char>(ch);
+            seen |= c < 32 ? (bad >> c) & 1u : 0u;
+        }
+        return seen == 0;
     }
 
     static constexpr bool streaming = !std::is_same_v<Sink, NoSink>;
