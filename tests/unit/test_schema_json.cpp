@@ -1477,7 +1477,8 @@ TEST_CASE("schema json: an upstream's chat answer is relayed with the gateway's 
     }
     SECTION("what cannot take the member is refused, with nothing written") {
         for (const char* wire : {"{}", "{ }", "", "[]", "\"x\"", "{\"id\":\"c1\"",
-                                 R"({"id":"c1","extra_fields":{"provider":"other"}})"}) {
+                                 R"({"id":"c1","extra_fields":{"provider":"other"}})",
+                                 R"({"extra_fields":{},"id":"c1"})"}) {
             INFO(wire);
             std::string out = "kept";
             CHECK_FALSE(write_chat_wire(out, wire, extra));

@@ -2127,7 +2127,12 @@ inline bool write_chat_wire(std::string& out, std::string_view wire, const Respo
     // A key (or a string value) "extra_fields": the upstream's own, which the gateway's
     // replaces on the written path. (Inside a string a quote is escaped, so the quoted name
     // cannot be matched by content.)
-    if (wire.find("\"extra_fields\"") != std::string_view::npos) return false;
+    // Found by its 'x', which JSON's own syntax and an answer's usual keys hardly have (a
+    // search for the whole name would stop at every quote).
+    constexpr std::string_view name = "\"extra_fields\"";
+    for (std::size_t x = wire.find('x', begin); x != std::string_view::npos && x < end;
+         x = wire.find('x', x + 1))
+        if (x >= 2 && wire.substr(x - 2, name.size()) == name) return false;
     out.append(wire.data() + begin, end - 1 - begin);
     detail::JsonWriter w(out, true);  // after the upstream's last member
     detail::json_impl::write_response_extra(w, extra);
