@@ -448,8 +448,8 @@ class MockUpstream {
             std::string out;
             bifrost::transport::mock::write_completion(out, model, text, seq);
             if (b.framing == Behaviour::Framing::chunked) {
-                std::string framed = head(200, "application/json", keep,
-                                          "Transfer-Encoding: chunked\r\n");
+                std::string framed =
+                    head(200, "application/json", keep, "Transfer-Encoding: chunked\r\n");
                 const std::size_t third = out.size() / 3;
                 framed += chunk(out.substr(0, third)) + chunk(out.substr(third, third)) +
                           chunk(out.substr(2 * third)) + "0\r\n\r\n";

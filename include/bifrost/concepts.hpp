@@ -182,8 +182,7 @@ concept ModelListingProvider = Provider<P> &&
 /// ended, after which `next` drains what is left and then answers `done` or `error` (a stream
 /// cut before its end marker is an error). Non-2xx responses go to `parse_chat` whole.
 template <class P>
-concept StreamingProvider = Provider<P> &&
-    std::default_initializable<typename P::StreamDecoder> &&
+concept StreamingProvider = Provider<P> && std::default_initializable<typename P::StreamDecoder> &&
     requires(const P& p, const BuildContext& ctx, HttpRequest& out, typename P::StreamDecoder& d,
              std::string_view bytes, StreamChunk& chunk, Error& error) {
     p.build_chat_stream(ctx, out);

@@ -1752,6 +1752,16 @@ concept Provider = std::copy_constructible<P> &&
     p.parse_chat(in, outcome);
 };
 
+/// A provider whose upstream answers chat requests in the unified schema's own wire format
+/// (OpenAI's chat-completion JSON), and whose `parse_chat` reads a 2xx body as it is: a
+/// successful answer's body may then be relayed to an OpenAI-format client as it came
+/// (`Result::wire_json`), rather than written anew from the parsed response. It says so with
+/// `static constexpr bool chat_wire_is_unified = true`.
+template <class P>
+concept ChatWireIsUnified = Provider<P> && requires {
+    requires static_cast<bool>(P::chat_wire_is_unified);
+};
+
 /// A provider that can create embeddings (OpenAI's `/v1/embeddings`): `build_embedding` fills the
 /// upstream request, `parse_embedding` reads the answer (any status) into `outcome.response` or
 /// `outcome.error`, as `build_chat` / `parse_chat` do. Optional: the gateway answers embedding
@@ -1797,8 +1807,7 @@ concept ModelListingProvider = Provider<P> &&
 /// ended, after which `next` drains what is left and then answers `done` or `error` (a stream
 /// cut before its end marker is an error). Non-2xx responses go to `parse_chat` whole.
 template <class P>
-concept StreamingProvider = Provider<P> &&
-    std::default_initializable<typename P::StreamDecoder> &&
+concept StreamingProvider = Provider<P> && std::default_initializable<typename P::StreamDecoder> &&
     requires(const P& p, const BuildContext& ctx, HttpRequest& out, typename P::StreamDecoder& d,
              std::string_view bytes, StreamChunk& chunk, Error& error) {
     p.build_chat_stream(ctx, out);
@@ -1959,6 +1968,9 @@ namespace bifrost::detail {
 class JsonWriter {
   public:
     explicit JsonWriter(std::string& out) noexcept : out_(out) {}
+    /// Continues inside an object or array `out` already holds: `after_member` says whether a
+    /// member precedes (so the next one takes a comma).
+    JsonWriter(std::string& out, bool after_member) noexcept : out_(out), first_(!after_member) {}
 
     JsonWriter& begin_object() {
         comma();
@@ -2292,6 +2304,14 @@ inline void write_chat_request(std::string& out, const ChatRequest& r,
 
 /// Appends the OpenAI JSON form of `r` to `out`, with `extra_fields` when a provider is set.
 inline void write_chat_response(std::string& out, const ChatResponse& r);
+
+/// Appends `wire`, a chat-completion object as an OpenAI-format upstream sent it (valid JSON:
+/// it was parsed), with the gateway's `extra_fields` (from `extra`, when a provider is set) as
+/// its last member: what `write_chat_response` writes, with the upstream's own members, order
+/// and formatting kept, and no second serialization. Returns false, having appended nothing,
+/// when `wire` is not an object with members or holds an `extra_fields` of its own (write the
+/// response with `write_chat_response` then).
+inline bool write_chat_wire(std::string& out, std::string_view wire, const ResponseExtra& extra);
 
 /// Appends OpenAI's error body: `{"error":{"message":...,"type":...,"param":...,"code":...}}`.
 inline void write_error(std::string& out, const Error& e);
@@ -4067,6 +4087,14 @@ inline bool stream_response(const Reader& rd, std::string_view text, Outcome& ou
 
 // ---- writing ---------------------------------------------------------------------------------
 
+/// `"extra_fields":{"provider":...,"latency":ms}` when a provider is set; nothing otherwise.
+inline void write_response_extra(JsonWriter& w, const ResponseExtra& e) {
+    if (e.provider.empty()) return;
+    w.key("extra_fields").begin_object().field("provider", e.provider);
+    w.field_millis("latency", e.latency.count());
+    w.end_object();
+}
+
 inline void write_members(JsonWriter& w, const json::object& o) {
     for (const json::key_value_pair& kv : o) {
         w.key(sv_key(kv)).value(kv.value());
@@ -4291,12 +4319,37 @@ inline void write_chat_response(std::string& out, const ChatResponse& r) {
         w.end_object();
     }
     write_members(w, r.extra);
-    if (!r.extra_fields.provider.empty()) {
-        w.key("extra_fields").begin_object().field("provider", r.extra_fields.provider);
-        w.field_millis("latency", r.extra_fields.latency.count());
-        w.end_object();
-    }
+    write_response_extra(w, r.extra_fields);
     w.end_object();
+}
+
+inline bool write_chat_wire(std::string& out, std::string_view wire, const ResponseExtra& extra) {
+    const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+    std::size_t begin = 0;
+    std::size_t end = wire.size();
+    while (begin < end && space(wire[begin]))
+        ++begin;
+    while (end > begin && space(wire[end - 1]))
+        --end;
+    if (end - begin < 2 || wire[begin] != '{' || wire[end - 1] != '}') return false;
+    std::size_t first = begin + 1;
+    while (first < end && space(wire[first]))
+        ++first;
+    if (wire[first] == '}') return false;  // no members: the comma below would be wrong
+    // A key (or a string value) "extra_fields": the upstream's own, which the gateway's
+    // replaces on the written path. (Inside a string a quote is escaped, so the quoted name
+    // cannot be matched by content.)
+    // Found by its 'x', which JSON's own syntax and an answer's usual keys hardly have (a
+    // search for the whole name would stop at every quote).
+    constexpr std::string_view name = "\"extra_fields\"";
+    for (std::size_t x = wire.find('x', begin); x != std::string_view::npos && x < end;
+         x = wire.find('x', x + 1))
+        if (x >= 2 && wire.substr(x - 2, name.size()) == name) return false;
+    out.append(wire.data() + begin, end - 1 - begin);
+    detail::JsonWriter w(out, true);  // after the upstream's last member
+    detail::json_impl::write_response_extra(w, extra);
+    out.push_back('}');
+    return true;
 }
 
 inline void write_error(std::string& out, const Error& e) {
@@ -5550,6 +5603,9 @@ struct Job {
     std::chrono::nanoseconds upstream_latency{};
     std::chrono::nanoseconds queue_wait{};  ///< from admission to a worker taking it up
     bool probe = false;                     ///< admitted as the circuit breaker's half-open probe
+    /// The chat response was read from `http_response.body`, which is in the unified (OpenAI)
+    /// format as it stands: the body can be relayed instead of the response written anew.
+    bool wire_response = false;
 
     // ---- the attempt's one-time decision ----
     std::atomic<std::uint32_t> state{queued};
@@ -5660,6 +5716,7 @@ struct Job {
         upstream_latency = {};
         queue_wait = {};
         probe = false;
+        wire_response = false;
         state.store(queued, std::memory_order_relaxed);
         worker = nullptr;
         phase = Phase::idle;
@@ -5826,6 +5883,7 @@ using ModelListResult = OperationResult<ModelList>;
 
 
 #include <cassert>
+#include <string_view>
 #include <utility>
 
 namespace bifrost {
@@ -5875,6 +5933,18 @@ class Result {
     [[nodiscard]] ChatResponse take() {
         assert(ok());
         return std::move(job_->outcome.response);
+    }
+
+    /// The upstream's body the response was read from, when it can stand for the response as
+    /// it is: OpenAI's chat-completion JSON from a provider that speaks it
+    /// (`ChatWireIsUnified`), and no plugin's post-hook has seen the outcome (a hook may change
+    /// it). Empty otherwise: answered by a fallback of another kind, a pre-hook, a stream, or a
+    /// non-OpenAI upstream. It does not hold `extra_fields` (those are the gateway's) and does
+    /// not reflect changes made through `value()`. Precondition: `ok()`.
+    [[nodiscard]] std::string_view wire_json() const noexcept {
+        assert(ok());
+        return job_->wire_response ? std::string_view(job_->http_response.body)
+                                   : std::string_view();
     }
 
     /// The error. Precondition: `!ok()`. An empty handle reports a 500 "empty result".
@@ -7391,6 +7461,7 @@ class ProviderPool final : public ProviderQueue {
         }
         j->http_request.clear();
         j->http_response.clear();
+        j->wire_response = false;
         if (j->stream != nullptr) {
             start_stream(w, j, key, settings);
             return;
@@ -7714,6 +7785,8 @@ class ProviderPool final : public ProviderQueue {
                 std::string("could not read the response of provider '") + name_ + "': " + e.what(),
                 name_);
         }
+        if constexpr (ChatWireIsUnified<P>)
+            j->wire_response = j->op == Operation::chat && j->outcome.ok();
         if (j->outcome.ok() && extra != nullptr) {
             extra->provider.assign(name_);
             extra->latency = j->upstream_latency;
@@ -9405,6 +9478,7 @@ class Gateway {
         }
         if constexpr (HasPostHook<P>) {
             if (I >= ran) return;
+            j->wire_response = false;  // the hook may change the response: it is written anew
             try {
                 std::get<I>(plugins_).post_hook(j->ctx, j->outcome);
             } catch (const std::exception& e) {
@@ -10821,6 +10895,7 @@ inline void parse_openai_chat(const HttpResponse& in, Outcome& out) {
 struct OpenAI {
     static constexpr std::string_view name = "openai";
     static constexpr bool requires_key = true;
+    static constexpr bool chat_wire_is_unified = true;  // parse_chat reads OpenAI's JSON as is
     static constexpr std::string_view default_base_url = "https://api.openai.com";
     static constexpr std::string_view chat_path = "/v1/chat/completions";
 
@@ -13665,6 +13740,7 @@ namespace bifrost::providers {
 /// `OpenAICompatible<Traits>` is this with compile-time settings.
 struct OpenAIFormat {
     static constexpr bool requires_key = true;
+    static constexpr bool chat_wire_is_unified = true;  // parse_chat reads OpenAI's JSON as is
     std::string_view default_base_url = OpenAI::default_base_url;
     std::string_view chat_path = OpenAI::chat_path;
 
@@ -14345,6 +14421,7 @@ bool write_now(Socket& socket, std::array<boost::asio::const_buffer, N>& buffers
 #include <charconv>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -14994,9 +15071,16 @@ class Beast::Op final : public Beast::Waiter {
         });
     }
 
-    /// A header name or value that cannot break the head: no CR, LF or NUL.
+    /// A header name or value that cannot break the head: no CR, LF or NUL. (One test per
+    /// byte: a `find_first_of` of three characters costs three.)
     static bool field_ok(std::string_view v) noexcept {
-        return v.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+        constexpr std::uint32_t bad = (1u << '\0') | (1u << '\n') | (1u << '\r');
+        unsigned seen = 0;
+        for (const char ch : v) {
+            const auto c = static_cast<unsigned char>(ch);
+            seen |= c < 32 ? (bad >> c) & 1u : 0u;
+        }
+        return seen == 0;
     }
 
     static constexpr bool streaming = !std::is_same_v<Sink, NoSink>;
@@ -15012,6 +15096,9 @@ class Beast::Op final : public Beast::Waiter {
         ResponseInto& p = conn_->whole.emplace(res_);
         p.body_limit(t_.options_.max_response_bytes);
         p.header_limit(64 * 1024);
+        if (!conn_->tls && t_.options_.request_timeout.count() == 0 &&
+            conn_->tcp_stream().socket().non_blocking())
+            return read_plain();
         conn_->with_stream([&](auto& stream) {
             http::async_read(stream, conn_->buffer, p,
                              wrap([this](boost::system::error_code ec, std::size_t) {
@@ -15020,6 +15107,54 @@ class Beast::Op final : public Beast::Waiter {
                                  done();
                              }));
         });
+    }
+
+    /// A whole response on plain TCP with no `request_timeout` (so no stream timer to arm):
+    /// parsed from what the non-blocking socket has, waiting for readability in between. Beast's
+    /// read would begin with a speculative `recv`, which right after the request is written
+    /// finds nothing (the upstream has not answered yet): a system call per exchange for an
+    /// `EAGAIN`, and four layers of composed operations. The outcomes are Beast's: a
+    /// connection that ends before any byte is `end_of_stream` (retried on a fresh connection
+    /// when it was a reused one), one that ends mid-answer `partial_message`.
+    void read_plain() {
+        namespace http = boost::beast::http;
+        ResponseInto& p = *conn_->whole;
+        auto& socket = conn_->tcp_stream().socket();
+        boost::beast::flat_buffer& b = conn_->buffer;
+        for (;;) {
+            boost::system::error_code ec;
+            while (b.size() > 0 && !p.is_done()) {
+                const std::size_t n = p.put(b.data(), ec);
+                b.consume(n);
+                if (ec == http::error::need_more) {
+                    ec = {};
+                    break;
+                }
+                if (ec) return failed_exchange(ec, p.got_some());
+                if (n == 0) break;
+            }
+            if (p.is_done()) return done();
+            const std::size_t room =
+                std::min<std::size_t>(std::max<std::size_t>(b.capacity() - b.size(), 4096), 65536);
+            const std::size_t n = socket.read_some(b.prepare(room), ec);
+            if (ec == asio::error::would_block || ec == asio::error::try_again) {
+                socket.async_wait(asio::socket_base::wait_read,
+                                  wrap([this](boost::system::error_code e) {
+                                      if (e || cancelled_)
+                                          return failed_exchange(e, conn_->whole->got_some());
+                                      read_plain();
+                                  }));
+                return;
+            }
+            if (ec == asio::error::eof) {
+                if (!p.got_some()) return failed_exchange(http::error::end_of_stream, false);
+                p.put_eof(ec);
+                if (ec) return failed_exchange(ec, true);
+                return done();
+            }
+            if (ec) return failed_exchange(ec, p.got_some());
+            b.commit(n);
+        }
     }
 
     /// Streams: the head first; then a 2xx body piece by piece, anything else whole. Without a

@@ -766,8 +766,8 @@ class Beast::Op final : public Beast::Waiter {
                 if (n == 0) break;
             }
             if (p.is_done()) return done();
-            const std::size_t room = std::min<std::size_t>(
-                std::max<std::size_t>(b.capacity() - b.size(), 4096), 65536);
+            const std::size_t room =
+                std::min<std::size_t>(std::max<std::size_t>(b.capacity() - b.size(), 4096), 65536);
             const std::size_t n = socket.read_some(b.prepare(room), ec);
             if (ec == asio::error::would_block || ec == asio::error::try_again) {
                 socket.async_wait(asio::socket_base::wait_read,
