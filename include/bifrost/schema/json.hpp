@@ -2125,10 +2125,9 @@ inline bool write_chat_wire(std::string& out, std::string_view wire, const Respo
         ++first;
     if (wire[first] == '}') return false;  // no members: the comma below would be wrong
     // A key (or a string value) "extra_fields": the upstream's own, which the gateway's
-    // replaces on the written path. (Inside a string a quote is escaped, so the quoted name
-    // cannot be matched by content.)
-    // Found by its 'x', which JSON's own syntax and an answer's usual keys hardly have (a
-    // search for the whole name would stop at every quote).
+    // replaces on the written path. Inside a string a quote is escaped, so text cannot match
+    // the quoted name. It is looked for by its 'x', which JSON's syntax and an answer's usual
+    // keys hardly have (a search for the whole name would stop at every quote).
     constexpr std::string_view name = "\"extra_fields\"";
     for (std::size_t x = wire.find('x', begin); x != std::string_view::npos && x < end;
          x = wire.find('x', x + 1))
