@@ -8,6 +8,7 @@
 // latency percentiles of the round-trip benchmarks.
 
 #include <bifrost/bifrost.hpp>
+#include <bifrost/server/http1.hpp>
 
 #include <benchmark/benchmark.h>
 
@@ -215,6 +216,40 @@ void BM_JsonWriteClientResponse(benchmark::State& state) {
     }
 }
 BENCHMARK(BM_JsonWriteClientResponse);
+
+/// The same answer relayed as the upstream sent it, with the gateway's extra_fields appended
+/// (what bifrost-http does for an OpenAI-format provider).
+void BM_JsonRelayClientResponse(benchmark::State& state) {
+    bifrost::ResponseExtra extra;
+    extra.provider = "openai";
+    extra.latency = std::chrono::microseconds(250);
+    std::string out;
+    AllocCounter allocs(state);
+    for (auto _ : state) {
+        out.clear();
+        if (!bifrost::write_chat_wire(out, upstream_body(), extra)) state.SkipWithError("relay");
+        benchmark::DoNotOptimize(out.data());
+    }
+}
+BENCHMARK(BM_JsonRelayClientResponse);
+
+/// The server's parse of a request head like an OpenAI SDK's (in place, no allocation).
+void BM_ParseRequestHead(benchmark::State& state) {
+    static const std::string head =
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+        "User-Agent: OpenAI/Python 1.54.0\r\nContent-Type: application/json\r\n"
+        "Accept: application/json\r\nAuthorization: Bearer sk-0123456789abcdefghijklmnop\r\n"
+        "Content-Length: 96\r\n\r\n";
+    AllocCounter allocs(state);
+    for (auto _ : state) {
+        bifrost::server::http1::ParsedHead p;
+        if (bifrost::server::http1::parse_head(head, 64 * 1024, p) !=
+            bifrost::server::http1::Parse::complete)
+            state.SkipWithError("parse");
+        benchmark::DoNotOptimize(p);
+    }
+}
+BENCHMARK(BM_ParseRequestHead);
 
 // ---- full round trip through the gateway -----------------------------------------------------
 

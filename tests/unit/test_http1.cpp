@@ -113,6 +113,11 @@ TEST_CASE("http1: whatever the fast path does not fully understand is left to Be
              "GET / HTTP/1.1\r\nX\xc3\xa9: x\r\n\r\n",
              "GET / HTTP/1.1\r\nX(Y): x\r\n\r\n",
              "GET / HTTP/1.1\r\nX-A: a\x01z\r\n\r\n",
+             "GET / HTTP/1.1\r\nX-A: a\x7fz\r\n\r\n",
+             "GET / HTTP/1.1\r\nX-A: a long value, past eight bytes\x01\r\n\r\n",
+             "GET / HTTP/1.1\r\nX-A: a long value\x7f past eight bytes\r\n\r\n",
+             "GET / HTTP/1.1\r\nX-A: twelve bytes\x0b of text\r\n\r\n",
+             "GET / HTTP/1.1\r\nX-A: a value with a bare\nline feed\r\n\r\n",
              "GET / HTTP/2.0\r\n\r\n",
              "GET / HTTP/1.1 \r\n\r\n",
              "GET /  HTTP/1.1\r\n\r\n",
@@ -150,4 +155,17 @@ TEST_CASE("http1: a response head has the status, the length and the connection'
     write_head(out, 10, 529, "s", "application/json", 10, false);
     CHECK(out.substr(0, 15) == "HTTP/1.0 529 \r\n");  // no reason phrase for an unnamed code
     CHECK(out.find("Connection") == std::string::npos);
+}
+
+TEST_CASE("http1: field values may hold tabs and bytes of 0x80 and up, anywhere", "[http1]") {
+    // Long values go through the eight-bytes-at-a-time check; a tab or UTF-8 in one of those
+    // words is decided byte by byte.
+    const std::string head =
+        "GET / HTTP/1.1\r\nX-Tabbed: one\ttwo\tthree\tfour\tfive\r\n"
+        "X-Utf8: caf\xc3\xa9 cr\xc3\xa8me br\xc3\xbbl\xc3\xa9"
+        "e\r\n"
+        "Authorization: Bearer 0123456789abcdefghij\r\n\r\n";
+    ParsedHead p;
+    REQUIRE(parse(head, p) == Parse::complete);
+    CHECK(p.head.authorization == "Bearer 0123456789abcdefghij");
 }

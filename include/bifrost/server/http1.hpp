@@ -19,6 +19,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -83,6 +84,30 @@ inline bool is_token(std::string_view s) noexcept {
     for (char ch : s)
         if (!is_tchar(static_cast<unsigned char>(ch))) return false;
     return true;
+}
+
+/// Whether `v` holds a byte a field value may not: a control byte other than HTAB, or DEL.
+/// Eight bytes at a time while none of them can be one (UTF-8 and other bytes of 0x80 and up
+/// are allowed, as obs-text).
+inline bool has_bad_value_byte(std::string_view v) noexcept {
+    constexpr std::uint64_t ones = 0x0101010101010101ULL;
+    constexpr std::uint64_t highs = 0x8080808080808080ULL;
+    const char* p = v.data();
+    const char* const end = p + v.size();
+    while (end - p >= 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p, 8);
+        const std::uint64_t below_space = (w - ones * 0x20) & ~w & highs;
+        const std::uint64_t d = w ^ (ones * 0x7f);
+        const std::uint64_t del = (d - ones) & ~d & highs;
+        if ((below_space | del) != 0) break;  // maybe one here (a tab is fine): bytewise below
+        p += 8;
+    }
+    for (; p != end; ++p) {
+        const auto c = static_cast<unsigned char>(*p);
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return true;
+    }
+    return false;
 }
 
 inline std::string_view trim_ows(std::string_view v) noexcept {
@@ -154,16 +179,15 @@ inline Parse parse_head(std::string_view data, std::size_t header_limit, ParsedH
         const std::size_t n = rest.find("\r\n");
         const std::string_view field = rest.substr(0, n);
         rest.remove_prefix(n + 2);
-        const std::size_t colon = field.find(':');
-        if (colon == 0 || colon == std::string_view::npos) return Parse::fallback;
+        // The name: token characters up to the colon (which is not one). A leading space
+        // (obsolete folding), an empty name or a line without a colon falls back.
+        std::size_t colon = 0;
+        while (colon < field.size() && detail::is_tchar(static_cast<unsigned char>(field[colon])))
+            ++colon;
+        if (colon == 0 || colon == field.size() || field[colon] != ':') return Parse::fallback;
         const std::string_view name = field.substr(0, colon);
-        if (!detail::is_token(name))  // also refuses obsolete folding (a leading space)
-            return Parse::fallback;
         const std::string_view value = detail::trim_ows(field.substr(colon + 1));
-        for (char ch : value) {
-            const auto c = static_cast<unsigned char>(ch);
-            if ((c < 0x20 && c != '\t') || c == 0x7f) return Parse::fallback;
-        }
+        if (detail::has_bad_value_byte(value)) return Parse::fallback;
         // The fields that matter, told apart by length first: most fields are compared with
         // one name at most.
         switch (name.size()) {
