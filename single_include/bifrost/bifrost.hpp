@@ -1951,6 +1951,40 @@ concept Plugin = HasPreHook<P> || HasPostHook<P> || HasPreHookFor<P, EmbeddingRe
 /// string's own growth (which a reused string stops doing after warm-up). Used on the request
 /// path to build upstream bodies and responses.
 
+// ---- begin bifrost/detail/swar.hpp ----
+/// \file
+/// Eight bytes at a time: tests on a 64-bit word that say whether any of its bytes may be one
+/// of interest, for scans that then look byte by byte only where a word was flagged. Each test
+/// never misses such a byte and may flag a word that has none (a borrow past a true hit).
+
+#include <cstdint>
+#include <cstring>
+
+namespace bifrost::detail::swar {
+
+inline constexpr std::uint64_t ones = 0x0101010101010101ULL;
+inline constexpr std::uint64_t highs = 0x8080808080808080ULL;
+
+/// The 8 bytes at `p` (any alignment) as one word.
+inline std::uint64_t load(const char* p) noexcept {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    return w;
+}
+
+/// Nonzero when a byte of `w` may be below `n` (`n` at most 128).
+constexpr std::uint64_t any_below(std::uint64_t w, unsigned char n) noexcept {
+    return (w - ones * n) & ~w & highs;
+}
+
+/// Nonzero when a byte of `w` may equal `c`.
+constexpr std::uint64_t any_equal(std::uint64_t w, unsigned char c) noexcept {
+    return any_below(w ^ (ones * c), 1);
+}
+
+}  // namespace bifrost::detail::swar
+// ---- end bifrost/detail/swar.hpp ----
+
 #include <boost/json/serializer.hpp>
 #include <boost/json/value.hpp>
 
@@ -2207,13 +2241,8 @@ class JsonWriter {
     /// Whether any of the 8 bytes at `p` may need an escape (a control byte, '"' or '\\').
     /// Never misses one; may report one that is not there (the byte loop then decides).
     static bool word_needs_escape(const char* p) noexcept {
-        constexpr std::uint64_t ones = 0x0101010101010101ULL;
-        constexpr std::uint64_t highs = 0x8080808080808080ULL;
-        std::uint64_t w;
-        std::memcpy(&w, p, 8);
-        const auto has_zero = [](std::uint64_t v) { return (v - ones) & ~v & highs; };
-        const std::uint64_t below_space = (w - ones * 0x20) & ~w & highs;
-        return (below_space | has_zero(w ^ (ones * '"')) | has_zero(w ^ (ones * '\\'))) != 0;
+        const std::uint64_t w = swar::load(p);
+        return (swar::any_below(w, 0x20) | swar::any_equal(w, '"') | swar::any_equal(w, '\\')) != 0;
     }
 
     void comma() {

@@ -4,6 +4,8 @@
 /// string's own growth (which a reused string stops doing after warm-up). Used on the request
 /// path to build upstream bodies and responses.
 
+#include <bifrost/detail/swar.hpp>
+
 #include <boost/json/serializer.hpp>
 #include <boost/json/value.hpp>
 
@@ -260,13 +262,8 @@ class JsonWriter {
     /// Whether any of the 8 bytes at `p` may need an escape (a control byte, '"' or '\\').
     /// Never misses one; may report one that is not there (the byte loop then decides).
     static bool word_needs_escape(const char* p) noexcept {
-        constexpr std::uint64_t ones = 0x0101010101010101ULL;
-        constexpr std::uint64_t highs = 0x8080808080808080ULL;
-        std::uint64_t w;
-        std::memcpy(&w, p, 8);
-        const auto has_zero = [](std::uint64_t v) { return (v - ones) & ~v & highs; };
-        const std::uint64_t below_space = (w - ones * 0x20) & ~w & highs;
-        return (below_space | has_zero(w ^ (ones * '"')) | has_zero(w ^ (ones * '\\'))) != 0;
+        const std::uint64_t w = swar::load(p);
+        return (swar::any_below(w, 0x20) | swar::any_equal(w, '"') | swar::any_equal(w, '\\')) != 0;
     }
 
     void comma() {

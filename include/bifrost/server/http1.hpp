@@ -11,6 +11,7 @@
 /// the answer (including the 400, 413 and 431 errors). So the fast path never refuses a request
 /// itself: it either understands a request completely, or it leaves it to Beast.
 
+#include <bifrost/detail/swar.hpp>
 #include <bifrost/transport/http.hpp>
 
 #include <boost/beast/http/status.hpp>
@@ -19,7 +20,6 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -90,17 +90,13 @@ inline bool is_token(std::string_view s) noexcept {
 /// Eight bytes at a time while none of them can be one (UTF-8 and other bytes of 0x80 and up
 /// are allowed, as obs-text).
 inline bool has_bad_value_byte(std::string_view v) noexcept {
-    constexpr std::uint64_t ones = 0x0101010101010101ULL;
-    constexpr std::uint64_t highs = 0x8080808080808080ULL;
+    namespace swar = bifrost::detail::swar;
     const char* p = v.data();
     const char* const end = p + v.size();
     while (end - p >= 8) {
-        std::uint64_t w;
-        std::memcpy(&w, p, 8);
-        const std::uint64_t below_space = (w - ones * 0x20) & ~w & highs;
-        const std::uint64_t d = w ^ (ones * 0x7f);
-        const std::uint64_t del = (d - ones) & ~d & highs;
-        if ((below_space | del) != 0) break;  // maybe one here (a tab is fine): bytewise below
+        const std::uint64_t w = swar::load(p);
+        if ((swar::any_below(w, 0x20) | swar::any_equal(w, 0x7f)) != 0)
+            break;  // maybe one here (a tab is fine): bytewise below
         p += 8;
     }
     for (; p != end; ++p) {
