@@ -780,6 +780,12 @@ class Gateway {
                                            q.name()));
         }
         auto s = q.try_enqueue(j);
+        if (s == queue::PushStatus::ok) {
+            // Submitted on one of the provider's own workers (a connection served there): its
+            // upstream call starts here and now. The job may be decided before this returns.
+            if (!blocking) q.start_submitted();
+            return true;
+        }
         if (s == queue::PushStatus::full) {
             const queue::OnFull d = on_full(q, j);
             if (!d.waits()) {

@@ -404,6 +404,7 @@ TEST_CASE("gateway: requests submitted on a provider's own worker take its free 
 
     std::atomic<int> answered{0}, ok{0}, dropped{0};
     std::thread::id submitter;
+    std::size_t begun_in_handler = 0;  // upstream calls begun before the submitting handler ended
     std::promise<void> submitted;
     asio::post(executors[1], [&] {
         submitter = std::this_thread::get_id();
@@ -417,9 +418,15 @@ TEST_CASE("gateway: requests submitted on a provider's own worker take its free 
                 ++answered;
             });
         }
+        {
+            std::lock_guard l(m);
+            begun_in_handler = ran.size();
+        }
         submitted.set_value();
     });
     submitted.get_future().wait();
+    // Their upstream calls began inside `async_chat`, not when the worker came round.
+    CHECK(begun_in_handler == 3);
     // r0..r2 took the three slots on worker 1; r3 waits in the ring (capacity 1); r4 found it
     // full and was dropped.
     REQUIRE(test::eventually([&] { return dropped.load() == 1; }));

@@ -69,6 +69,12 @@ class ProviderPool final : public ProviderQueue {
             streaming_unsupported_ = "its provider type cannot stream chat completions";
         else if constexpr (!StreamingTransport<T>)
             streaming_unsupported_ = "the gateway's transport cannot stream responses";
+        start_local_ = [](ProviderQueue& self, WorkerCore& w) {
+            auto& pool = static_cast<ProviderPool&>(self);
+            auto& worker = static_cast<Worker&>(w);
+            while (Job* j = worker.local.pop())
+                pool.start(worker, j);
+        };
         const ProviderConfig& cfg = settings().config;
         const auto bit = [](Operation op) { return 1u << static_cast<unsigned>(op); };
         if constexpr (EmbeddingProvider<P>) operations_ |= bit(Operation::embedding);

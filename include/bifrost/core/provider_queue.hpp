@@ -6,7 +6,8 @@
 /// parked worker threads, counters and histograms. `ProviderPool<P, T>` adds the workers.
 ///
 /// Nothing on the request path here is virtual; the virtual members are lifecycle, stats and the
-/// rare abort of a running attempt.
+/// rare abort of a running attempt. (Starting a job submitted on its own worker goes through one
+/// function pointer the pool sets, `start_local_`.)
 
 #include <bifrost/config/provider_config.hpp>
 #include <bifrost/core/circuit_breaker.hpp>
@@ -91,8 +92,12 @@ struct WorkerCore {
         std::chrono::steady_clock::time_point::max();
     /// Jobs submitted on this worker's own thread (a server connection running here), each
     /// holding a concurrency slot, FIFO through `Job::ready_next`; the worker starts them at
-    /// its next turn. Only this worker's thread touches the list.
+    /// its next turn, or at once (`ProviderQueue::start_submitted`). Only this worker's thread
+    /// touches the list.
     JobList local;
+    /// True while `start_submitted` starts the local jobs (a job submitted meanwhile, e.g. a
+    /// fallback decided inside a start, is started by the same loop).
+    bool starting_local = false;
     alignas(cache_line) std::atomic<bool> parked{false};
     std::atomic<bool> wake_pending{false};
     HandlerArena wake_arena;
@@ -213,6 +218,23 @@ class ProviderQueue {
         const auto s = push([&](Ring& r) { return r.try_push(j); });
         admitted(j, s, false);
         return s;
+    }
+
+    /// On one of this provider's own workers, starts the jobs `try_enqueue` put on its local
+    /// list now, inside the handler that submitted them, rather than when the worker's round of
+    /// handlers is over (after the rest of the round and a poll of the event loop, a system
+    /// call): the upstream request leaves sooner. For asynchronous callers only (a blocking one
+    /// would wait on its own worker either way). Not re-entered.
+    void start_submitted() {
+        if (current_queue_ != this || current_core_ == nullptr) return;
+        WorkerCore& w = *current_core_;
+        if (w.starting_local || w.local.empty()) return;
+        w.starting_local = true;
+        struct Done {
+            WorkerCore& w;
+            ~Done() { w.starting_local = false; }
+        } done{w};
+        start_local_(*this, w);
     }
 
     /// Pushes, blocking the calling thread while the ring is full, until `deadline`.
@@ -440,6 +462,9 @@ class ProviderQueue {
 
     /// Set by the pool when its provider or transport cannot stream.
     const char* streaming_unsupported_ = nullptr;
+    /// Set by the pool: starts the jobs on the local list of `w` (one of this queue's workers,
+    /// on its own thread).
+    void (*start_local_)(ProviderQueue& self, WorkerCore& w) = nullptr;
 
     // ---- consumer side (worker threads) ------------------------------------------------------
 

@@ -322,6 +322,7 @@ class Server {
         bool ended = false;           // it completed: `ec` is its outcome
         bool call_in_flight = false;  // a gateway call runs: a client that leaves cancels it
         bool waiting = false;         // the connection waits for it on `Connection::idle_timer`
+        bool* answered = nullptr;     // set when the call completes inside its initiation
         boost::system::error_code ec;
         asio::cancellation_signal cancel;  // cancels the gateway call
     };
@@ -1109,6 +1110,19 @@ class Server {
         }
     };
 
+    /// A watched call's completion handler: tells the initiation (see `watched`) when the call
+    /// is answered inside it.
+    template <class H>
+    struct MarkAnswered {
+        H handler;
+        Connection* c;
+        template <class... Args>
+        void operator()(Args&&... args) {
+            if (bool* a = std::exchange(c->watch.answered, nullptr)) *a = true;
+            std::move(handler)(std::forward<Args>(args)...);
+        }
+    };
+
     /// Ends a watched call (see `watched`): the answer ends it, and so does a client that left
     /// (its read ends in an error), which cancels the call. Bytes a pipelining client sends
     /// meanwhile end only the watch.
@@ -1137,6 +1151,12 @@ class Server {
     /// request's read, and no parallel group. Connections on a strand of the I/O threads keep the
     /// parallel group: there this path failed under AddressSanitizer (the strand's state used
     /// after it was freed, as a connection ended), for a reason not yet found.
+    ///
+    /// That watch is armed once the call has begun: a request started on this thread has its
+    /// upstream request sent by then (`ProviderQueue::start_submitted`), so the system call the
+    /// arming costs (Asio re-arms the edge-triggered descriptor for a wait) is not on the
+    /// request's path. A call answered inside its initiation (an error found before any upstream
+    /// call) gets no watch: its coroutine has resumed, and may have moved on, by then.
     template <class R, class Start>
     awaitable<std::variant<R, std::monostate>> watched(Connection& c, Start start) {
         using Outcome = std::variant<R, std::monostate>;
@@ -1148,9 +1168,6 @@ class Server {
             ClientWatch& w = c.watch;
             w.ended = false;
             w.ec = {};
-            w.pending = true;
-            c.stream.socket().async_wait(asio::socket_base::wait_read,
-                                         WatchRead{&c, std::min<std::size_t>(keep, 65536)});
             w.call_in_flight = true;
             struct EndCall {
                 ClientWatch& w;
@@ -1160,10 +1177,24 @@ class Server {
                 }
             } end_call{w};
             R result = co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(R)>(
-                [&start, &w, ex, this](auto handler) {
-                    start(asio::bind_cancellation_slot(
-                        w.cancel.slot(),
-                        asio::bind_executor(CountedExecutor{ex, &handoffs_}, std::move(handler))));
+                [&start, &c, ex, keep, this](auto handler) {
+                    bool answered = false;
+                    c.watch.answered = &answered;
+                    try {
+                        start(asio::bind_cancellation_slot(
+                            c.watch.cancel.slot(),
+                            asio::bind_executor(
+                                CountedExecutor{ex, &handoffs_},
+                                MarkAnswered<decltype(handler)>{std::move(handler), &c})));
+                    } catch (...) {
+                        if (!answered) c.watch.answered = nullptr;
+                        throw;
+                    }
+                    if (answered) return;  // `c` may be gone
+                    c.watch.answered = nullptr;
+                    c.watch.pending = true;
+                    c.stream.socket().async_wait(asio::socket_base::wait_read,
+                                                 WatchRead{&c, std::min<std::size_t>(keep, 65536)});
                 },
                 asio::use_awaitable);
             if (w.ended && w.ec) co_return Outcome(std::in_place_index<1>);  // the client left
