@@ -308,6 +308,9 @@ class Gateway {
     /// handler without one (a plain lambda) runs on the thread that finished the request (a
     /// worker), or inside this call when the outcome is immediate (a pre-hook answered, a routing
     /// error, a full queue with a dropping policy): keep such callbacks short and non-blocking.
+    /// Called on one of the provider's own worker threads (`worker_executors`), the request's
+    /// upstream call begins inside this call, and a transport that answers at once may complete
+    /// it there too.
     ///
     /// Cancellation: emitting on the handler's associated cancellation slot (from the handler's
     /// executor) ends the request with 499 `request_cancelled` and cancels its upstream call.
@@ -321,10 +324,17 @@ class Gateway {
                     CompletionToken&& token) {
         detail::JobRef primary(acquire_job());
         primary->request = request;
-        detail::JobRef origin(request.fallbacks.empty() ? nullptr : acquire_job());
-        if (origin.get()) origin->request = request;
-        return asio::async_initiate<CompletionToken, void(Result)>(
-            Initiation{this, opts}, token, std::move(primary), std::move(origin));
+        return initiate_chat(std::move(primary), opts, std::forward<CompletionToken>(token));
+    }
+
+    /// As above, taking the contents of `request`, which is left valid but unspecified: it gets
+    /// the storage of the request a recycled job held, so a caller that reads its next request
+    /// into the same object reuses that capacity, and no request is copied.
+    template <class CompletionToken>
+    auto async_chat(ChatRequest&& request, const RequestOptions& opts, CompletionToken&& token) {
+        detail::JobRef primary(acquire_job());
+        std::swap(primary->request, request);
+        return initiate_chat(std::move(primary), opts, std::forward<CompletionToken>(token));
     }
 
     // ---- embeddings, text completions, model listing ------------------------------------------
@@ -828,6 +838,18 @@ class Gateway {
     }
 
     // ---- the asynchronous path ----------------------------------------------------------------
+
+    /// `async_chat` once the primary job holds the request: a job for the original request too
+    /// when there are fallbacks, then the initiation.
+    template <class CompletionToken>
+    auto initiate_chat(detail::JobRef primary, const RequestOptions& opts,
+                       CompletionToken&& token) {
+        const ChatRequest& request = primary->request;
+        detail::JobRef origin(request.fallbacks.empty() ? nullptr : acquire_job());
+        if (origin.get()) origin->request = request;
+        return asio::async_initiate<CompletionToken, void(Result)>(
+            Initiation{this, opts}, token, std::move(primary), std::move(origin));
+    }
 
     template <class Handler>
     static constexpr bool runs_inline =

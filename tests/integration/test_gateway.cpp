@@ -455,6 +455,24 @@ TEST_CASE("gateway: requests submitted on a provider's own worker take its free 
     CHECK(after.provider("p")->in_flight == 0);
 }
 
+TEST_CASE("gateway: async_chat can take the request by move; the argument stays reusable",
+          "[gateway]") {
+    MockGateway<> gw(test::options());
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("p", test::provider_config(2, 8)));
+    // One object read into again and again, as a server connection does: each request is
+    // answered as sent, whatever storage the previous call left in the object.
+    bifrost::ChatRequest req;
+    for (int i = 0; i < 20; ++i) {
+        req = test::request("p/m-" + std::to_string(i), "message " + std::to_string(i));
+        if (i % 2 == 1) req.temperature = 0.5;
+        Result r = gw.async_chat(std::move(req), {}, asio::use_future).get();
+        REQUIRE(r.ok());
+        CHECK(r->choices[0].message.content == "Echo: message " + std::to_string(i));
+        CHECK(r->model == "m-" + std::to_string(i));
+    }
+    CHECK(gw.stats().provider("p")->completed == 20);
+}
+
 TEST_CASE("gateway: a hung provider does not delay another provider", "[gateway][concurrency]") {
     MockGateway<> gw(test::options());
     REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("stuck", test::provider_config(2, 8),

@@ -258,6 +258,13 @@ TEST_CASE("reliability: fallbacks are tried in order; the first success answers"
         REQUIRE(r.ok());
         CHECK(r->extra_fields.provider == "third");
     }
+    SECTION("async, the request moved in") {
+        // The fallbacks read the original request from the moved-in one.
+        Result r = gw.async_chat(std::move(req), {}, asio::use_future).get();
+        REQUIRE(r.ok());
+        CHECK(r->extra_fields.provider == "third");
+        CHECK(r->choices[0].message.content == "Echo: hello");
+    }
     // Plugins ran for every attempt, with the attempt's model and index.
     CHECK(AttemptLog::take() ==
           std::vector<std::string>{"pre 0 primary/big-model", "post 0 primary 503",

@@ -877,7 +877,9 @@ class Server {
 
         c.client_gone = false;
         auto outcome = co_await watched<Result>(c, [&](auto&& token) {
-            return gw_.async_chat(request, ro, std::forward<decltype(token)>(token));
+            // The request moves into the job (and the job's old storage comes back for the
+            // connection's next request): no copy.
+            return gw_.async_chat(std::move(request), ro, std::forward<decltype(token)>(token));
         });
         if (outcome.index() == 1) {
             // The client went away first: the gateway was told to cancel (and has answered).

@@ -728,9 +728,7 @@ class Beast::Op final : public Beast::Waiter {
         ResponseInto& p = conn_->whole.emplace(res_);
         p.body_limit(t_.options_.max_response_bytes);
         p.header_limit(64 * 1024);
-        if (!conn_->tls && t_.options_.request_timeout.count() == 0 &&
-            conn_->tcp_stream().socket().non_blocking())
-            return read_plain();
+        if (!conn_->tls && t_.options_.request_timeout.count() == 0) return read_plain();
         conn_->with_stream([&](auto& stream) {
             http::async_read(stream, conn_->buffer, p,
                              wrap([this](boost::system::error_code ec, std::size_t) {
@@ -742,51 +740,46 @@ class Beast::Op final : public Beast::Waiter {
     }
 
     /// A whole response on plain TCP with no `request_timeout` (so no stream timer to arm):
-    /// parsed from what the non-blocking socket has, waiting for readability in between. Beast's
-    /// read would begin with a speculative `recv`, which right after the request is written
-    /// finds nothing (the upstream has not answered yet): a system call per exchange for an
-    /// `EAGAIN`, and four layers of composed operations. The outcomes are Beast's: a
+    /// what is buffered is parsed, then the socket is read with one plain `async_read_some` at a
+    /// time, not Beast's four layers of composed operations. A read of the socket's own (which
+    /// right after the request finds nothing) and a wait for readability would cost two system
+    /// calls, the `EAGAIN` and the re-arming of the descriptor a wait takes; Asio's read makes
+    /// the one attempt itself and then waits with no system call. The outcomes are Beast's: a
     /// connection that ends before any byte is `end_of_stream` (retried on a fresh connection
     /// when it was a reused one), one that ends mid-answer `partial_message`.
     void read_plain() {
         namespace http = boost::beast::http;
         ResponseInto& p = *conn_->whole;
-        auto& socket = conn_->tcp_stream().socket();
         boost::beast::flat_buffer& b = conn_->buffer;
-        for (;;) {
-            boost::system::error_code ec;
-            while (b.size() > 0 && !p.is_done()) {
-                const std::size_t n = p.put(b.data(), ec);
-                b.consume(n);
-                if (ec == http::error::need_more) {
-                    ec = {};
-                    break;
-                }
-                if (ec) return failed_exchange(ec, p.got_some());
-                if (n == 0) break;
-            }
-            if (p.is_done()) return done();
-            const std::size_t room =
-                std::min<std::size_t>(std::max<std::size_t>(b.capacity() - b.size(), 4096), 65536);
-            const std::size_t n = socket.read_some(b.prepare(room), ec);
-            if (ec == asio::error::would_block || ec == asio::error::try_again) {
-                socket.async_wait(asio::socket_base::wait_read,
-                                  wrap([this](boost::system::error_code e) {
-                                      if (e || cancelled_)
-                                          return failed_exchange(e, conn_->whole->got_some());
-                                      read_plain();
-                                  }));
-                return;
-            }
-            if (ec == asio::error::eof) {
-                if (!p.got_some()) return failed_exchange(http::error::end_of_stream, false);
-                p.put_eof(ec);
-                if (ec) return failed_exchange(ec, true);
-                return done();
+        boost::system::error_code ec;
+        while (b.size() > 0 && !p.is_done()) {
+            const std::size_t n = p.put(b.data(), ec);
+            b.consume(n);
+            if (ec == http::error::need_more) {
+                ec = {};
+                break;
             }
             if (ec) return failed_exchange(ec, p.got_some());
-            b.commit(n);
+            if (n == 0) break;
         }
+        if (p.is_done()) return done();
+        const std::size_t room =
+            std::min<std::size_t>(std::max<std::size_t>(b.capacity() - b.size(), 4096), 65536);
+        conn_->tcp_stream().socket().async_read_some(
+            b.prepare(room), wrap([this](boost::system::error_code e, std::size_t n) {
+                if (cancelled_) return failed_exchange(e, conn_->whole->got_some());
+                if (e == asio::error::eof) {
+                    ResponseInto& parser = *conn_->whole;
+                    if (!parser.got_some())
+                        return failed_exchange(http::error::end_of_stream, false);
+                    parser.put_eof(e);
+                    if (e) return failed_exchange(e, true);
+                    return done();
+                }
+                if (e) return failed_exchange(e, conn_->whole->got_some());
+                conn_->buffer.commit(n);
+                read_plain();
+            }));
     }
 
     /// Streams: the head first; then a 2xx body piece by piece, anything else whole. Without a
