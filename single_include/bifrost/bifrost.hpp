@@ -6120,7 +6120,8 @@ struct GatewayStats {
 /// parked worker threads, counters and histograms. `ProviderPool<P, T>` adds the workers.
 ///
 /// Nothing on the request path here is virtual; the virtual members are lifecycle, stats and the
-/// rare abort of a running attempt.
+/// rare abort of a running attempt. (Starting a job submitted on its own worker goes through one
+/// function pointer the pool sets, `start_local_`.)
 
 // ---- begin bifrost/queue/ring.hpp ----
 /// \file
@@ -6414,8 +6415,12 @@ struct WorkerCore {
         std::chrono::steady_clock::time_point::max();
     /// Jobs submitted on this worker's own thread (a server connection running here), each
     /// holding a concurrency slot, FIFO through `Job::ready_next`; the worker starts them at
-    /// its next turn. Only this worker's thread touches the list.
+    /// its next turn, or at once (`ProviderQueue::start_submitted`). Only this worker's thread
+    /// touches the list.
     JobList local;
+    /// True while `start_submitted` starts the local jobs (a job submitted meanwhile, e.g. a
+    /// fallback decided inside a start, is started by the same loop).
+    bool starting_local = false;
     alignas(cache_line) std::atomic<bool> parked{false};
     std::atomic<bool> wake_pending{false};
     HandlerArena wake_arena;
@@ -6521,10 +6526,10 @@ class ProviderQueue {
     ///
     /// Submitted on one of this provider's own workers while nothing waits in the ring and a
     /// concurrency slot is free, the job skips the ring: it takes the slot and joins that
-    /// worker's local list, and the worker starts it as soon as the current handler returns.
-    /// The request is then read, sent upstream and answered on one thread, with none of the
-    /// ring's shared counters and no chance of another worker taking it (which would move the
-    /// request to that thread and its answer back).
+    /// worker's local list; an asynchronous caller then starts it at once (`start_submitted`),
+    /// anything else when the worker next comes round. The request is then read, sent upstream and
+    /// answered on one thread, with none of the ring's shared counters and no chance of another
+    /// worker taking it (which would move the request to that thread and its answer back).
     queue::PushStatus try_enqueue(Job* j) noexcept {
         prepare(j);
         if (current_queue_ == this && current_core_ != nullptr && depth() == 0 &&
@@ -6536,6 +6541,23 @@ class ProviderQueue {
         const auto s = push([&](Ring& r) { return r.try_push(j); });
         admitted(j, s, false);
         return s;
+    }
+
+    /// On one of this provider's own workers, starts the jobs `try_enqueue` put on its local
+    /// list now, inside the handler that submitted them, rather than when the worker's round of
+    /// handlers is over (after the rest of the round and a poll of the event loop, a system
+    /// call): the upstream request leaves sooner. For asynchronous callers only (a blocking one
+    /// would wait on its own worker either way). Not re-entered.
+    void start_submitted() {
+        if (current_queue_ != this || current_core_ == nullptr) return;
+        WorkerCore& w = *current_core_;
+        if (w.starting_local || w.local.empty()) return;
+        w.starting_local = true;
+        struct Done {
+            WorkerCore& w;
+            ~Done() { w.starting_local = false; }
+        } done{w};
+        start_local_(*this, w);
     }
 
     /// Pushes, blocking the calling thread while the ring is full, until `deadline`.
@@ -6763,6 +6785,9 @@ class ProviderQueue {
 
     /// Set by the pool when its provider or transport cannot stream.
     const char* streaming_unsupported_ = nullptr;
+    /// Set by the pool: starts the jobs on the local list of `w` (one of this queue's workers,
+    /// on its own thread).
+    void (*start_local_)(ProviderQueue& self, WorkerCore& w) = nullptr;
 
     // ---- consumer side (worker threads) ------------------------------------------------------
 
@@ -7214,6 +7239,12 @@ class ProviderPool final : public ProviderQueue {
             streaming_unsupported_ = "its provider type cannot stream chat completions";
         else if constexpr (!StreamingTransport<T>)
             streaming_unsupported_ = "the gateway's transport cannot stream responses";
+        start_local_ = [](ProviderQueue& self, WorkerCore& w) {
+            auto& pool = static_cast<ProviderPool&>(self);
+            auto& worker = static_cast<Worker&>(w);
+            while (Job* j = worker.local.pop())
+                pool.start(worker, j);
+        };
         const ProviderConfig& cfg = settings().config;
         const auto bit = [](Operation op) { return 1u << static_cast<unsigned>(op); };
         if constexpr (EmbeddingProvider<P>) operations_ |= bit(Operation::embedding);
@@ -8637,6 +8668,9 @@ class Gateway {
     /// handler without one (a plain lambda) runs on the thread that finished the request (a
     /// worker), or inside this call when the outcome is immediate (a pre-hook answered, a routing
     /// error, a full queue with a dropping policy): keep such callbacks short and non-blocking.
+    /// Called on one of the provider's own worker threads (`worker_executors`), the request's
+    /// upstream call begins inside this call, and a transport that answers at once may complete
+    /// it there too.
     ///
     /// Cancellation: emitting on the handler's associated cancellation slot (from the handler's
     /// executor) ends the request with 499 `request_cancelled` and cancels its upstream call.
@@ -8650,10 +8684,17 @@ class Gateway {
                     CompletionToken&& token) {
         detail::JobRef primary(acquire_job());
         primary->request = request;
-        detail::JobRef origin(request.fallbacks.empty() ? nullptr : acquire_job());
-        if (origin.get()) origin->request = request;
-        return asio::async_initiate<CompletionToken, void(Result)>(
-            Initiation{this, opts}, token, std::move(primary), std::move(origin));
+        return initiate_chat(std::move(primary), opts, std::forward<CompletionToken>(token));
+    }
+
+    /// As above, taking the contents of `request`, which is left valid but unspecified: it gets
+    /// the storage of the request a recycled job held, so a caller that reads its next request
+    /// into the same object reuses that capacity, and no request is copied.
+    template <class CompletionToken>
+    auto async_chat(ChatRequest&& request, const RequestOptions& opts, CompletionToken&& token) {
+        detail::JobRef primary(acquire_job());
+        std::swap(primary->request, request);
+        return initiate_chat(std::move(primary), opts, std::forward<CompletionToken>(token));
     }
 
     // ---- embeddings, text completions, model listing ------------------------------------------
@@ -9109,6 +9150,12 @@ class Gateway {
                                            q.name()));
         }
         auto s = q.try_enqueue(j);
+        if (s == queue::PushStatus::ok) {
+            // Submitted on one of the provider's own workers (a connection served there): its
+            // upstream call starts here and now. The job may be decided before this returns.
+            if (!blocking) q.start_submitted();
+            return true;
+        }
         if (s == queue::PushStatus::full) {
             const queue::OnFull d = on_full(q, j);
             if (!d.waits()) {
@@ -9151,6 +9198,18 @@ class Gateway {
     }
 
     // ---- the asynchronous path ----------------------------------------------------------------
+
+    /// `async_chat` once the primary job holds the request: a job for the original request too
+    /// when there are fallbacks, then the initiation.
+    template <class CompletionToken>
+    auto initiate_chat(detail::JobRef primary, const RequestOptions& opts,
+                       CompletionToken&& token) {
+        const ChatRequest& request = primary->request;
+        detail::JobRef origin(request.fallbacks.empty() ? nullptr : acquire_job());
+        if (origin.get()) origin->request = request;
+        return asio::async_initiate<CompletionToken, void(Result)>(
+            Initiation{this, opts}, token, std::move(primary), std::move(origin));
+    }
 
     template <class Handler>
     static constexpr bool runs_inline =
@@ -15124,9 +15183,7 @@ class Beast::Op final : public Beast::Waiter {
         ResponseInto& p = conn_->whole.emplace(res_);
         p.body_limit(t_.options_.max_response_bytes);
         p.header_limit(64 * 1024);
-        if (!conn_->tls && t_.options_.request_timeout.count() == 0 &&
-            conn_->tcp_stream().socket().non_blocking())
-            return read_plain();
+        if (!conn_->tls && t_.options_.request_timeout.count() == 0) return read_plain();
         conn_->with_stream([&](auto& stream) {
             http::async_read(stream, conn_->buffer, p,
                              wrap([this](boost::system::error_code ec, std::size_t) {
@@ -15138,51 +15195,46 @@ class Beast::Op final : public Beast::Waiter {
     }
 
     /// A whole response on plain TCP with no `request_timeout` (so no stream timer to arm):
-    /// parsed from what the non-blocking socket has, waiting for readability in between. Beast's
-    /// read would begin with a speculative `recv`, which right after the request is written
-    /// finds nothing (the upstream has not answered yet): a system call per exchange for an
-    /// `EAGAIN`, and four layers of composed operations. The outcomes are Beast's: a
+    /// what is buffered is parsed, then the socket is read with one plain `async_read_some` at a
+    /// time, not Beast's four layers of composed operations. A read of the socket's own (which
+    /// right after the request finds nothing) and a wait for readability would cost two system
+    /// calls, the `EAGAIN` and the re-arming of the descriptor a wait takes; Asio's read makes
+    /// the one attempt itself and then waits with no system call. The outcomes are Beast's: a
     /// connection that ends before any byte is `end_of_stream` (retried on a fresh connection
     /// when it was a reused one), one that ends mid-answer `partial_message`.
     void read_plain() {
         namespace http = boost::beast::http;
         ResponseInto& p = *conn_->whole;
-        auto& socket = conn_->tcp_stream().socket();
         boost::beast::flat_buffer& b = conn_->buffer;
-        for (;;) {
-            boost::system::error_code ec;
-            while (b.size() > 0 && !p.is_done()) {
-                const std::size_t n = p.put(b.data(), ec);
-                b.consume(n);
-                if (ec == http::error::need_more) {
-                    ec = {};
-                    break;
-                }
-                if (ec) return failed_exchange(ec, p.got_some());
-                if (n == 0) break;
-            }
-            if (p.is_done()) return done();
-            const std::size_t room =
-                std::min<std::size_t>(std::max<std::size_t>(b.capacity() - b.size(), 4096), 65536);
-            const std::size_t n = socket.read_some(b.prepare(room), ec);
-            if (ec == asio::error::would_block || ec == asio::error::try_again) {
-                socket.async_wait(asio::socket_base::wait_read,
-                                  wrap([this](boost::system::error_code e) {
-                                      if (e || cancelled_)
-                                          return failed_exchange(e, conn_->whole->got_some());
-                                      read_plain();
-                                  }));
-                return;
-            }
-            if (ec == asio::error::eof) {
-                if (!p.got_some()) return failed_exchange(http::error::end_of_stream, false);
-                p.put_eof(ec);
-                if (ec) return failed_exchange(ec, true);
-                return done();
+        boost::system::error_code ec;
+        while (b.size() > 0 && !p.is_done()) {
+            const std::size_t n = p.put(b.data(), ec);
+            b.consume(n);
+            if (ec == http::error::need_more) {
+                ec = {};
+                break;
             }
             if (ec) return failed_exchange(ec, p.got_some());
-            b.commit(n);
+            if (n == 0) break;
         }
+        if (p.is_done()) return done();
+        const std::size_t room =
+            std::min<std::size_t>(std::max<std::size_t>(b.capacity() - b.size(), 4096), 65536);
+        conn_->tcp_stream().socket().async_read_some(
+            b.prepare(room), wrap([this](boost::system::error_code e, std::size_t n) {
+                if (cancelled_) return failed_exchange(e, conn_->whole->got_some());
+                if (e == asio::error::eof) {
+                    ResponseInto& parser = *conn_->whole;
+                    if (!parser.got_some())
+                        return failed_exchange(http::error::end_of_stream, false);
+                    parser.put_eof(e);
+                    if (e) return failed_exchange(e, true);
+                    return done();
+                }
+                if (e) return failed_exchange(e, conn_->whole->got_some());
+                conn_->buffer.commit(n);
+                read_plain();
+            }));
     }
 
     /// Streams: the head first; then a 2xx body piece by piece, anything else whole. Without a

@@ -203,10 +203,10 @@ class ProviderQueue {
     ///
     /// Submitted on one of this provider's own workers while nothing waits in the ring and a
     /// concurrency slot is free, the job skips the ring: it takes the slot and joins that
-    /// worker's local list, and the worker starts it as soon as the current handler returns.
-    /// The request is then read, sent upstream and answered on one thread, with none of the
-    /// ring's shared counters and no chance of another worker taking it (which would move the
-    /// request to that thread and its answer back).
+    /// worker's local list; an asynchronous caller then starts it at once (`start_submitted`),
+    /// anything else when the worker next comes round. The request is then read, sent upstream and
+    /// answered on one thread, with none of the ring's shared counters and no chance of another
+    /// worker taking it (which would move the request to that thread and its answer back).
     queue::PushStatus try_enqueue(Job* j) noexcept {
         prepare(j);
         if (current_queue_ == this && current_core_ != nullptr && depth() == 0 &&
