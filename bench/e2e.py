@@ -121,12 +121,12 @@ def proc_status(pid):
     return out
 
 
-def cpu_seconds(pid):
-    """User + system CPU seconds of a process (all its threads)."""
+def cpu_split(pid):
+    """(user, system) CPU seconds of a process (all its threads)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
     except (OSError, IndexError, ValueError):
         return None
 
@@ -389,7 +389,9 @@ http {{
         for n, p in watch:
             b, a = before[n], group_cpu(p)
             if a is not None and b is not None:
-                r["cpu_us_per_request"][n] = (a - b) / answered * 1e6
+                user, system = (a[0] - b[0]) / answered * 1e6, (a[1] - b[1]) / answered * 1e6
+                r["cpu_us_per_request"][n] = user + system
+                r.setdefault("cpu_user_system_us_per_request", {})[n] = [user, system]
             r.setdefault("process", {})[n] = {
                 "max_rss_mib": samplers[n].max_rss_kib / 1024,
                 "max_threads": samplers[n].max_threads,
@@ -397,17 +399,27 @@ http {{
         return r
 
 
+def cpu_text(r):
+    """A row's CPU per request: each process's total, and the proxy's user + system split."""
+    split = r.get("cpu_user_system_us_per_request", {})
+    parts = []
+    for k, v in r.get("cpu_us_per_request", {}).items():
+        parts.append(f"{k} {v:.1f}" + (f" ({split[k][0]:.1f}u+{split[k][1]:.1f}s)"
+                                       if k in split else ""))
+    return " ".join(parts)
+
+
 def group_cpu(p):
-    """CPU seconds of a process and its direct children (nginx's workers)."""
-    total = cpu_seconds(p.pid)
+    """(user, system) CPU seconds of a process and its direct children (nginx's workers)."""
+    total = cpu_split(p.pid)
     if total is None:
         return None
     try:
         with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
             for child in f.read().split():
-                c = cpu_seconds(int(child))
+                c = cpu_split(int(child))
                 if c is not None:
-                    total += c
+                    total = (total[0] + c[0], total[1] + c[1])
     except OSError:
         pass
     return total
@@ -574,11 +586,10 @@ def report(results):
             added50 = l["p50"] - d["p50"] if name != "direct" else None
             added99 = l["p99"] - d["p99"] if name != "direct" else None
             r["added_p50_us"], r["added_p99_us"] = added50, added99
-            cpu = r.get("cpu_us_per_request", {})
             out.append([name, fmt(r["throughput_rps"], "{:.0f}"), fmt(l["p50"]), fmt(l["p90"]),
                         fmt(l["p99"]), fmt(l["p999"]), fmt(l["max"]), fmt(added50), fmt(added99),
                         f"{r['errors']:.0f}",
-                        " ".join(f"{k} {v:.1f}" for k, v in cpu.items())])
+                        cpu_text(r)])
         table(["target", "req/s", "p50 us", "p90 us", "p99 us", "p99.9 us", "max us",
                "+p50 us", "+p99 us", "errors", "cpu us/req"], out)
         g = rows["bifrost"]
@@ -602,13 +613,12 @@ def report(results):
         out = []
         for name, r in rows.items():
             l = r["latency_us"]
-            cpu = r.get("cpu_us_per_request", {})
             out.append([name, fmt(r["throughput_rps"], "{:.0f}"),
                         fmt(r["throughput_rps"] / d if d else None, "{:.2f}"),
                         fmt(r["throughput_rps"] / rows["nginx"]["throughput_rps"], "{:.2f}")
                         if "nginx" in rows and rows["nginx"]["throughput_rps"] else "-",
                         fmt(l["p50"]), fmt(l["p99"]), fmt(l["max"]), f"{r['errors']:.0f}",
-                        " ".join(f"{k} {v:.1f}" for k, v in cpu.items())])
+                        cpu_text(r)])
         table(["target", "req/s", "x direct", "x nginx", "p50 us", "p99 us", "max us", "errors",
                "cpu us/req"], out)
         g = rows["bifrost"]["throughput_rps"]

@@ -878,6 +878,17 @@ class Gateway {
             if constexpr (runs_inline<Handler>) {
                 self->on_attempt_done(std::move(*this), j);
             } else {
+                if constexpr (detail::TellsItsThread<Executor>) {
+                    // What `dispatch` would do, without its type-erased function object.
+                    if (work.get_executor().running_in_this_thread()) {
+                        self->on_attempt_done(std::move(*this), j);
+                        return;
+                    }
+                }
+                // Work held until `dispatch` has returned: once the handler ran, the caller may
+                // destroy its io_context (`run()` returned), while this thread, having queued the
+                // continuation, still signals the loop's condition variable.
+                const Work queueing = work;
                 Executor ex = work.get_executor();
                 asio::dispatch(ex, asio::bind_allocator(detail::ArenaAllocator<void>(j->arena),
                                                         [r = std::move(*this), j]() mutable {

@@ -6,6 +6,7 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include <atomic>
+#include <concepts>
 #include <cstddef>
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
@@ -29,6 +30,14 @@ inline std::size_t thread_shard(std::size_t shard_count) noexcept {
     thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed);
     return mine % shard_count;
 }
+
+/// An executor that can tell whether the calling thread is running its work (as Asio's
+/// `io_context` executors and strands can): what `dispatch` would run inline can then be called
+/// directly, without wrapping it in a function object for the executor.
+template <class E>
+concept TellsItsThread = requires(const E& e) {
+    { e.running_in_this_thread() } -> std::convertible_to<bool>;
+};
 
 /// One spin-loop iteration hint to the CPU.
 inline void cpu_relax() noexcept {

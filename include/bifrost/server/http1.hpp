@@ -78,32 +78,30 @@ inline bool is_tchar(unsigned char c) noexcept {
     return tchar_table[c];
 }
 
-/// An RFC 9110 token: one or more token characters.
-inline bool is_token(std::string_view s) noexcept {
-    if (s.empty()) return false;
-    for (char ch : s)
-        if (!is_tchar(static_cast<unsigned char>(ch))) return false;
-    return true;
+inline unsigned char byte(char c) noexcept {
+    return static_cast<unsigned char>(c);
 }
 
-/// Whether `v` holds a byte a field value may not: a control byte other than HTAB, or DEL.
-/// Eight bytes at a time while none of them can be one (UTF-8 and other bytes of 0x80 and up
-/// are allowed, as obs-text).
-inline bool has_bad_value_byte(std::string_view v) noexcept {
+/// Whether a field value may hold `c`: anything but a control byte other than HTAB, and DEL
+/// (UTF-8 and other bytes of 0x80 and up are allowed, as obs-text).
+inline bool is_value_byte(unsigned char c) noexcept {
+    return (c >= 0x20 && c != 0x7f) || c == '\t';
+}
+
+/// The first byte at or after `p` (before `lim`) that a field value may not hold, or `lim`.
+/// Eight bytes at a time while none of them can be one; a flagged word is stepped through
+/// byte by byte.
+inline const char* skip_value(const char* p, const char* lim) noexcept {
     namespace swar = bifrost::detail::swar;
-    const char* p = v.data();
-    const char* const end = p + v.size();
-    while (end - p >= 8) {
-        const std::uint64_t w = swar::load(p);
-        if ((swar::any_below(w, 0x20) | swar::any_equal(w, 0x7f)) != 0)
-            break;  // maybe one here (a tab is fine): bytewise below
-        p += 8;
+    for (;;) {
+        while (lim - p >= 8) {
+            const std::uint64_t w = swar::load(p);
+            if ((swar::any_below(w, 0x20) | swar::any_equal(w, 0x7f)) != 0) break;
+            p += 8;
+        }
+        if (p == lim || !is_value_byte(byte(*p))) return p;
+        ++p;
     }
-    for (; p != end; ++p) {
-        const auto c = static_cast<unsigned char>(*p);
-        if ((c < 0x20 && c != '\t') || c == 0x7f) return true;
-    }
-    return false;
 }
 
 inline std::string_view trim_ows(std::string_view v) noexcept {
@@ -114,76 +112,97 @@ inline std::string_view trim_ows(std::string_view v) noexcept {
     return v;
 }
 
-/// The `Connection` field's tokens that matter: `close` and `keep-alive`.
-inline void connection_tokens(std::string_view v, bool& close, bool& keep_alive) noexcept {
+/// The `Connection` field's tokens that matter: `close` and `keep-alive`. False when the
+/// field is not a list of tokens (which Beast refuses).
+inline bool connection_tokens(std::string_view v, bool& close, bool& keep_alive) noexcept {
     while (!v.empty()) {
         const std::size_t comma = v.find(',');
         const std::string_view token = trim_ows(v.substr(0, comma));
+        for (char ch : token)
+            if (!is_tchar(byte(ch))) return false;
         if (bifrost::iequals(token, "close")) close = true;
         if (bifrost::iequals(token, "keep-alive")) keep_alive = true;
         if (comma == std::string_view::npos) break;
         v.remove_prefix(comma + 1);
     }
+    return true;
 }
 
 }  // namespace detail
 
 /// Parses the head of the request at the start of `data` (see the file comment). `header_limit`
 /// bounds the head's size: a head not complete within it is left to Beast (which answers 431).
+///
+/// One pass over the bytes: each line is checked as it is found. Bytes it does not accept make
+/// it answer `fallback` as soon as they are seen, even before the head is whole.
 inline Parse parse_head(std::string_view data, std::size_t header_limit, ParsedHead& out) {
-    const std::size_t window = data.size() < header_limit ? data.size() : header_limit;
-    const std::size_t end = data.substr(0, window).find("\r\n\r\n");
-    if (end == std::string_view::npos)
-        return data.size() >= header_limit ? Parse::fallback : Parse::incomplete;
+    using detail::byte;
+    const char* const begin = data.data();
+    const char* const lim = begin + (data.size() < header_limit ? data.size() : header_limit);
+    // Out of bytes before the head's end: wait for more, unless the limit is reached.
+    const Parse short_of = data.size() >= header_limit ? Parse::fallback : Parse::incomplete;
     out = ParsedHead{};
-    out.head_size = end + 4;
-    std::string_view rest = data.substr(0, end + 2);  // every line with its CRLF
+    const char* p = begin;
 
-    // Request line: method SP target SP HTTP/1.x
-    const std::size_t eol = rest.find("\r\n");
-    const std::string_view line = rest.substr(0, eol);
-    rest.remove_prefix(eol + 2);
-    const std::size_t sp1 = line.find(' ');
-    if (sp1 == 0 || sp1 == std::string_view::npos) return Parse::fallback;
-    const std::string_view method = line.substr(0, sp1);
-    if (!detail::is_token(method)) return Parse::fallback;
-    const std::size_t sp2 = line.find(' ', sp1 + 1);
-    if (sp2 == std::string_view::npos || sp2 == sp1 + 1) return Parse::fallback;
-    const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    for (char ch : target) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (c <= 0x20 || c >= 0x7f) return Parse::fallback;
-    }
-    const std::string_view version = line.substr(sp2 + 1);
-    if (version == "HTTP/1.1") {
-        out.head.version = 11;
-    } else if (version == "HTTP/1.0") {
-        out.head.version = 10;
-    } else {
+    // Request line: method SP target SP HTTP/1.x CRLF
+    while (p != lim && detail::is_tchar(byte(*p)))
+        ++p;
+    if (p == lim) return short_of;
+    if (*p != ' ' || p == begin) return Parse::fallback;
+    const std::string_view method(begin, static_cast<std::size_t>(p - begin));
+    const char* const target_begin = ++p;
+    while (p != lim && byte(*p) > 0x20 && byte(*p) < 0x7f)
+        ++p;
+    if (p == lim) return short_of;
+    if (*p != ' ' || p == target_begin) return Parse::fallback;
+    out.head.target = std::string_view(target_begin, static_cast<std::size_t>(p - target_begin));
+    ++p;
+    if (lim - p < 10) return short_of;
+    if (std::string_view(p, 7) != "HTTP/1." || (p[7] != '1' && p[7] != '0') || p[8] != '\r' ||
+        p[9] != '\n')
         return Parse::fallback;
-    }
-    out.head.method = boost::beast::http::string_to_verb(method);
-    if (out.head.method == boost::beast::http::verb::unknown) return Parse::fallback;
+    out.head.version = p[7] == '1' ? 11 : 10;
+    p += 10;
+    using boost::beast::http::verb;
+    out.head.method = method == "POST"  ? verb::post
+                      : method == "GET" ? verb::get
+                                        : boost::beast::http::string_to_verb(method);
+    if (out.head.method == verb::unknown) return Parse::fallback;
     out.head.method_string = method;
-    out.head.target = target;
 
-    // Header fields: name ":" OWS value OWS CRLF
+    // Header fields: name ":" OWS value OWS CRLF, then the empty line.
     bool have_length = false;
     bool close = false;
     bool keep_alive = false;
-    while (!rest.empty()) {
-        const std::size_t n = rest.find("\r\n");
-        const std::string_view field = rest.substr(0, n);
-        rest.remove_prefix(n + 2);
+    for (;;) {
+        if (p == lim) return short_of;
+        if (*p == '\r') {  // the empty line (or a bare CR, which is not one)
+            if (lim - p < 2) return short_of;
+            if (p[1] != '\n') return Parse::fallback;
+            p += 2;
+            break;
+        }
         // The name: token characters up to the colon (which is not one). A leading space
         // (obsolete folding), an empty name or a line without a colon falls back.
-        std::size_t colon = 0;
-        while (colon < field.size() && detail::is_tchar(static_cast<unsigned char>(field[colon])))
-            ++colon;
-        if (colon == 0 || colon == field.size() || field[colon] != ':') return Parse::fallback;
-        const std::string_view name = field.substr(0, colon);
-        const std::string_view value = detail::trim_ows(field.substr(colon + 1));
-        if (detail::has_bad_value_byte(value)) return Parse::fallback;
+        const char* const name_begin = p;
+        while (p != lim && detail::is_tchar(byte(*p)))
+            ++p;
+        if (p == lim) return short_of;
+        if (*p != ':' || p == name_begin) return Parse::fallback;
+        const std::string_view name(name_begin, static_cast<std::size_t>(p - name_begin));
+        ++p;
+        while (p != lim && (*p == ' ' || *p == '\t'))
+            ++p;
+        const char* const value_begin = p;
+        p = detail::skip_value(p, lim);
+        if (p == lim || (*p == '\r' && lim - p < 2)) return short_of;
+        if (*p != '\r' || p[1] != '\n') return Parse::fallback;  // a control byte, a bare CR or LF
+        const char* value_end = p;
+        while (value_end != value_begin && (value_end[-1] == ' ' || value_end[-1] == '\t'))
+            --value_end;
+        const std::string_view value(value_begin,
+                                     static_cast<std::size_t>(value_end - value_begin));
+        p += 2;
         // The fields that matter, told apart by length first: most fields are compared with
         // one name at most.
         switch (name.size()) {
@@ -211,8 +230,9 @@ inline Parse parse_head(std::string_view data, std::size_t header_limit, ParsedH
                     out.head.x_bf_vk = value;
                 break;
             case 10:
-                if (bifrost::iequals(name, "connection"))
-                    detail::connection_tokens(value, close, keep_alive);
+                if (bifrost::iequals(name, "connection") &&
+                    !detail::connection_tokens(value, close, keep_alive))
+                    return Parse::fallback;
                 break;
             case 13:
                 if (bifrost::iequals(name, "authorization") && out.head.authorization.empty())
@@ -222,6 +242,7 @@ inline Parse parse_head(std::string_view data, std::size_t header_limit, ParsedH
                 break;
         }
     }
+    out.head_size = static_cast<std::size_t>(p - begin);
     out.head.keep_alive = out.head.version == 11 ? !close : (keep_alive && !close);
     return Parse::complete;
 }

@@ -1098,6 +1098,15 @@ class Server {
             inner.execute(std::forward<F>(f));
             count->fetch_sub(1, std::memory_order_release);
         }
+        /// Whether this thread runs the connection's work (its worker's loop, or its strand):
+        /// the gateway then continues inline, as `dispatch` would, with nothing handed over.
+        [[nodiscard]] bool running_in_this_thread() const noexcept {
+            if (const auto* e = inner.target<asio::io_context::executor_type>())
+                return e->running_in_this_thread();
+            if (const auto* s = inner.target<asio::strand<asio::io_context::executor_type>>())
+                return s->running_in_this_thread();
+            return false;
+        }
         [[nodiscard]] asio::execution_context& query(asio::execution::context_t) const noexcept {
             return asio::query(inner, asio::execution::context);
         }
