@@ -305,3 +305,30 @@ TEST_CASE("http1: what the fast path accepts, Beast reads the same way", "[http1
     CHECK(incompletes > 500);
     CHECK(fallbacks > 500);
 }
+
+TEST_CASE("http1: field names match in any case, and only those names", "[http1]") {
+    struct Case {
+        const char* field;
+        std::size_t length;
+    };
+    for (const Case& c : {
+             Case{"CONTENT-LENGTH: 5", 5},
+             Case{"content-length: 6", 6},
+             Case{"cOnTeNt-LeNgTh: 7", 7},
+             Case{"Content_Length: 8", 0},  // '_' is not '-'
+             Case{"Content-Lengt^: 9", 0},
+             Case{"Content~Length: 9", 0},
+             Case{"Conte`t-Length: 9", 0},
+         }) {
+        INFO(c.field);
+        ParsedHead p;
+        REQUIRE(parse(std::string("POST / HTTP/1.1\r\n") + c.field + "\r\n\r\n", p) ==
+                Parse::complete);
+        CHECK(p.content_length == c.length);
+    }
+    ParsedHead p;
+    REQUIRE(parse("GET / HTTP/1.1\r\nCONNECTION: CLOSE\r\n\r\n", p) == Parse::complete);
+    CHECK_FALSE(p.head.keep_alive);
+    REQUIRE(parse("GET / HTTP/1.1\r\nConnection: clos^\r\n\r\n", p) == Parse::complete);
+    CHECK(p.head.keep_alive);
+}

@@ -104,6 +104,27 @@ inline const char* skip_value(const char* p, const char* lim) noexcept {
     }
 }
 
+/// Whether `name`, of token characters only, is `lower` (lowercase letters, digits and '-') in
+/// any case. A token character ORed with 0x20 is a lowercase letter only if it was that letter
+/// in either case, and a digit or '-' only if it was that one: so eight bytes are compared at
+/// a time.
+inline bool name_is(std::string_view name, std::string_view lower) noexcept {
+    namespace swar = bifrost::detail::swar;
+    const std::size_t n = lower.size();
+    if (name.size() != n) return false;
+    const char* a = name.data();
+    const char* b = lower.data();
+    if (n >= 8) {
+        constexpr std::uint64_t case_bits = swar::ones * 0x20;
+        for (std::size_t i = 0; i + 8 <= n; i += 8)
+            if ((swar::load(a + i) | case_bits) != swar::load(b + i)) return false;
+        return (swar::load(a + n - 8) | case_bits) == swar::load(b + n - 8);
+    }
+    for (std::size_t i = 0; i < n; ++i)
+        if ((byte(a[i]) | 0x20) != byte(b[i])) return false;
+    return true;
+}
+
 inline std::string_view trim_ows(std::string_view v) noexcept {
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
         v.remove_prefix(1);
@@ -120,8 +141,8 @@ inline bool connection_tokens(std::string_view v, bool& close, bool& keep_alive)
         const std::string_view token = trim_ows(v.substr(0, comma));
         for (char ch : token)
             if (!is_tchar(byte(ch))) return false;
-        if (bifrost::iequals(token, "close")) close = true;
-        if (bifrost::iequals(token, "keep-alive")) keep_alive = true;
+        if (name_is(token, "close")) close = true;
+        if (name_is(token, "keep-alive")) keep_alive = true;
         if (comma == std::string_view::npos) break;
         v.remove_prefix(comma + 1);
     }
@@ -207,7 +228,7 @@ inline Parse parse_head(std::string_view data, std::size_t header_limit, ParsedH
         // one name at most.
         switch (name.size()) {
             case 14:
-                if (bifrost::iequals(name, "content-length")) {
+                if (detail::name_is(name, "content-length")) {
                     if (have_length || value.empty() || value.size() > 18) return Parse::fallback;
                     std::size_t len = 0;
                     for (char ch : value) {
@@ -219,23 +240,23 @@ inline Parse parse_head(std::string_view data, std::size_t header_limit, ParsedH
                 }
                 break;
             case 17:
-                if (bifrost::iequals(name, "transfer-encoding")) return Parse::fallback;
+                if (detail::name_is(name, "transfer-encoding")) return Parse::fallback;
                 break;
             case 6:
-                if (bifrost::iequals(name, "expect")) return Parse::fallback;
+                if (detail::name_is(name, "expect")) return Parse::fallback;
                 break;
             case 7:
-                if (bifrost::iequals(name, "upgrade")) return Parse::fallback;
-                if (bifrost::iequals(name, "x-bf-vk") && out.head.x_bf_vk.empty())
+                if (detail::name_is(name, "upgrade")) return Parse::fallback;
+                if (detail::name_is(name, "x-bf-vk") && out.head.x_bf_vk.empty())
                     out.head.x_bf_vk = value;
                 break;
             case 10:
-                if (bifrost::iequals(name, "connection") &&
+                if (detail::name_is(name, "connection") &&
                     !detail::connection_tokens(value, close, keep_alive))
                     return Parse::fallback;
                 break;
             case 13:
-                if (bifrost::iequals(name, "authorization") && out.head.authorization.empty())
+                if (detail::name_is(name, "authorization") && out.head.authorization.empty())
                     out.head.authorization = value;
                 break;
             default:

@@ -550,7 +550,8 @@ class Server {
             const auto start = Clock::now();
             c.stream.expires_after(opts_.read_timeout);
             http1::ParsedHead parsed;
-            const Fast fast = co_await read_fast(c, parsed);
+            Fast fast = read_fast(c, parsed);
+            if (fast == Fast::body) fast = co_await read_body(c, parsed);
             if (fast == Fast::failed) co_return;  // the client left or timed out mid-request
             std::optional<http::request<http::string_body>> slow;  // the fallback's message
             RequestHead req;
@@ -578,11 +579,16 @@ class Server {
             if (c.client_gone) co_return;
 
             const bool keep_alive = req.keep_alive && !c.draining && !stopping_.load();
-            if (!co_await write_reply(c, req.version, res, keep_alive) || !keep_alive) co_return;
+            // Written in place when the socket takes it whole, as it nearly always does.
+            auto buffers = reply_buffers(c, req.version, res, keep_alive);
+            bool written = bifrost::detail::write_now(c.stream.socket(), buffers);
+            if (!written) written = co_await write_rest(c, buffers);
+            keep_body(c, res);
+            if (!written || !keep_alive) co_return;
         }
     }
 
-    enum class Fast { read, fallback, failed };
+    enum class Fast { read, fallback, failed, body };
 
     /// The largest request the fast path copies into a connection's reused storage, and the
     /// largest response body whose storage a connection keeps. Larger ones are read by Beast
@@ -590,37 +596,47 @@ class Server {
     /// connections do not each hold the largest request or answer they ever saw.
     static constexpr std::size_t reused_limit = 64 * 1024;
 
+    std::string_view buffered(const Connection& c) const noexcept {
+        const auto b = c.buffer.data();
+        return {static_cast<const char*>(b.data()), b.size()};
+    }
+
     /// The hot path's read: a request whose head is in the buffer already (the usual case: it
-    /// came in the read that began it) and that `http1::parse_head` understands is completed
-    /// here (its body read to its `Content-Length`), copied into the connection's reused
-    /// `request_bytes` and consumed from the buffer; `out` then views the copy. Anything else
-    /// is `fallback`, with nothing consumed, for Beast to read. `failed`: the client left or
-    /// timed out mid-body (nobody to answer, as on Beast's path).
-    awaitable<Fast> read_fast(Connection& c, http1::ParsedHead& out) {
-        auto bytes = [&c] {
-            const auto b = c.buffer.data();
-            return std::string_view(static_cast<const char*>(b.data()), b.size());
-        };
-        if (http1::parse_head(bytes(), opts_.header_limit, out) != http1::Parse::complete)
-            co_return Fast::fallback;
-        if (out.content_length > opts_.body_limit) co_return Fast::fallback;  // Beast says 413
+    /// came in the read that began it) and that `http1::parse_head` understands is taken from
+    /// the buffer here, copied into the connection's reused `request_bytes`; `out` then views
+    /// the copy. `body`: such a request whose body has not all arrived yet (`read_body` reads
+    /// it). Anything else is `fallback`, with nothing consumed, for Beast to read. No coroutine
+    /// of its own: a request that came whole costs no frame.
+    Fast read_fast(Connection& c, http1::ParsedHead& out) {
+        const std::string_view bytes = buffered(c);
+        if (http1::parse_head(bytes, opts_.header_limit, out) != http1::Parse::complete)
+            return Fast::fallback;
+        if (out.content_length > opts_.body_limit) return Fast::fallback;  // Beast says 413
         const std::size_t need = out.head_size + out.content_length;
-        if (need > reused_limit) co_return Fast::fallback;
-        const char* parsed_at = bytes().data();
-        bool read_more = false;
+        if (need > reused_limit) return Fast::fallback;
+        if (bytes.size() < need) return Fast::body;
+        // The views, into the copy (the buffer moves when the client is watched during the call).
+        c.request_bytes.assign(bytes.data(), need);
+        out.rebase(bytes.data(), c.request_bytes.data());
+        c.buffer.consume(need);
+        out.head.body = std::string_view(c.request_bytes).substr(out.head_size);
+        return Fast::read;
+    }
+
+    /// The rest of a request `read_fast` answered `body` for: reads its body to its
+    /// `Content-Length`, then takes it as `read_fast` does. `failed`: the client left or timed
+    /// out mid-body (nobody to answer, as on Beast's path).
+    awaitable<Fast> read_body(Connection& c, http1::ParsedHead& out) {
+        const std::size_t need = out.head_size + out.content_length;
         while (c.buffer.size() < need) {
-            read_more = true;  // the buffer may move: the views are taken again from the copy
             auto [ec, n] = co_await c.stream.async_read_some(
                 c.buffer.prepare(need - c.buffer.size()), asio::as_tuple(asio::use_awaitable));
             c.buffer.commit(n);
             if (ec) co_return Fast::failed;
         }
-        // The views, into the copy (the buffer moves when the client is watched during the call).
-        c.request_bytes.assign(bytes().data(), need);
-        if (read_more)
-            http1::parse_head(c.request_bytes, opts_.header_limit, out);
-        else
-            out.rebase(parsed_at, c.request_bytes.data());
+        // The buffer may have moved: the views are taken again, from the copy.
+        c.request_bytes.assign(buffered(c).data(), need);
+        http1::parse_head(c.request_bytes, opts_.header_limit, out);
         c.buffer.consume(need);
         out.head.body = std::string_view(c.request_bytes).substr(out.head_size);
         co_return Fast::read;
@@ -766,16 +782,18 @@ class Server {
         return {};
     }
 
+    /// The answer to a request: the route's coroutine, or one that has its answer already. Not
+    /// a coroutine itself, so that a request costs no frame for choosing its route.
     awaitable<Reply> handle(Connection& c, const RequestHead& req, Exchange& ex) {
         std::string_view path = req.target;
         if (const auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
         const RouteMatch m = match(path);
         ex.route = m.route;
         if (m.route == Route::unknown)
-            co_return error_response(
+            return answered(error_response(
                 404, "invalid_request_error",
                 "unknown route: " + std::string(req.method_string) + " " + std::string(path),
-                "unknown_url");
+                "unknown_url"));
         if (req.method != m.method) {
             Reply res = error_response(405, "invalid_request_error",
                                        std::string(to_string(m.route)) + " accepts " +
@@ -783,42 +801,46 @@ class Server {
                                            std::string(req.method_string),
                                        "method_not_allowed");
             res.allow = http::to_string(m.method);
-            co_return res;
+            return answered(std::move(res));
         }
         if (m.route != Route::health && !authorize(req, ex))
-            co_return error_response(401, "invalid_request_error",
-                                     "missing or invalid access token: send "
-                                     "\"Authorization: Bearer <virtual key>\"",
-                                     "invalid_api_key");
+            return answered(error_response(401, "invalid_request_error",
+                                           "missing or invalid access token: send "
+                                           "\"Authorization: Bearer <virtual key>\"",
+                                           "invalid_api_key"));
         switch (m.route) {
             case Route::chat_completions:
-                co_return co_await chat(c, req, ex);
+                return chat(c, req, ex);
             case Route::completions:
-                co_return co_await text_completion(c, req, ex);
+                return text_completion(c, req, ex);
             case Route::embeddings:
-                co_return co_await embeddings(c, req, ex);
+                return embeddings(c, req, ex);
             case Route::models:
-                co_return json_response(200, models_json());
+                return answered(json_response(200, models_json()));
             case Route::health:
                 if (stopping_.load() || c.draining)
-                    co_return json_response(503, R"({"status":"draining"})");
-                co_return json_response(200, R"({"status":"ok"})");
+                    return answered(json_response(503, R"({"status":"draining"})"));
+                return answered(json_response(200, R"({"status":"ok"})"));
             case Route::metrics: {
                 std::string body;
                 metrics_.render_prometheus(body, gw_.stats());
-                co_return Reply{
-                    200, "text/plain; version=0.0.4; charset=utf-8", std::move(body), {}};
+                return answered(
+                    Reply{200, "text/plain; version=0.0.4; charset=utf-8", std::move(body), {}});
             }
             case Route::stats: {
                 std::string body;
                 metrics_.render_json(body, gw_.stats());
-                co_return json_response(200, std::move(body));
+                return answered(json_response(200, std::move(body)));
             }
             case Route::unknown:
                 break;
         }
-        co_return error_response(404, "invalid_request_error", "unknown route", "unknown_url");
+        return answered(
+            error_response(404, "invalid_request_error", "unknown route", "unknown_url"));
     }
+
+    /// A route's answer known without waiting, as an awaitable.
+    static awaitable<Reply> answered(Reply res) { co_return res; }
 
     bool authorize(const RequestHead& req, Exchange& ex) const {
         if (!auth_required_) return true;
@@ -1033,6 +1055,12 @@ class Server {
     template <std::size_t N>
     awaitable<bool> write_all(Connection& c, std::array<asio::const_buffer, N>& buffers) {
         if (bifrost::detail::write_now(c.stream.socket(), buffers)) co_return true;
+        co_return co_await write_rest(c, buffers);
+    }
+
+    /// Writes what `write_now` left of `buffers`, asynchronously under the write timeout.
+    template <std::size_t N>
+    awaitable<bool> write_rest(Connection& c, std::array<asio::const_buffer, N>& buffers) {
         c.stream.expires_after(opts_.write_timeout);
         auto [ec, n] =
             co_await asio::async_write(c.stream, buffers, asio::as_tuple(asio::use_awaitable));
@@ -1404,16 +1432,27 @@ class Server {
         return error_response(e);
     }
 
-    /// Writes `res` (its head formatted into the connection's reused string, then the body, in
-    /// one gather write: `write_all`) and keeps the body's storage for the next response. False
-    /// on failure.
-    awaitable<bool> write_reply(Connection& c, unsigned version, Reply& res, bool keep_alive) {
+    /// The buffers that answer with `res`: its head, formatted into the connection's reused
+    /// string, and its body.
+    std::array<asio::const_buffer, 2> reply_buffers(Connection& c, unsigned version,
+                                                    const Reply& res, bool keep_alive) const {
         c.head_out.clear();
         http1::write_head(c.head_out, version, res.status, server_name(), res.content_type,
                           res.body.size(), keep_alive, res.allow);
-        std::array<asio::const_buffer, 2> buffers{asio::buffer(c.head_out), asio::buffer(res.body)};
-        const bool ok = co_await write_all(c, buffers);
+        return {asio::buffer(c.head_out), asio::buffer(res.body)};
+    }
+
+    /// Keeps the storage of an answer's body (once written) for the connection's next one.
+    static void keep_body(Connection& c, Reply& res) {
         if (res.body.capacity() <= reused_limit) c.spare_body = std::move(res.body);
+    }
+
+    /// Writes `res` (`reply_buffers`, in one gather write: `write_all`) and keeps the body's
+    /// storage for the next response. False on failure.
+    awaitable<bool> write_reply(Connection& c, unsigned version, Reply& res, bool keep_alive) {
+        auto buffers = reply_buffers(c, version, res, keep_alive);
+        const bool ok = co_await write_all(c, buffers);
+        keep_body(c, res);
         co_return ok;
     }
 
