@@ -1263,7 +1263,9 @@ class Server {
     /// The watch waits for the socket to become readable and then reads what is there (the
     /// socket is non-blocking), rather than being an asynchronous read: Asio begins a read
     /// with a speculative `recv`, which, started while the request is in flight, finds nothing
-    /// (a system call per request for an `EAGAIN`). A wait does not try first.
+    /// (a system call per request for an `EAGAIN`: Asio skips that first try only after a read
+    /// that found the end of the stream). A wait does not try first; it re-arms the descriptor
+    /// instead (an `epoll_ctl`), which measured as cheap as the `EAGAIN` or slightly cheaper.
     struct WatchRead {
         Connection* c;
         std::size_t room;  // at most this much is read
