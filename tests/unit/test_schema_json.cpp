@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -1491,4 +1492,163 @@ TEST_CASE("schema json: an upstream's chat answer is relayed with the gateway's 
         REQUIRE(write_chat_wire(out, wire, extra));
         CHECK(out == wire.substr(0, wire.size() - 1) + tail);
     }
+}
+
+namespace {
+
+/// The request documents the streaming request reader reads itself (the common shapes).
+const std::vector<std::string>& request_stream_corpus() {
+    static const std::vector<std::string> docs = {
+        R"({"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]})",
+        R"({"model":"m","messages":[{"role":"system","content":"be brief"},)"
+        R"({"role":"user","content":"hi","name":"ann"},{"role":"assistant","content":"yo"},)"
+        R"({"role":"tool","content":"42","tool_call_id":"call_1"}],"stream":true})",
+        R"( { "messages" : [ { "content" : "x" , "role" : "developer" } ] , "model" : "a/b" } )",
+        R"({"model":"m","messages":[{"role":"user","content":""}],"temperature":0.7,)"
+        R"("top_p":1,"max_tokens":256,"max_completion_tokens":300,"n":2,"seed":-7,)"
+        R"("frequency_penalty":-0.5,"presence_penalty":18446744073709551615,)"
+        R"("logprobs":false,"top_logprobs":3,"parallel_tool_calls":true,"stream":false,)"
+        R"("user":"u-1","provider":"openai"})",
+        R"({"model":"caf\u00e9 \"q\"","messages":[{"role":"user","content":"line\nbreak \ud83d\ude00 \\ \/"}]})",
+        R"({"model":"m","messages":[{"role":"user"}]})",
+        R"({"model":"m","messages":[{"role":"user","content":")" + std::string(20000, 'y') +
+            R"("}]})",
+        R"({"mod\u0065l":"m","messages":[{"r\u006fle":"user","content":"escaped keys"}]})",
+    };
+    return docs;
+}
+
+/// Documents it leaves to the DOM reader: other shapes, and every error.
+const std::vector<std::string>& request_dom_corpus() {
+    static const std::vector<std::string> docs = {
+        "",
+        "   ",
+        "{",
+        "[]",
+        "null",
+        R"({"model":"m","messages":[{"role":"user","content":"x"}]} extra)",
+        R"({"model":"","messages":[{"role":"user","content":"x"}]})",
+        R"({"messages":[{"role":"user","content":"x"}]})",
+        R"({"model":"m"})",
+        R"({"model":"m","messages":[]})",
+        R"({"model":"m","messages":{}})",
+        R"({"model":7,"messages":[{"role":"user","content":"x"}]})",
+        R"({"model":"m","messages":[{"content":"x"}]})",
+        R"({"model":"m","messages":[{"role":"wizard","content":"x"}]})",
+        R"({"model":"m","messages":[{"role":"user","content":null}]})",
+        R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"t"}]}]})",
+        R"({"model":"m","messages":[{"role":"user","content":"x","cache_control":{"a":1}}]})",
+        R"({"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c",)"
+        R"("type":"function","function":{"name":"f","arguments":"{}"}}]}]})",
+        R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":null})",
+        R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":2.0})",
+        R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":1.5})",
+        R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":18446744073709551615})",
+        R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"})",
+        R"({"model":"m","messages":[{"role":"user","content":"x"}],"stop":["a","b"]})",
+        R"({"model":"m","messages":[{"role":"user","content":"x"}],"stop":"a"})",
+        R"({"model":"m","messages":[{"role":"user","content":"x"}],"fallbacks":["b/c"]})",
+        R"({"model":"m","messages":[{"role":"user","content":"x"}],"metadata":{"k":"v"}})",
+        R"({"model":"m","messages":[{"role":"user","content":"x"}],"logit_bias":{"1":2}})",
+        R"({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})",
+        R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function",)"
+        R"("function":{"name":"f","parameters":{"type":"object"}}}],"tool_choice":"auto"})",
+        R"({"model":"a","model":"b","messages":[{"role":"user","content":"x"}]})",
+        R"({"model":"m","messages":[{"role":"user","role":"system","content":"x"}]})",
+        R"({"model":"m","messages":[{"role":"user","content":"x"}],"n":"2"})",
+        R"({"model":"m","messages":[{"role":"user","content":"x"}],"seed":true})",
+    };
+    return docs;
+}
+
+/// A request with every member set, read first into the requests the tests then reuse.
+std::string dirty_request_text() {
+    ChatRequest rich = rich_request();
+    rich.extra.emplace("metadata", json::parse(R"({"a":1})"));
+    rich.messages[0].extra.emplace("cache_control", "x");
+    rich.messages.push_back(rich.messages[0]);
+    rich.messages.push_back(rich.messages[0]);
+    std::string text;
+    RequestWriteOptions opts;
+    opts.for_upstream = false;
+    write_chat_request(text, rich, opts);
+    return text;
+}
+
+/// Reads `text` both ways, into fresh requests and into reused ones, and checks that they
+/// agree: the same verdict, the same error, the same request.
+void check_request_readers_agree(const std::string& text, const std::string& dirty) {
+    INFO(text.substr(0, 300));
+    for (const bool reuse : {false, true}) {
+        ChatRequest a, b;
+        Error ea, eb;
+        if (reuse) {
+            REQUIRE(detail::json_impl::parse_request_document(dirty, a, ea));
+            REQUIRE(detail::json_impl::parse_request_document(dirty, b, eb));
+        }
+        const bool ok_a = parse_chat_request(text, a, ea);
+        const bool ok_b = detail::json_impl::parse_request_document(text, b, eb);
+        REQUIRE(ok_a == ok_b);
+        CHECK(ea.message == eb.message);
+        CHECK(ea.status == eb.status);
+        if (ok_a) CHECK(a == b);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("schema json: requests of the common shape are read without a document, alike") {
+    const std::string dirty = dirty_request_text();
+    for (const std::string& text : request_stream_corpus()) {
+        INFO(text.substr(0, 300));
+        ChatRequest r;
+        CHECK(detail::json_impl::stream_request(text, r));
+        check_request_readers_agree(text, dirty);
+    }
+    for (const std::string& text : request_dom_corpus()) {
+        INFO(text.substr(0, 300));
+        ChatRequest r;
+        CHECK_FALSE(detail::json_impl::stream_request(text, r));
+        check_request_readers_agree(text, dirty);
+    }
+}
+
+TEST_CASE("schema json: mutated requests read alike by both readers") {
+    // Each document of both corpora, mutated thousands of times (a byte replaced by one that
+    // matters to JSON, removed or inserted): whatever the verdict, the readers agree on it, on
+    // the error message and on the request read.
+    const std::string dirty = dirty_request_text();
+    const std::string specials = "{}[]\":,0123456789.-e\\ntrul \x01\xc3";
+    std::mt19937 rng(20261207);
+    std::size_t streamed = 0, documented = 0;
+    std::vector<std::string> bases = request_stream_corpus();
+    bases.pop_back();  // the long one: slow to mutate, and nothing new
+    for (const std::string& d : request_dom_corpus())
+        if (d.size() > 10) bases.push_back(d);
+    for (const std::string& base : bases) {
+        for (int round = 0; round < 300; ++round) {
+            std::string text = base;
+            const int edits = 1 + static_cast<int>(rng() % 2);
+            for (int e = 0; e < edits && !text.empty(); ++e) {
+                const std::size_t at = rng() % text.size();
+                const char ch = specials[rng() % specials.size()];
+                switch (rng() % 3) {
+                    case 0:
+                        text[at] = ch;
+                        break;
+                    case 1:
+                        text.erase(at, 1);
+                        break;
+                    default:
+                        text.insert(at, 1, ch);
+                        break;
+                }
+            }
+            ChatRequest r;
+            (detail::json_impl::stream_request(text, r) ? streamed : documented) += 1;
+            check_request_readers_agree(text, dirty);
+        }
+    }
+    CHECK(streamed > 300);  // the property is checked on both paths
+    CHECK(documented > 300);
 }
