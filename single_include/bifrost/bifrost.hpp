@@ -803,6 +803,7 @@ class Context {
 #include <boost/asio/any_io_executor.hpp>
 
 #include <atomic>
+#include <concepts>
 #include <cstddef>
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
@@ -826,6 +827,14 @@ inline std::size_t thread_shard(std::size_t shard_count) noexcept {
     thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed);
     return mine % shard_count;
 }
+
+/// An executor that can tell whether the calling thread is running its work (as Asio's
+/// `io_context` executors and strands can): what `dispatch` would run inline can then be called
+/// directly, without wrapping it in a function object for the executor.
+template <class E>
+concept TellsItsThread = requires(const E& e) {
+    { e.running_in_this_thread() } -> std::convertible_to<bool>;
+};
 
 /// One spin-loop iteration hint to the CPU.
 inline void cpu_relax() noexcept {
@@ -4114,6 +4123,378 @@ inline bool stream_response(const Reader& rd, std::string_view text, Outcome& ou
     return true;
 }
 
+// ---- streaming request reader ----------------------------------------------------------------
+
+/// A `json::basic_parser` handler that reads the common chat request straight into a
+/// `ChatRequest`, with no document in between: a model, messages whose content is a string,
+/// and scalar parameters. Strings are assigned into the capacity the request's members kept
+/// from the last request, and messages reuse the elements the request keeps.
+///
+/// It reads only that shape. At anything else (a member it does not read this way, a null, a
+/// nested value, a duplicate key, a wrong type, an unknown role, a missing or empty required
+/// field, malformed JSON) it stops with `fallback()` set, and the caller reads the document with
+/// the DOM reader, which reads every form and reports any problem with its path. So this reader
+/// never decides an error itself, and what it reads is what the DOM reader would have read.
+class RequestHandler {
+  public:
+    static constexpr std::size_t max_object_size = json::object::max_size();
+    static constexpr std::size_t max_array_size = json::array::max_size();
+    static constexpr std::size_t max_key_size = json::string::max_size();
+    static constexpr std::size_t max_string_size = json::string::max_size();
+
+    /// Prepares to read one document into `out`.
+    void start(ChatRequest& out) noexcept {
+        out_ = &out;
+        message_ = nullptr;
+        level_ = Level::document;
+        slot_ = Slot::none;
+        seen_ = 0;
+        message_seen_ = 0;
+        messages_ = 0;
+        in_key_ = false;
+        in_string_ = false;
+        fallback_ = false;
+    }
+
+    /// True when reading stopped because the document must be read by the DOM reader.
+    [[nodiscard]] bool fallback() const noexcept { return fallback_; }
+
+    bool on_document_begin(json::error_code&) { return true; }
+    bool on_document_end(json::error_code&) { return true; }
+    bool on_comment_part(json::string_view, json::error_code&) { return true; }
+    bool on_comment(json::string_view, json::error_code&) { return true; }
+    bool on_number_part(json::string_view, json::error_code&) { return true; }
+
+    bool on_object_begin(json::error_code& ec) {
+        if (level_ == Level::document) {
+            level_ = Level::root;
+            return true;
+        }
+        if (level_ != Level::messages) return fail(ec);
+        std::vector<Message>& ms = out_->messages;
+        if (messages_ == ms.size()) ms.emplace_back();
+        message_ = &ms[messages_++];
+        message_seen_ = 0;
+        level_ = Level::message;
+        return true;
+    }
+
+    bool on_object_end(std::size_t, json::error_code& ec) {
+        if (level_ == Level::message) {
+            level_ = Level::messages;
+            return end_message() || fail(ec);
+        }
+        level_ = Level::document;  // the root's end
+        return end_root() || fail(ec);
+    }
+
+    bool on_array_begin(json::error_code& ec) {
+        if (level_ != Level::root || slot_ != Slot::messages) return fail(ec);
+        level_ = Level::messages;
+        messages_ = 0;
+        return true;
+    }
+
+    bool on_array_end(std::size_t, json::error_code& ec) {
+        level_ = Level::root;
+        if (messages_ == 0) return fail(ec);  // "must not be empty": the DOM reader says so
+        out_->messages.resize(messages_);
+        return true;
+    }
+
+    bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+        if (!in_key_) key_.clear();
+        key_.append(s.data(), s.size());
+        in_key_ = true;
+        return true;
+    }
+
+    bool on_key(json::string_view s, std::size_t, json::error_code& ec) {
+        std::string_view key(s.data(), s.size());
+        if (in_key_) {
+            key_.append(s.data(), s.size());
+            key = key_;
+            in_key_ = false;
+        }
+        return (level_ == Level::root ? root_member(key) : message_member(key)) || fail(ec);
+    }
+
+    bool on_string_part(json::string_view s, std::size_t, json::error_code& ec) {
+        std::string* t = text_target();
+        if (t == nullptr) return fail(ec);
+        if (!in_string_) t->clear();
+        t->append(s.data(), s.size());
+        in_string_ = true;
+        return true;
+    }
+
+    bool on_string(json::string_view s, std::size_t, json::error_code& ec) {
+        std::string* t = text_target();
+        if (t == nullptr) return fail(ec);
+        if (!in_string_) t->clear();
+        t->append(s.data(), s.size());
+        in_string_ = false;
+        if (slot_ == Slot::role) return parse_role(role_, message_->role) || fail(ec);
+        if (slot_ == Slot::content) message_->parts.clear();
+        return true;
+    }
+
+    bool on_int64(std::int64_t v, json::string_view, json::error_code& ec) {
+        if (std::optional<std::int64_t>* t = int_target()) {
+            *t = v;
+            return true;
+        }
+        if (std::optional<double>* t = double_target()) {
+            *t = static_cast<double>(v);
+            return true;
+        }
+        return fail(ec);
+    }
+
+    bool on_uint64(std::uint64_t v, json::string_view, json::error_code& ec) {
+        // Integers past int64's range are the DOM reader's to judge.
+        if (std::optional<double>* t = double_target()) {
+            *t = static_cast<double>(v);
+            return true;
+        }
+        return fail(ec);
+    }
+
+    bool on_double(double v, json::string_view, json::error_code& ec) {
+        if (std::optional<double>* t = double_target()) {
+            *t = v;
+            return true;
+        }
+        return fail(ec);
+    }
+
+    bool on_bool(bool b, json::error_code& ec) {
+        std::optional<bool>* t = nullptr;
+        switch (slot_) {
+            case Slot::logprobs:
+                t = &out_->logprobs;
+                break;
+            case Slot::parallel_tool_calls:
+                t = &out_->parallel_tool_calls;
+                break;
+            case Slot::stream:
+                t = &out_->stream;
+                break;
+            default:
+                return fail(ec);
+        }
+        *t = b;
+        return true;
+    }
+
+    bool on_null(json::error_code& ec) { return fail(ec); }
+
+  private:
+    enum class Level : std::uint8_t { document, root, messages, message };
+
+    /// The member whose value comes next; its bit in `seen_` (root members) or
+    /// `message_seen_` (message members) is `1 << slot`.
+    enum class Slot : std::uint8_t {
+        model,
+        provider,
+        messages,
+        temperature,
+        top_p,
+        max_tokens,
+        max_completion_tokens,
+        n,
+        seed,
+        frequency_penalty,
+        presence_penalty,
+        logprobs,
+        top_logprobs,
+        parallel_tool_calls,
+        stream,
+        user,
+        role,
+        content,
+        name,
+        tool_call_id,
+        none,
+    };
+
+    static constexpr std::uint32_t bit(Slot s) noexcept {
+        return std::uint32_t{1} << static_cast<unsigned>(s);
+    }
+
+    bool fail(json::error_code& ec) noexcept {
+        fallback_ = true;
+        ec = json::error::exception;
+        return false;
+    }
+
+    bool take(std::uint32_t& seen, Slot s) noexcept {
+        if ((seen & bit(s)) != 0) return false;  // a duplicate key
+        seen |= bit(s);
+        slot_ = s;
+        return true;
+    }
+
+    bool root_member(std::string_view k) noexcept {
+        static constexpr std::pair<std::string_view, Slot> members[] = {
+            {"model", Slot::model},
+            {"messages", Slot::messages},
+            {"stream", Slot::stream},
+            {"temperature", Slot::temperature},
+            {"max_tokens", Slot::max_tokens},
+            {"top_p", Slot::top_p},
+            {"max_completion_tokens", Slot::max_completion_tokens},
+            {"n", Slot::n},
+            {"seed", Slot::seed},
+            {"frequency_penalty", Slot::frequency_penalty},
+            {"presence_penalty", Slot::presence_penalty},
+            {"logprobs", Slot::logprobs},
+            {"top_logprobs", Slot::top_logprobs},
+            {"parallel_tool_calls", Slot::parallel_tool_calls},
+            {"user", Slot::user},
+            {"provider", Slot::provider},
+        };
+        for (const auto& [name, slot] : members)
+            if (k == name) return take(seen_, slot);
+        return false;
+    }
+
+    bool message_member(std::string_view k) noexcept {
+        if (k == "role") return take(message_seen_, Slot::role);
+        if (k == "content") return take(message_seen_, Slot::content);
+        if (k == "name") return take(message_seen_, Slot::name);
+        if (k == "tool_call_id") return take(message_seen_, Slot::tool_call_id);
+        return false;
+    }
+
+    std::string* text_target() noexcept {
+        switch (slot_) {
+            case Slot::model:
+                return &out_->model;
+            case Slot::provider:
+                return &out_->provider;
+            case Slot::user:
+                return &out_->user;
+            case Slot::role:
+                return &role_;
+            case Slot::content:
+                return &message_->content;
+            case Slot::name:
+                return &message_->name;
+            case Slot::tool_call_id:
+                return &message_->tool_call_id;
+            default:
+                return nullptr;
+        }
+    }
+
+    std::optional<std::int64_t>* int_target() noexcept {
+        switch (slot_) {
+            case Slot::max_tokens:
+                return &out_->max_tokens;
+            case Slot::max_completion_tokens:
+                return &out_->max_completion_tokens;
+            case Slot::n:
+                return &out_->n;
+            case Slot::seed:
+                return &out_->seed;
+            case Slot::top_logprobs:
+                return &out_->top_logprobs;
+            default:
+                return nullptr;
+        }
+    }
+
+    std::optional<double>* double_target() noexcept {
+        switch (slot_) {
+            case Slot::temperature:
+                return &out_->temperature;
+            case Slot::top_p:
+                return &out_->top_p;
+            case Slot::frequency_penalty:
+                return &out_->frequency_penalty;
+            case Slot::presence_penalty:
+                return &out_->presence_penalty;
+            default:
+                return nullptr;
+        }
+    }
+
+    /// A message's end: the role is required; what it did not have is cleared, as the DOM
+    /// reader clears it.
+    bool end_message() noexcept {
+        if ((message_seen_ & bit(Slot::role)) == 0) return false;
+        Message& m = *message_;
+        if ((message_seen_ & bit(Slot::content)) == 0) {
+            m.content.clear();
+            m.parts.clear();
+        }
+        if ((message_seen_ & bit(Slot::name)) == 0) m.name.clear();
+        if ((message_seen_ & bit(Slot::tool_call_id)) == 0) m.tool_call_id.clear();
+        m.tool_calls.clear();
+        m.extra.clear();
+        return true;
+    }
+
+    /// The document's end: model (not empty) and messages are required; the members it did not
+    /// have are reset, as the DOM reader resets them.
+    bool end_root() noexcept {
+        ChatRequest& r = *out_;
+        if ((seen_ & bit(Slot::model)) == 0 || r.model.empty()) return false;
+        if ((seen_ & bit(Slot::messages)) == 0) return false;
+        const auto reset = [this](Slot s, auto& field) {
+            if ((seen_ & bit(s)) == 0) field.reset();
+        };
+        if ((seen_ & bit(Slot::provider)) == 0) r.provider.clear();
+        reset(Slot::temperature, r.temperature);
+        reset(Slot::top_p, r.top_p);
+        reset(Slot::max_tokens, r.max_tokens);
+        reset(Slot::max_completion_tokens, r.max_completion_tokens);
+        reset(Slot::n, r.n);
+        reset(Slot::seed, r.seed);
+        reset(Slot::frequency_penalty, r.frequency_penalty);
+        reset(Slot::presence_penalty, r.presence_penalty);
+        reset(Slot::logprobs, r.logprobs);
+        reset(Slot::top_logprobs, r.top_logprobs);
+        reset(Slot::parallel_tool_calls, r.parallel_tool_calls);
+        reset(Slot::stream, r.stream);
+        if ((seen_ & bit(Slot::user)) == 0) r.user.clear();
+        r.stop.clear();
+        r.tools.clear();
+        r.tool_choice.reset();
+        r.response_format.reset();
+        r.fallbacks.clear();
+        r.extra.clear();
+        return true;
+    }
+
+    ChatRequest* out_ = nullptr;
+    Message* message_ = nullptr;  // the message being read
+    Level level_ = Level::document;
+    Slot slot_ = Slot::none;
+    std::uint32_t seen_ = 0;          // the root's members read so far
+    std::uint32_t message_seen_ = 0;  // the current message's
+    std::size_t messages_ = 0;        // messages read so far
+    bool in_key_ = false;             // a key arrived in parts (escapes): `key_` holds it
+    bool in_string_ = false;          // a string is arriving in parts
+    bool fallback_ = false;
+    std::string key_;
+    std::string role_;
+};
+
+/// Reads `text` into `out` with this thread's streaming request reader. False, with `out`
+/// unspecified, when the document must be read by the DOM reader instead (see
+/// `RequestHandler`).
+inline bool stream_request(std::string_view text, ChatRequest& out) {
+    if (text.empty()) return false;
+    thread_local json::basic_parser<RequestHandler> parser{ParseState::options()};
+    parser.reset();
+    parser.handler().start(out);
+    json::error_code ec;
+    const std::size_t consumed = parser.write_some(false, text.data(), text.size(), ec);
+    return !ec && consumed == text.size() && !parser.handler().fallback();
+}
+
 // ---- writing ---------------------------------------------------------------------------------
 
 /// `"extra_fields":{"provider":...,"latency":ms}` when a provider is set; nothing otherwise.
@@ -4243,12 +4624,19 @@ inline bool read_chat_request(const boost::json::value& v, ChatRequest& out, Err
     return detail::json_impl::read_request(rd, v, out);
 }
 
+namespace detail::json_impl {
+/// `parse_chat_request` by the DOM reader alone.
+inline bool parse_request_document(std::string_view text, ChatRequest& out, Error& err) {
+    const Reader rd{&err, false};
+    return parse_then(rd, text, "request body is empty",
+                      [&](const boost::json::value& doc) { return read_request(rd, doc, out); });
+}
+}  // namespace detail::json_impl
+
 inline bool parse_chat_request(std::string_view text, ChatRequest& out, Error& err) {
-    const detail::json_impl::Reader rd{&err, false};
-    return detail::json_impl::parse_then(rd, text, "request body is empty",
-                                         [&](const boost::json::value& doc) {
-                                             return detail::json_impl::read_request(rd, doc, out);
-                                         });
+    // The common shape without a document; anything else, and every error, by the DOM reader.
+    return detail::json_impl::stream_request(text, out) ||
+           detail::json_impl::parse_request_document(text, out, err);
 }
 
 inline bool read_chat_response(const boost::json::value& v, Outcome& out) {
@@ -9238,6 +9626,17 @@ class Gateway {
             if constexpr (runs_inline<Handler>) {
                 self->on_attempt_done(std::move(*this), j);
             } else {
+                if constexpr (detail::TellsItsThread<Executor>) {
+                    // What `dispatch` would do, without its type-erased function object.
+                    if (work.get_executor().running_in_this_thread()) {
+                        self->on_attempt_done(std::move(*this), j);
+                        return;
+                    }
+                }
+                // Work held until `dispatch` has returned: once the handler ran, the caller may
+                // destroy its io_context (`run()` returned), while this thread, having queued the
+                // continuation, still signals the loop's condition variable.
+                const Work queueing = work;
                 Executor ex = work.get_executor();
                 asio::dispatch(ex, asio::bind_allocator(detail::ArenaAllocator<void>(j->arena),
                                                         [r = std::move(*this), j]() mutable {
