@@ -1053,6 +1053,21 @@ bool parse_then(const Reader& rd, std::string_view text, std::string_view empty_
 
 // ---- streaming response reader ---------------------------------------------------------------
 
+/// What both streaming readers' `json::basic_parser` handlers share: Boost.JSON's own size
+/// limits, and the events they ignore.
+struct SaxBasics {
+    static constexpr std::size_t max_object_size = json::object::max_size();
+    static constexpr std::size_t max_array_size = json::array::max_size();
+    static constexpr std::size_t max_key_size = json::string::max_size();
+    static constexpr std::size_t max_string_size = json::string::max_size();
+
+    bool on_document_begin(json::error_code&) { return true; }
+    bool on_document_end(json::error_code&) { return true; }
+    bool on_comment_part(json::string_view, json::error_code&) { return true; }
+    bool on_comment(json::string_view, json::error_code&) { return true; }
+    bool on_number_part(json::string_view, json::error_code&) { return true; }
+};
+
 /// A `json::basic_parser` handler that reads a chat-completion response straight into an
 /// `Outcome`, with no document in between: the fixed fields are assigned as they arrive (strings
 /// into the capacity they already have), and choices and tool calls reuse the elements the
@@ -1066,13 +1081,8 @@ bool parse_then(const Reader& rd, std::string_view text, std::string_view empty_
 ///
 /// The callbacks keep their common case short and call-free; everything else is in out-of-line
 /// `*_slow` functions.
-class ResponseHandler {
+class ResponseHandler : public SaxBasics {
   public:
-    static constexpr std::size_t max_object_size = json::object::max_size();
-    static constexpr std::size_t max_array_size = json::array::max_size();
-    static constexpr std::size_t max_key_size = json::string::max_size();
-    static constexpr std::size_t max_string_size = json::string::max_size();
-
     /// `scratch` backs the values built (spilling to the heap), `stack` is the initial memory of
     /// the value builder's stack (it grows on the heap).
     ResponseHandler(unsigned char* scratch, std::size_t scratch_size, unsigned char* stack,
@@ -1112,12 +1122,6 @@ class ResponseHandler {
 
     /// True when reading stopped because the document must be read by the DOM reader.
     [[nodiscard]] bool fallback() const noexcept { return fallback_; }
-
-    bool on_document_begin(json::error_code&) { return true; }
-    bool on_document_end(json::error_code&) { return true; }
-    bool on_comment_part(json::string_view, json::error_code&) { return true; }
-    bool on_comment(json::string_view, json::error_code&) { return true; }
-    bool on_number_part(json::string_view, json::error_code&) { return true; }
 
     BOOST_FORCEINLINE bool on_object_begin(json::error_code& ec) {
         if (nesting_ != 0) {
@@ -1885,13 +1889,8 @@ inline bool stream_response(const Reader& rd, std::string_view text, Outcome& ou
 /// field, malformed JSON) it stops with `fallback()` set, and the caller reads the document with
 /// the DOM reader, which reads every form and reports any problem with its path. So this reader
 /// never decides an error itself, and what it reads is what the DOM reader would have read.
-class RequestHandler {
+class RequestHandler : public SaxBasics {
   public:
-    static constexpr std::size_t max_object_size = json::object::max_size();
-    static constexpr std::size_t max_array_size = json::array::max_size();
-    static constexpr std::size_t max_key_size = json::string::max_size();
-    static constexpr std::size_t max_string_size = json::string::max_size();
-
     /// Prepares to read one document into `out`.
     void start(ChatRequest& out) noexcept {
         out_ = &out;
@@ -1908,12 +1907,6 @@ class RequestHandler {
 
     /// True when reading stopped because the document must be read by the DOM reader.
     [[nodiscard]] bool fallback() const noexcept { return fallback_; }
-
-    bool on_document_begin(json::error_code&) { return true; }
-    bool on_document_end(json::error_code&) { return true; }
-    bool on_comment_part(json::string_view, json::error_code&) { return true; }
-    bool on_comment(json::string_view, json::error_code&) { return true; }
-    bool on_number_part(json::string_view, json::error_code&) { return true; }
 
     bool on_object_begin(json::error_code& ec) {
         if (level_ == Level::document) {
