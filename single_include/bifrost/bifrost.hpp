@@ -4262,6 +4262,7 @@ class RequestHandler : public SaxBasics {
     }
 
     bool on_bool(bool b, json::error_code& ec) {
+        if (!in_object()) return fail(ec);
         std::optional<bool>* t = nullptr;
         switch (slot_) {
             case Slot::logprobs:
@@ -4360,7 +4361,14 @@ class RequestHandler : public SaxBasics {
         return false;
     }
 
+    /// A scalar is a member's value only inside an object: in the messages array (where
+    /// `slot_` still names the last message's last member) or as the document, none is read.
+    [[nodiscard]] bool in_object() const noexcept {
+        return level_ == Level::root || level_ == Level::message;
+    }
+
     std::string* text_target() noexcept {
+        if (!in_object()) return nullptr;
         switch (slot_) {
             case Slot::model:
                 return &out_->model;
@@ -4382,6 +4390,7 @@ class RequestHandler : public SaxBasics {
     }
 
     std::optional<std::int64_t>* int_target() noexcept {
+        if (!in_object()) return nullptr;
         switch (slot_) {
             case Slot::max_tokens:
                 return &out_->max_tokens;
@@ -4399,6 +4408,7 @@ class RequestHandler : public SaxBasics {
     }
 
     std::optional<double>* double_target() noexcept {
+        if (!in_object()) return nullptr;
         switch (slot_) {
             case Slot::temperature:
                 return &out_->temperature;

@@ -1556,6 +1556,17 @@ const std::vector<std::string>& request_dom_corpus() {
         R"({"model":"a","model":"b","messages":[{"role":"user","content":"x"}]})",
         R"({"model":"m","messages":[{"role":"user","role":"system","content":"x"}]})",
         R"({"model":"m","messages":[{"role":"user","content":"x"}],"n":"2"})",
+        // Scalars in the messages array, after a message that ended with each member.
+        R"({"model":"m","messages":[{"role":"user","content":"x"},"y"]})",
+        R"({"model":"m","messages":[{"content":"x","role":"user"},"system"]})",
+        R"({"model":"m","messages":[{"role":"user","content":"x","name":"n"},"y"]})",
+        R"({"model":"m","messages":[{"role":"user","content":"x"},7]})",
+        R"({"model":"m","messages":[{"role":"user","content":"x"},true]})",
+        R"({"model":"m","messages":["y"]})",
+        R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"max_tokens":[1]})",
+        R"("just a string")",
+        R"(7)",
+        R"(true)",
         R"({"model":"m","messages":[{"role":"user","content":"x"}],"seed":true})",
     };
     return docs;

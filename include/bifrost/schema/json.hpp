@@ -2012,6 +2012,7 @@ class RequestHandler : public SaxBasics {
     }
 
     bool on_bool(bool b, json::error_code& ec) {
+        if (!in_object()) return fail(ec);
         std::optional<bool>* t = nullptr;
         switch (slot_) {
             case Slot::logprobs:
@@ -2110,7 +2111,14 @@ class RequestHandler : public SaxBasics {
         return false;
     }
 
+    /// A scalar is a member's value only inside an object: in the messages array (where
+    /// `slot_` still names the last message's last member) or as the document, none is read.
+    [[nodiscard]] bool in_object() const noexcept {
+        return level_ == Level::root || level_ == Level::message;
+    }
+
     std::string* text_target() noexcept {
+        if (!in_object()) return nullptr;
         switch (slot_) {
             case Slot::model:
                 return &out_->model;
@@ -2132,6 +2140,7 @@ class RequestHandler : public SaxBasics {
     }
 
     std::optional<std::int64_t>* int_target() noexcept {
+        if (!in_object()) return nullptr;
         switch (slot_) {
             case Slot::max_tokens:
                 return &out_->max_tokens;
@@ -2149,6 +2158,7 @@ class RequestHandler : public SaxBasics {
     }
 
     std::optional<double>* double_target() noexcept {
+        if (!in_object()) return nullptr;
         switch (slot_) {
             case Slot::temperature:
                 return &out_->temperature;
