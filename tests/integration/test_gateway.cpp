@@ -257,7 +257,8 @@ TEST_CASE("gateway: keyless providers need no keys", "[gateway]") {
     CHECK_FALSE(rec.seen.at(0).headers.contains("authorization"));
 }
 
-TEST_CASE("gateway: async_chat works with callbacks, futures and coroutines", "[gateway]") {
+TEST_CASE("gateway: async_chat works with callbacks, futures and coroutines",
+          "[gateway][concurrency]") {
     MockGateway<> gw(test::options());
     REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>("openai", test::provider_config(),
                                                               {mock::echo(1ms)}));
@@ -288,7 +289,9 @@ TEST_CASE("gateway: async_chat works with callbacks, futures and coroutines", "[
                 ran_on = std::this_thread::get_id();
             },
             asio::detached);
-        ioc.run();  // returns only once the gateway delivered: it holds work on ioc meanwhile
+        // Returns only once the gateway delivered (it holds work on ioc meanwhile, and until its
+        // hand-over to ioc has returned): ioc may then be destroyed at once.
+        ioc.run();
         CHECK(content == "Echo: co");
         CHECK(ran_on == std::this_thread::get_id());
     }
