@@ -1,4 +1,5 @@
 #include "bifrost_catch.hpp"
+#include "mutate.hpp"
 
 #include <bifrost/server/http1.hpp>
 
@@ -255,27 +256,7 @@ TEST_CASE("http1: what the fast path accepts, Beast reads the same way", "[http1
     std::size_t completes = 0, incompletes = 0, fallbacks = 0;
     for (const std::string& base : bases) {
         for (int round = 0; round < 4000; ++round) {
-            std::string bytes = base;
-            const int edits = 1 + static_cast<int>(rng() % 3);
-            for (int e = 0; e < edits; ++e) {
-                const std::size_t at = rng() % bytes.size();
-                const char ch = specials[rng() % specials.size()];
-                switch (rng() % 4) {
-                    case 0:
-                        bytes[at] = ch;
-                        break;
-                    case 1:
-                        bytes.erase(at, 1);
-                        break;
-                    case 2:
-                        bytes.insert(at, 1, ch);
-                        break;
-                    default:
-                        bytes.resize(at);
-                        break;
-                }
-                if (bytes.empty()) bytes = base;
-            }
+            const std::string bytes = test::mutated(base, specials, 3, true, rng);
             ParsedHead fast;
             const Parse r = parse(bytes, fast, 512);
             const BeastView beast = parse_with_beast(bytes, 512);

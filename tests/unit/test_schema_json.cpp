@@ -1,4 +1,5 @@
 #include "bifrost_catch.hpp"
+#include "mutate.hpp"
 
 #include <bifrost/schema/json.hpp>
 
@@ -1638,23 +1639,7 @@ TEST_CASE("schema json: mutated requests read alike by both readers") {
         if (d.size() > 10) bases.push_back(d);
     for (const std::string& base : bases) {
         for (int round = 0; round < 300; ++round) {
-            std::string text = base;
-            const int edits = 1 + static_cast<int>(rng() % 2);
-            for (int e = 0; e < edits && !text.empty(); ++e) {
-                const std::size_t at = rng() % text.size();
-                const char ch = specials[rng() % specials.size()];
-                switch (rng() % 3) {
-                    case 0:
-                        text[at] = ch;
-                        break;
-                    case 1:
-                        text.erase(at, 1);
-                        break;
-                    default:
-                        text.insert(at, 1, ch);
-                        break;
-                }
-            }
+            const std::string text = test::mutated(base, specials, 2, false, rng);
             ChatRequest r;
             (detail::json_impl::stream_request(text, r) ? streamed : documented) += 1;
             check_request_readers_agree(text, dirty);

@@ -82,6 +82,13 @@ inline unsigned char byte(char c) noexcept {
     return static_cast<unsigned char>(c);
 }
 
+/// The first byte at or after `p` (before `lim`) that is not a token character, or `lim`.
+inline const char* skip_tchars(const char* p, const char* lim) noexcept {
+    while (p != lim && is_tchar(byte(*p)))
+        ++p;
+    return p;
+}
+
 /// Whether a field value may hold `c`: anything but a control byte other than HTAB, and DEL
 /// (UTF-8 and other bytes of 0x80 and up are allowed, as obs-text).
 inline bool is_value_byte(unsigned char c) noexcept {
@@ -139,8 +146,8 @@ inline bool connection_tokens(std::string_view v, bool& close, bool& keep_alive)
     while (!v.empty()) {
         const std::size_t comma = v.find(',');
         const std::string_view token = trim_ows(v.substr(0, comma));
-        for (char ch : token)
-            if (!is_tchar(byte(ch))) return false;
+        if (skip_tchars(token.data(), token.data() + token.size()) != token.data() + token.size())
+            return false;
         if (name_is(token, "close")) close = true;
         if (name_is(token, "keep-alive")) keep_alive = true;
         if (comma == std::string_view::npos) break;
@@ -166,8 +173,7 @@ inline Parse parse_head(std::string_view data, std::size_t header_limit, ParsedH
     const char* p = begin;
 
     // Request line: method SP target SP HTTP/1.x CRLF
-    while (p != lim && detail::is_tchar(byte(*p)))
-        ++p;
+    p = detail::skip_tchars(p, lim);
     if (p == lim) return short_of;
     if (*p != ' ' || p == begin) return Parse::fallback;
     const std::string_view method(begin, static_cast<std::size_t>(p - begin));
@@ -206,23 +212,16 @@ inline Parse parse_head(std::string_view data, std::size_t header_limit, ParsedH
         // The name: token characters up to the colon (which is not one). A leading space
         // (obsolete folding), an empty name or a line without a colon falls back.
         const char* const name_begin = p;
-        while (p != lim && detail::is_tchar(byte(*p)))
-            ++p;
+        p = detail::skip_tchars(p, lim);
         if (p == lim) return short_of;
         if (*p != ':' || p == name_begin) return Parse::fallback;
         const std::string_view name(name_begin, static_cast<std::size_t>(p - name_begin));
-        ++p;
-        while (p != lim && (*p == ' ' || *p == '\t'))
-            ++p;
-        const char* const value_begin = p;
+        const char* const value_begin = ++p;
         p = detail::skip_value(p, lim);
         if (p == lim || (*p == '\r' && lim - p < 2)) return short_of;
         if (*p != '\r' || p[1] != '\n') return Parse::fallback;  // a control byte, a bare CR or LF
-        const char* value_end = p;
-        while (value_end != value_begin && (value_end[-1] == ' ' || value_end[-1] == '\t'))
-            --value_end;
-        const std::string_view value(value_begin,
-                                     static_cast<std::size_t>(value_end - value_begin));
+        const std::string_view value = detail::trim_ows(
+            std::string_view(value_begin, static_cast<std::size_t>(p - value_begin)));
         p += 2;
         // The fields that matter, told apart by length first: most fields are compared with
         // one name at most.
