@@ -7,9 +7,8 @@
 /// one exchange per credential shared by the requests that need it), starts it on its transport
 /// `T`, and, when the transport completes, either schedules a retry (the request waits on a
 /// timer, holding no slot) or decides the outcome and hands it to the caller. Each thread also
-/// enforces the deadlines of the requests it owns. A thread's life is one run of its event loop,
-/// the pool's own work a handler in it (`turn`); threads spin briefly when idle, then park in
-/// the event loop; producers wake a parked thread by posting to it.
+/// enforces the deadlines of the requests it owns with one timer. Threads spin briefly when idle,
+/// then park in their event loop; producers wake a parked thread by posting to it.
 
 #include <bifrost/concepts.hpp>
 #include <bifrost/config/provider_config.hpp>
@@ -76,9 +75,6 @@ class ProviderPool final : public ProviderQueue {
             while (Job* j = worker.local.pop())
                 pool.start(worker, j);
         };
-        turn_ = [](ProviderQueue& self, WorkerCore& w) {
-            static_cast<ProviderPool&>(self).turn(static_cast<Worker&>(w));
-        };
         const ProviderConfig& cfg = settings().config;
         const auto bit = [](Operation op) { return 1u << static_cast<unsigned>(op); };
         if constexpr (EmbeddingProvider<P>) operations_ |= bit(Operation::embedding);
@@ -115,10 +111,7 @@ class ProviderPool final : public ProviderQueue {
             aborting_.store(true, std::memory_order_seq_cst);
             for (auto& w : workers_) {
                 Worker* wp = w.get();
-                asio::post(wp->ioc, [this, wp] {
-                    abort_owned(*wp);
-                    request_turn(*wp);
-                });
+                asio::post(wp->ioc, [this, wp] { abort_owned(*wp); });
             }
         }
         for (auto& w : workers_)
@@ -138,13 +131,6 @@ class ProviderPool final : public ProviderQueue {
         Job* owned_tail = nullptr;
         std::size_t owned = 0;
         JobList ready;  // retries whose backoff is over, FIFO
-        /// Wakes the parked loop when the earliest owned deadline comes (made at the first park
-        /// with a deadline to watch; `timer_at` is when it fires, max when no wait is pending).
-        std::optional<asio::steady_timer> deadline_timer;
-        Clock::time_point timer_at = Clock::time_point::max();
-        /// End of the current idle spin (zero: not spinning) and the idle turns in it so far.
-        Clock::time_point spin_until{};
-        unsigned idle_turns = 0;
         std::thread thread;
     };
 
@@ -228,56 +214,29 @@ class ProviderPool final : public ProviderQueue {
 
     // ---- the loop -------------------------------------------------------------------------------
 
-    /// The thread's whole life is one `run()` of its event loop, so Asio's per-thread memory
-    /// caches (operations, coroutine frames, cancellation handlers) outlive every handler and
-    /// the steady state allocates nothing; a loop of `poll()` calls would start each with empty
-    /// caches. The loop's own work is a handler, the turn, posted again while there is work.
     void run(Worker& w, std::size_t index) {
         name_thread(index);
         current_worker_ = &w;
         current_queue_ = this;
         current_core_ = &w;
-        {
-            auto guard = asio::make_work_guard(w.ioc);
-            request_turn(w);
-            w.ioc.run();  // until a turn finds the pool stopped and nothing left (`finish_loop`)
+        auto guard = asio::make_work_guard(w.ioc);
+        for (;;) {
+            bool progress = pump(w);
+            progress |= w.ioc.poll() != 0;
+            if (w.next_deadline != Clock::time_point::max() && Clock::now() >= w.next_deadline)
+                progress |= expire_due(w);
+            if (progress) continue;
+            if (stopping_.load(std::memory_order_acquire) && depth() == 0 && w.owned == 0 &&
+                w.local.empty())
+                break;
+            if (spin(w)) continue;
+            if (w.ready.empty() && w.local.empty()) park(w);
         }
-        w.deadline_timer.reset();
-        w.ioc.restart();
+        guard.reset();
         w.ioc.poll();  // run what is left (e.g. wake-ups), so nothing posted is destroyed unrun
         current_worker_ = nullptr;
         current_queue_ = nullptr;
         current_core_ = nullptr;
-    }
-
-    /// One turn of the loop: starts what can start and enforces due deadlines; then either posts
-    /// the next turn (behind the handlers already queued, and a non-blocking look at the
-    /// sockets), or spins, or parks. Parked, the thread blocks in its event loop; whatever makes
-    /// work for a turn asks for one: a producer's wake-up (`post_wake`), a job submitted or a
-    /// slot freed on this thread (`request_turn`), a retry's backoff ending, the deadline timer.
-    void turn(Worker& w) {
-        w.turn_queued = false;
-        if (w.finished) return;
-        w.parked.store(false, std::memory_order_relaxed);
-        bool progress = pump(w);
-        if (w.next_deadline != Clock::time_point::max() && Clock::now() >= w.next_deadline)
-            progress |= expire_due(w);
-        if (progress) {
-            w.spin_until = {};
-            request_turn(w);
-            return;
-        }
-        if (stopping_.load(std::memory_order_acquire) && depth() == 0 && w.owned == 0 &&
-            w.local.empty()) {
-            w.finished = true;
-            w.ioc.stop();
-            return;
-        }
-        if (spin(w) || !w.ready.empty() || !w.local.empty()) {
-            request_turn(w);  // a ready retry waits for a slot: keep looking
-            return;
-        }
-        park(w);
     }
 
     /// Starts the jobs submitted on this worker (they hold their slots), then jobs while both a
@@ -305,59 +264,24 @@ class ProviderPool final : public ProviderQueue {
         return any;
     }
 
-    /// Whether an idle worker keeps turning for a while (up to `worker_spin_` after it went
-    /// idle) before it parks. Each turn of the spin gives the event loop a look at the sockets;
-    /// every 32nd the thread yields its core: on a machine with idle cores that returns at once
-    /// (and the spin saves the wake-up of a parked thread), while on one whose cores are all
-    /// busy (the gateway's own clients or upstreams on the same machine, or other work) the
-    /// spin gives the core to a thread that has work instead of burning it.
+    /// Spins for up to `worker_spin_` waiting for work; true if work appeared. Between polls
+    /// the thread yields its core: on a machine with idle cores that returns at once (and the
+    /// spin saves the wake-up of a parked thread), while on one whose cores are all busy (the
+    /// gateway's own clients or upstreams on the same machine, or other work) the spin gives
+    /// the core to a thread that has work instead of burning it.
     bool spin(Worker& w) {
         if (worker_spin_.count() <= 0) return false;
-        if (work_available()) return true;
-        const auto now = Clock::now();
-        if (w.spin_until == Clock::time_point{}) {
-            w.spin_until = now + worker_spin_;
-            w.idle_turns = 0;
-        } else if (now >= w.spin_until) {
-            w.spin_until = {};
-            return false;
+        const auto until = Clock::now() + worker_spin_;
+        for (unsigned i = 1;; ++i) {
+            if (work_available()) return true;
+            if ((i & 31) == 0) {
+                if (w.ioc.poll() != 0) return true;
+                if (stopping_.load(std::memory_order_relaxed)) return true;
+                if (Clock::now() >= until) return false;
+                std::this_thread::yield();
+            }
+            cpu_relax();
         }
-        if ((++w.idle_turns & 31) == 0) std::this_thread::yield();
-        cpu_relax();
-        return true;
-    }
-
-    /// Parks the worker: no turn is queued until something asks for one. A producer that
-    /// pushes after the `parked` store sees it and wakes the worker; one that pushed before is
-    /// seen here, and the worker turns again at once.
-    void park(Worker& w) {
-        w.parked.store(true, std::memory_order_relaxed);
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (work_available() || stopping_.load(std::memory_order_relaxed)) {
-            request_turn(w);
-            return;
-        }
-        watch_deadline(w);
-    }
-
-    /// Arms the deadline timer for the earliest owned deadline, unless a wait already ends by
-    /// then (one that ends earlier, set for a job that has since finished, costs one turn).
-    void watch_deadline(Worker& w) {
-        if (w.next_deadline == Clock::time_point::max() || w.timer_at <= w.next_deadline) return;
-        if (!w.deadline_timer) w.deadline_timer.emplace(w.ioc);
-        w.timer_at = w.next_deadline;
-        w.deadline_timer->expires_at(w.next_deadline);  // a pending wait ends, aborted
-        w.deadline_timer->async_wait([this, &w](boost::system::error_code ec) {
-            if (ec == asio::error::operation_aborted) return;  // re-armed, or the loop is over
-            w.timer_at = Clock::time_point::max();
-            request_turn(w);
-        });
-    }
-
-    /// Gives a concurrency slot back from a job on worker `w`: a queued job may start now.
-    void free_slot(Worker& w) {
-        release_slot();
-        request_turn(w);
     }
 
     // ---- one request ----------------------------------------------------------------------------
@@ -370,7 +294,7 @@ class ProviderPool final : public ProviderQueue {
         j->worker = &w;
         std::uint32_t s = Job::queued;
         if (!j->state.compare_exchange_strong(s, Job::running, std::memory_order_acq_rel)) {
-            free_slot(w);  // decided while it waited (deadline, cancellation)
+            release_slot();  // decided while it waited (deadline, cancellation)
             j->release();
             return;
         }
@@ -715,7 +639,7 @@ class ProviderPool final : public ProviderQueue {
                 drop(w, j, true);
                 return;
             }
-            free_slot(w);
+            release_slot();
             count_retry();
             backoff(w, j, *delay);
             return;
@@ -945,7 +869,7 @@ class ProviderPool final : public ProviderQueue {
                     // Nothing reached the caller: a retryable status is retried like a response.
                     if (auto delay = retry_delay(settings(), j, {}, st.error.status)) {
                         if (!aborting_.load(std::memory_order_relaxed)) {
-                            free_slot(w);
+                            release_slot();
                             count_retry();
                             backoff(w, j, *delay);
                             return;
@@ -1028,7 +952,6 @@ class ProviderPool final : public ProviderQueue {
         }
         j->phase = Job::Phase::ready;
         w.ready.push(j);
-        request_turn(w);
     }
 
     /// Decides an owned job's outcome with `e` (if nobody has) and finishes it.
@@ -1061,7 +984,6 @@ class ProviderPool final : public ProviderQueue {
         disown(w, j);
         j->backoff_timer.reset();  // bound to this worker's loop, which may go before the job
         if (holds_slot) release_slot();
-        request_turn(w);  // a slot is free, or the loop may be done (shutdown)
     }
 
     // ---- aborting running jobs ------------------------------------------------------------------

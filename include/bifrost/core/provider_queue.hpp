@@ -85,8 +85,9 @@ struct JobList {
 /// The part of a worker thread that other threads touch: its event loop and its parking flags.
 struct WorkerCore {
     asio::io_context ioc{1};
-    /// When the worker must next look at its jobs' deadlines (max: none to watch). Each turn
-    /// of the loop compares it with the clock; a parked worker arms its deadline timer for it.
+    /// When the worker must next look at its jobs' deadlines (max: none to watch). The worker's
+    /// own clock, not an Asio timer: a timer would give the event loop a reactor, and every
+    /// poll of it a system call.
     std::chrono::steady_clock::time_point next_deadline =
         std::chrono::steady_clock::time_point::max();
     /// Jobs submitted on this worker's own thread (a server connection running here), each
@@ -97,14 +98,8 @@ struct WorkerCore {
     /// True while `start_submitted` starts the local jobs (a job submitted meanwhile, e.g. a
     /// fallback decided inside a start, is started by the same loop).
     bool starting_local = false;
-    /// True while a turn of the worker's loop is posted to `ioc` (and not yet begun). Only this
-    /// worker's thread touches it.
-    bool turn_queued = false;
-    /// Set once the worker's loop is over: turns posted after that do nothing.
-    bool finished = false;
     alignas(cache_line) std::atomic<bool> parked{false};
     std::atomic<bool> wake_pending{false};
-    /// Memory for the wake-up and the turn, the two handlers the loop posts (one of each at most).
     HandlerArena wake_arena;
 };
 
@@ -217,7 +212,6 @@ class ProviderQueue {
         if (current_queue_ == this && current_core_ != nullptr && depth() == 0 &&
             !ring_.load(std::memory_order_acquire)->closed() && acquire_slot()) {
             current_core_->local.push(j);
-            request_turn(*current_core_);
             queued_.fetch_add(1, std::memory_order_relaxed);
             return queue::PushStatus::ok;
         }
@@ -471,9 +465,6 @@ class ProviderQueue {
     /// Set by the pool: starts the jobs on the local list of `w` (one of this queue's workers,
     /// on its own thread).
     void (*start_local_)(ProviderQueue& self, WorkerCore& w) = nullptr;
-    /// Set by the pool: one turn of the loop of `w` (one of this queue's workers, on its own
-    /// thread): starts what can start, then posts the next turn or parks (see ProviderPool).
-    void (*turn_)(ProviderQueue& self, WorkerCore& w) = nullptr;
 
     // ---- consumer side (worker threads) ------------------------------------------------------
 
@@ -549,13 +540,18 @@ class ProviderQueue {
             post_wake(*w);
     }
 
-    /// Has a turn of worker `w`'s loop run soon (after the handlers already queued), unless one is
-    /// queued. On `w`'s own thread only.
-    void request_turn(WorkerCore& w) {
-        if (w.turn_queued) return;
-        w.turn_queued = true;
-        asio::post(w.ioc, asio::bind_allocator(ArenaAllocator<void>(w.wake_arena),
-                                               [this, &w] { turn_(*this, w); }));
+    /// Parks the calling worker thread in its event loop until a handler runs (I/O completion,
+    /// timer, or a producer's wake-up). Returns without sleeping if work appeared meanwhile.
+    void park(WorkerCore& w) {
+        w.parked.store(true, std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (!work_available() && !stopping_.load(std::memory_order_relaxed)) {
+            if (w.next_deadline == Clock::time_point::max())
+                w.ioc.run_one();
+            else
+                w.ioc.run_one_until(w.next_deadline);
+        }
+        w.parked.store(false, std::memory_order_relaxed);
     }
 
     /// Destroys the objects bound to worker 0's event loop; call after the workers have joined
@@ -606,10 +602,7 @@ class ProviderQueue {
             // Submitted on one of this provider's own workers (a server connection running
             // there): that worker takes the job itself as soon as its handler returns. Waking
             // another would move the request to that thread, and its answer back.
-            if (current_queue_ != this)
-                wake_one();
-            else
-                request_turn(*current_core_);
+            if (current_queue_ != this) wake_one();
         } else {
             j->refs.fetch_sub(1, std::memory_order_relaxed);  // the caller still holds its own
         }
@@ -617,9 +610,8 @@ class ProviderQueue {
 
     void post_wake(WorkerCore& w) {
         if (w.wake_pending.exchange(true, std::memory_order_acq_rel)) return;
-        asio::post(w.ioc, asio::bind_allocator(ArenaAllocator<void>(w.wake_arena), [this, &w] {
+        asio::post(w.ioc, asio::bind_allocator(ArenaAllocator<void>(w.wake_arena), [&w] {
                        w.wake_pending.store(false, std::memory_order_release);
-                       if (!w.turn_queued) turn_(*this, w);
                    }));
     }
 
