@@ -124,7 +124,10 @@ struct Behaviour {
     bool close_after_response = false;  ///< "Connection: close" and close
     bool drop_mid_response = false;     ///< send half of the response, then close
     bool byte_by_byte = false;          ///< write the response one byte per write
-    std::size_t stream_chunks = 3;      ///< SSE chunks for "stream": true
+    /// Write the response in pieces of this many bytes, 2 ms apart (each its own read on the
+    /// other side). 0: whole.
+    std::size_t piece_bytes = 0;
+    std::size_t stream_chunks = 3;  ///< SSE chunks for "stream": true
     std::chrono::milliseconds stream_interval{0};
     /// For "stream": true, close the connection after sending this many chunks (a stream cut
     /// midway, no [DONE]). 0: never.
@@ -332,6 +335,17 @@ class MockUpstream {
                     for (std::size_t k = 0; k < segments[i].size() && !ec; ++k)
                         co_await asio::async_write(stream, asio::buffer(&segments[i][k], 1),
                                                    asio::redirect_error(asio::use_awaitable, ec));
+                } else if (b.piece_bytes > 0) {
+                    const std::string& seg = segments[i];
+                    for (std::size_t k = 0; k < seg.size() && !ec; k += b.piece_bytes) {
+                        if (k > 0) {
+                            asio::steady_timer t(ioc_, std::chrono::milliseconds(2));
+                            co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+                        }
+                        const std::size_t n = std::min(b.piece_bytes, seg.size() - k);
+                        co_await asio::async_write(stream, asio::buffer(seg.data() + k, n),
+                                                   asio::redirect_error(asio::use_awaitable, ec));
+                    }
                 } else {
                     co_await asio::async_write(stream, asio::buffer(segments[i]),
                                                asio::redirect_error(asio::use_awaitable, ec));

@@ -14880,6 +14880,247 @@ bool write_now(Socket& socket, std::array<boost::asio::const_buffer, N>& buffers
 
 }  // namespace bifrost::detail
 // ---- end bifrost/detail/write_now.hpp ----
+// ---- begin bifrost/transport/http1.hpp ----
+/// \file
+/// The transport's hot-path HTTP/1.1 response reader: the head of an upstream's answer parsed
+/// in place, straight into the caller's `HttpResponse`, for an answer whose body has a
+/// `Content-Length`.
+///
+/// Like the server's request parser (`server/http1.hpp`) it is deliberately partial. It reads
+/// what upstream APIs answer a plain call with (a status line, plain header fields, a
+/// `Content-Length` body) and answers `fallback` for anything else: a chunked or
+/// close-delimited body, a 1xx, 204 or 304 status (whose body the status decides), obsolete line
+/// folding, a duplicate or malformed `Content-Length`, a body over the limit, a head over its
+/// limit, a `Connection` field that says both `close` and `keep-alive`, bytes it does not
+/// accept. The transport then parses the same bytes with Boost.Beast, which produces the answer
+/// or the error. So the fast path never fails a response itself: it either understands it
+/// completely, or it leaves it to Beast.
+
+// ---- begin bifrost/detail/http1_syntax.hpp ----
+/// \file
+/// HTTP/1.1 syntax shared by the fast request parser (`server/http1.hpp`) and the fast response
+/// parser (`transport/http1.hpp`): token and field-value characters, case-insensitive name
+/// comparison, and the `Connection` field's tokens. All of it reads bytes in place.
+
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace bifrost::detail::http1 {
+
+/// RFC 9110 token characters, as a table (a header name is checked byte by byte).
+inline constexpr auto tchar_table = [] {
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c)
+        t[static_cast<std::size_t>(c)] = true;
+    for (int c = 'a'; c <= 'z'; ++c)
+        t[static_cast<std::size_t>(c)] = t[static_cast<std::size_t>(c - 'a' + 'A')] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~"))
+        t[static_cast<unsigned char>(c)] = true;
+    return t;
+}();
+
+inline bool is_tchar(unsigned char c) noexcept {
+    return tchar_table[c];
+}
+
+inline unsigned char byte(char c) noexcept {
+    return static_cast<unsigned char>(c);
+}
+
+/// The first byte at or after `p` (before `lim`) that is not a token character, or `lim`.
+inline const char* skip_tchars(const char* p, const char* lim) noexcept {
+    while (p != lim && is_tchar(byte(*p)))
+        ++p;
+    return p;
+}
+
+/// Whether a field value may hold `c`: anything but a control byte other than HTAB, and DEL
+/// (UTF-8 and other bytes of 0x80 and up are allowed, as obs-text).
+inline bool is_value_byte(unsigned char c) noexcept {
+    return (c >= 0x20 && c != 0x7f) || c == '\t';
+}
+
+/// The first byte at or after `p` (before `lim`) that a field value may not hold, or `lim`.
+/// Eight bytes at a time while none of them can be one; a flagged word is stepped through
+/// byte by byte.
+inline const char* skip_value(const char* p, const char* lim) noexcept {
+    namespace swar = bifrost::detail::swar;
+    for (;;) {
+        while (lim - p >= 8) {
+            const std::uint64_t w = swar::load(p);
+            if ((swar::any_below(w, 0x20) | swar::any_equal(w, 0x7f)) != 0) break;
+            p += 8;
+        }
+        if (p == lim || !is_value_byte(byte(*p))) return p;
+        ++p;
+    }
+}
+
+/// Whether `name`, of token characters only, is `lower` (lowercase letters, digits and '-') in
+/// any case. A token character ORed with 0x20 is a lowercase letter only if it was that letter
+/// in either case, and a digit or '-' only if it was that one: so eight bytes are compared at
+/// a time.
+inline bool name_is(std::string_view name, std::string_view lower) noexcept {
+    namespace swar = bifrost::detail::swar;
+    const std::size_t n = lower.size();
+    if (name.size() != n) return false;
+    const char* a = name.data();
+    const char* b = lower.data();
+    if (n >= 8) {
+        constexpr std::uint64_t case_bits = swar::ones * 0x20;
+        for (std::size_t i = 0; i + 8 <= n; i += 8)
+            if ((swar::load(a + i) | case_bits) != swar::load(b + i)) return false;
+        return (swar::load(a + n - 8) | case_bits) == swar::load(b + n - 8);
+    }
+    for (std::size_t i = 0; i < n; ++i)
+        if ((byte(a[i]) | 0x20) != byte(b[i])) return false;
+    return true;
+}
+
+inline std::string_view trim_ows(std::string_view v) noexcept {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+        v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
+        v.remove_suffix(1);
+    return v;
+}
+
+/// The `Connection` field's tokens that matter: `close` and `keep-alive`. False when the
+/// field is not a list of tokens (which Beast refuses).
+inline bool connection_tokens(std::string_view v, bool& close, bool& keep_alive) noexcept {
+    while (!v.empty()) {
+        const std::size_t comma = v.find(',');
+        const std::string_view token = trim_ows(v.substr(0, comma));
+        if (skip_tchars(token.data(), token.data() + token.size()) != token.data() + token.size())
+            return false;
+        if (name_is(token, "close")) close = true;
+        if (name_is(token, "keep-alive")) keep_alive = true;
+        if (comma == std::string_view::npos) break;
+        v.remove_prefix(comma + 1);
+    }
+    return true;
+}
+
+}  // namespace bifrost::detail::http1
+// ---- end bifrost/detail/http1_syntax.hpp ----
+
+#include <cstddef>
+#include <string_view>
+
+namespace bifrost::transport::http1 {
+
+enum class Parse {
+    complete,    ///< the head is whole: `ResponseFrame` is set, the status and fields are read
+    incomplete,  ///< the head has not fully arrived (and is within the limit so far)
+    fallback,    ///< not a response this parser handles: parse it with Beast
+};
+
+/// Where a response's parts lie: its head takes `head_size` bytes (through the empty line), its
+/// body the `content_length` bytes after it.
+struct ResponseFrame {
+    std::size_t head_size = 0;
+    std::size_t content_length = 0;
+    bool keep_alive = true;  ///< the connection may carry another request after this answer
+
+    [[nodiscard]] std::size_t size() const noexcept { return head_size + content_length; }
+};
+
+/// Parses the head of the response at the start of `data` (see the file comment): the status
+/// into `res.status` and each field, in order, into `res.headers` (cleared first; the body is
+/// not touched). `header_limit` bounds the head's size and `body_limit` the body's: past either
+/// it falls back (Beast then reports the limit). On `incomplete` and `fallback` what it wrote
+/// into `res` is partial.
+inline Parse parse_response_head(std::string_view data, std::size_t header_limit,
+                                 std::size_t body_limit, HttpResponse& res, ResponseFrame& frame) {
+    namespace syntax = bifrost::detail::http1;
+    const char* const begin = data.data();
+    const char* const lim = begin + (data.size() < header_limit ? data.size() : header_limit);
+    const Parse short_of = data.size() >= header_limit ? Parse::fallback : Parse::incomplete;
+    frame = ResponseFrame{};
+    res.headers.clear();
+    const char* p = begin;
+
+    // Status line: HTTP/1.x SP 3DIGIT SP reason CRLF
+    if (lim - p < 13) return short_of;
+    if (std::string_view(p, 7) != "HTTP/1." || (p[7] != '1' && p[7] != '0') || p[8] != ' ' ||
+        p[12] != ' ')
+        return Parse::fallback;
+    const bool http11 = p[7] == '1';
+    int status = 0;
+    for (int i = 9; i < 12; ++i) {
+        if (p[i] < '0' || p[i] > '9') return Parse::fallback;
+        status = status * 10 + (p[i] - '0');
+    }
+    // No body, or one that ends with the connection: Beast knows those rules.
+    if (status < 200 || status > 599 || status == 204 || status == 304) return Parse::fallback;
+    p = syntax::skip_value(p + 13, lim);
+    if (p == lim || (*p == '\r' && lim - p < 2)) return short_of;
+    if (*p != '\r' || p[1] != '\n') return Parse::fallback;
+    p += 2;
+    res.status = status;
+
+    // Header fields: name ":" OWS value OWS CRLF, then the empty line.
+    bool have_length = false;
+    bool close = false;
+    bool keep_alive = false;
+    for (;;) {
+        if (p == lim) return short_of;
+        if (*p == '\r') {  // the empty line (or a bare CR, which is not one)
+            if (lim - p < 2) return short_of;
+            if (p[1] != '\n') return Parse::fallback;
+            p += 2;
+            break;
+        }
+        const char* const name_begin = p;
+        p = syntax::skip_tchars(p, lim);
+        if (p == lim) return short_of;
+        if (*p != ':' || p == name_begin) return Parse::fallback;
+        const std::string_view name(name_begin, static_cast<std::size_t>(p - name_begin));
+        const char* const value_begin = ++p;
+        p = syntax::skip_value(p, lim);
+        if (p == lim || (*p == '\r' && lim - p < 2)) return short_of;
+        if (*p != '\r' || p[1] != '\n') return Parse::fallback;
+        const std::string_view value = syntax::trim_ows(
+            std::string_view(value_begin, static_cast<std::size_t>(p - value_begin)));
+        p += 2;
+        switch (name.size()) {
+            case 14:
+                if (syntax::name_is(name, "content-length")) {
+                    if (have_length || value.empty() || value.size() > 18) return Parse::fallback;
+                    std::size_t len = 0;
+                    for (char ch : value) {
+                        if (ch < '0' || ch > '9') return Parse::fallback;
+                        len = len * 10 + static_cast<std::size_t>(ch - '0');
+                    }
+                    if (len > body_limit) return Parse::fallback;
+                    have_length = true;
+                    frame.content_length = len;
+                }
+                break;
+            case 17:
+                if (syntax::name_is(name, "transfer-encoding")) return Parse::fallback;
+                break;
+            case 10:
+                if (syntax::name_is(name, "connection") &&
+                    !syntax::connection_tokens(value, close, keep_alive))
+                    return Parse::fallback;
+                break;
+            default:
+                break;
+        }
+        res.headers.add(name, value);
+    }
+    if (!have_length || (close && keep_alive)) return Parse::fallback;
+    frame.head_size = static_cast<std::size_t>(p - begin);
+    frame.keep_alive = http11 ? !close : keep_alive;
+    return Parse::complete;
+}
+
+}  // namespace bifrost::transport::http1
+// ---- end bifrost/transport/http1.hpp ----
 
 #include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -15574,6 +15815,16 @@ class Beast::Op final : public Beast::Waiter {
 
     static constexpr bool streaming = !std::is_same_v<Sink, NoSink>;
 
+    /// The most a response head may take, on either path.
+    static constexpr std::size_t head_limit = 64 * 1024;
+    /// The largest whole response the fast path collects in the connection's buffer before it
+    /// hands over to Beast, which appends a longer body to the response as it arrives.
+    static constexpr std::size_t fast_limit = 64 * 1024;
+    /// How many reads of the socket the fast path waits through before it hands over to Beast,
+    /// which keeps its place: the fast parser starts again from the first byte at each read, so
+    /// an answer that arrives in many small pieces would otherwise cost it time in their square.
+    static constexpr int fast_reads = 8;
+
     void read() {
         namespace http = boost::beast::http;
         if constexpr (streaming) {
@@ -15582,29 +15833,31 @@ class Beast::Op final : public Beast::Waiter {
         }
         phase_ = Phase::reading;
         res_.clear();  // a retry on a fresh connection starts over
-        ResponseInto& p = conn_->whole.emplace(res_);
-        p.body_limit(t_.options_.max_response_bytes);
-        p.header_limit(64 * 1024);
+        conn_->whole.reset();
+        fast_waits_ = 0;
         if (!conn_->tls && t_.options_.request_timeout.count() == 0) return read_plain();
+        ResponseInto& p = to_beast();
         conn_->with_stream([&](auto& stream) {
             http::async_read(stream, conn_->buffer, p,
                              wrap([this](boost::system::error_code ec, std::size_t) {
-                                 if (ec || cancelled_)
-                                     return failed_exchange(ec, conn_->whole->got_some());
+                                 if (ec || cancelled_) return failed_exchange(ec, answer_begun());
                                  done();
                              }));
         });
     }
 
-    /// A whole response on plain TCP with no `request_timeout` (so no stream timer to arm):
-    /// what is buffered is parsed, then the socket is read with one plain `async_read_some` at a
-    /// time, not Beast's four layers of composed operations. A read of the socket's own (which
-    /// right after the request finds nothing) and a wait for readability would cost two system
-    /// calls, the `EAGAIN` and the re-arming of the descriptor a wait takes; Asio's read makes
-    /// the one attempt itself and then waits with no system call. The outcomes are Beast's: a
-    /// connection that ends before any byte is `end_of_stream` (retried on a fresh connection
-    /// when it was a reused one), one that ends mid-answer `partial_message`.
-    void read_plain() {
+    /// Hands the answer to Beast's parser (it starts over from the first byte of the answer).
+    ResponseInto& to_beast() {
+        res_.clear();
+        ResponseInto& p = conn_->whole.emplace(res_);
+        p.body_limit(t_.options_.max_response_bytes);
+        p.header_limit(static_cast<std::uint32_t>(head_limit));
+        return p;
+    }
+
+    /// Puts what is buffered into Beast's parser, up to the end of the answer. A parser that
+    /// needs more is no error.
+    boost::system::error_code feed_beast() {
         namespace http = boost::beast::http;
         ResponseInto& p = *conn_->whole;
         boost::beast::flat_buffer& b = conn_->buffer;
@@ -15612,28 +15865,80 @@ class Beast::Op final : public Beast::Waiter {
         while (b.size() > 0 && !p.is_done()) {
             const std::size_t n = p.put(b.data(), ec);
             b.consume(n);
-            if (ec == http::error::need_more) {
-                ec = {};
-                break;
-            }
-            if (ec) return failed_exchange(ec, p.got_some());
-            if (n == 0) break;
+            if (ec == http::error::need_more) return {};
+            if (ec || n == 0) break;
         }
-        if (p.is_done()) return done();
+        return ec;
+    }
+
+    /// Whether any byte of the answer has arrived (a failure after that is not retried).
+    bool answer_begun() const {
+        return conn_->whole ? conn_->whole->got_some() : conn_->buffer.size() > 0;
+    }
+
+    /// A whole response on plain TCP with no `request_timeout` (so no stream timer to arm).
+    ///
+    /// What is buffered is first read by the fast parser (`transport/http1.hpp`): a response
+    /// with a `Content-Length` body that is all in the buffer is taken from it in place, the
+    /// head's fields straight into the response and the body with one copy. Anything that
+    /// parser does not take, and an answer longer than `fast_limit`, goes to Beast's parser,
+    /// from its first byte.
+    ///
+    /// The socket is read with one plain `async_read_some` at a time, not Beast's four layers of
+    /// composed operations. A read of the socket's own (which right after the request finds
+    /// nothing) and a wait for readability would cost two system calls, the `EAGAIN` and the
+    /// re-arming of the descriptor a wait takes; Asio's read makes the one attempt itself and
+    /// then waits with no system call. The outcomes are Beast's: a connection that ends before
+    /// any byte is `end_of_stream` (retried on a fresh connection when it was a reused one), one
+    /// that ends mid-answer what Beast says of the bytes it had (`partial_message`).
+    void read_plain() {
+        namespace http = boost::beast::http;
+        boost::beast::flat_buffer& b = conn_->buffer;
+        if (!conn_->whole && b.size() > 0) {
+            const std::string_view data(static_cast<const char*>(b.data().data()), b.size());
+            http1::ResponseFrame frame;
+            switch (http1::parse_response_head(data, head_limit, t_.options_.max_response_bytes,
+                                               res_, frame)) {
+                case http1::Parse::complete:
+                    if (data.size() >= frame.size()) {
+                        res_.body.assign(data.data() + frame.head_size, frame.content_length);
+                        b.consume(frame.size());
+                        return finish(frame.keep_alive);
+                    }
+                    if (frame.size() <= fast_limit && ++fast_waits_ <= fast_reads) break;
+                    to_beast();
+                    break;
+                case http1::Parse::incomplete:
+                    if (++fast_waits_ <= fast_reads) break;
+                    to_beast();
+                    break;
+                case http1::Parse::fallback:
+                    to_beast();
+                    break;
+            }
+        }
+        if (conn_->whole) {
+            if (const auto ec = feed_beast()) return failed_exchange(ec, true);
+            if (conn_->whole->is_done()) return done();
+        }
         const std::size_t room =
             std::min<std::size_t>(std::max<std::size_t>(b.capacity() - b.size(), 4096), 65536);
         conn_->tcp_stream().socket().async_read_some(
             b.prepare(room), wrap([this](boost::system::error_code e, std::size_t n) {
-                if (cancelled_) return failed_exchange(e, conn_->whole->got_some());
+                if (cancelled_) return failed_exchange(e, answer_begun());
                 if (e == asio::error::eof) {
+                    if (!answer_begun()) return failed_exchange(http::error::end_of_stream, false);
+                    if (!conn_->whole) {  // Beast says what the bytes that came amount to
+                        to_beast();
+                        if (const auto ec = feed_beast()) return failed_exchange(ec, true);
+                        if (conn_->whole->is_done()) return done();
+                    }
                     ResponseInto& parser = *conn_->whole;
-                    if (!parser.got_some())
-                        return failed_exchange(http::error::end_of_stream, false);
                     parser.put_eof(e);
                     if (e) return failed_exchange(e, true);
                     return done();
                 }
-                if (e) return failed_exchange(e, conn_->whole->got_some());
+                if (e) return failed_exchange(e, answer_begun());
                 conn_->buffer.commit(n);
                 read_plain();
             }));
@@ -15647,7 +15952,7 @@ class Beast::Op final : public Beast::Waiter {
         phase_ = Phase::reading;
         ResponseParser& p = conn_->parser.emplace();
         p.body_limit(t_.options_.max_response_bytes);
-        p.header_limit(64 * 1024);
+        p.header_limit(static_cast<std::uint32_t>(head_limit));
         if (t_.options_.request_timeout.count() == 0 && t_.options_.stream_idle_timeout.count() > 0)
             conn_->tcp_stream().expires_after(t_.options_.stream_idle_timeout);
         conn_->with_stream([&](auto& stream) {
@@ -15713,7 +16018,7 @@ class Beast::Op final : public Beast::Waiter {
             res_.body.swap(conn_->parser->get().body());
             res_.body.clear();
         }
-        if (conn_->whole) {
+        if constexpr (!streaming) {
             conn_->whole.reset();
             res_.clear();  // what arrived of a failed answer is not an answer
         }
@@ -15741,6 +16046,11 @@ class Beast::Op final : public Beast::Waiter {
             keep = msg.keep_alive() && !conn_->parser->need_eof();
             conn_->parser.reset();
         }
+        finish(keep);
+    }
+
+    /// The answer is whole: the connection goes back to the pool when it may carry another.
+    void finish(bool keep) {
         if (keep)
             t_.give_back(host_, std::move(conn_));
         else
@@ -15798,6 +16108,7 @@ class Beast::Op final : public Beast::Waiter {
     [[no_unique_address]] Sink sink_;
     std::unique_ptr<Connection> conn_;
     Phase phase_ = Phase::waiting;
+    int fast_waits_ = 0;  // reads the fast path has waited through (see `fast_reads`)
     bool reused_ = false;
     bool retried_ = false;
     bool cancelled_ = false;

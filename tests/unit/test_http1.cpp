@@ -2,13 +2,18 @@
 #include "mutate.hpp"
 
 #include <bifrost/server/http1.hpp>
+#include <bifrost/transport/http1.hpp>
 
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
 
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 using bifrost::server::http1::Parse;
 using bifrost::server::http1::parse_head;
@@ -312,4 +317,227 @@ TEST_CASE("http1: field names match in any case, and only those names", "[http1]
     CHECK_FALSE(p.head.keep_alive);
     REQUIRE(parse("GET / HTTP/1.1\r\nConnection: clos^\r\n\r\n", p) == Parse::complete);
     CHECK(p.head.keep_alive);
+}
+
+// ---- the transport's response reader -------------------------------------------------------
+
+namespace {
+
+namespace rsp = bifrost::transport::http1;
+
+rsp::Parse parse_response(std::string_view bytes, bifrost::HttpResponse& res,
+                          rsp::ResponseFrame& frame, std::size_t limit = 16 * 1024,
+                          std::size_t body_limit = 1 << 20) {
+    return rsp::parse_response_head(bytes, limit, body_limit, res, frame);
+}
+
+std::vector<std::pair<std::string, std::string>> fields_of(const bifrost::Headers& h) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& f : h)
+        out.emplace_back(f.name, f.value);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("http1 response: a plain answer is read into the response", "[http1]") {
+    const std::string bytes =
+        "HTTP/1.1 200 OK\r\n"
+        "Content-Type:  application/json \r\n"
+        "x-request-id: req-1\r\n"
+        "content-length: 11\r\n"
+        "\r\n"
+        "{\"a\":\"bcd\"}HTTP/1.1";
+    bifrost::HttpResponse res;
+    res.headers.add("stale", "from before");
+    rsp::ResponseFrame frame;
+    REQUIRE(parse_response(bytes, res, frame) == rsp::Parse::complete);
+    CHECK(res.status == 200);
+    CHECK(fields_of(res.headers) ==
+          std::vector<std::pair<std::string, std::string>>{{"Content-Type", "application/json"},
+                                                           {"x-request-id", "req-1"},
+                                                           {"content-length", "11"}});
+    CHECK(frame.content_length == 11);
+    CHECK(bytes.substr(frame.head_size, frame.content_length) == "{\"a\":\"bcd\"}");
+    CHECK(frame.size() == bytes.size() - 8);
+    CHECK(frame.keep_alive);
+    CHECK(res.body.empty());  // the caller takes the body
+
+    REQUIRE(parse_response("HTTP/1.0 429 \r\nContent-Length: 0\r\n\r\n", res, frame) ==
+            rsp::Parse::complete);
+    CHECK(res.status == 429);  // an empty reason phrase
+    CHECK(frame.content_length == 0);
+    CHECK_FALSE(frame.keep_alive);  // HTTP/1.0 without keep-alive
+}
+
+TEST_CASE("http1 response: keep-alive follows the version and the Connection field", "[http1]") {
+    struct Case {
+        const char* head;
+        bool keep_alive;
+    };
+    for (const Case& c : {
+             Case{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true},
+             Case{"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", false},
+             Case{"HTTP/1.1 503 x\r\nConnection: TE, CLOSE\r\nContent-Length: 0\r\n\r\n", false},
+             Case{"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false},
+             Case{"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n", true},
+         }) {
+        INFO(c.head);
+        bifrost::HttpResponse res;
+        rsp::ResponseFrame frame;
+        REQUIRE(parse_response(c.head, res, frame) == rsp::Parse::complete);
+        CHECK(frame.keep_alive == c.keep_alive);
+    }
+}
+
+TEST_CASE("http1 response: whatever the fast path does not fully understand is left to Beast",
+          "[http1]") {
+    for (const char* head : {
+             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n",  // to the end of the stream
+             "HTTP/1.1 100 Continue\r\n\r\n",
+             "HTTP/1.1 101 Switching Protocols\r\nContent-Length: 0\r\n\r\n",
+             "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+             "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+             "HTTP/1.1 600 Beyond\r\nContent-Length: 0\r\n\r\n",
+             "HTTP/1.1 099 Below\r\nContent-Length: 0\r\n\r\n",
+             "HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
+             "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",
+             "HTTP/1.1  200 OK\r\nContent-Length: 0\r\n\r\n",
+             "HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+             "http/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+             "HTTP/1.1 200 O\x01K\r\nContent-Length: 0\r\n\r\n",
+             "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n",
+             "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n",
+             "HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n",
+             "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n",
+             "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+             "HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n",  // over the body limit
+             "HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 0\r\n\r\n",
+             "HTTP/1.1 200 OK\r\nConnection: keep alive\r\nContent-Length: 0\r\n\r\n",
+             "HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 0\r\n\r\n",
+             "HTTP/1.1 200 OK\r\nBad Name: x\r\nContent-Length: 0\r\n\r\n",
+             "HTTP/1.1 200 OK\r\nX-A: a\x7fz\r\nContent-Length: 0\r\n\r\n",
+             "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\rX",
+         }) {
+        INFO(head);
+        bifrost::HttpResponse res;
+        rsp::ResponseFrame frame;
+        CHECK(parse_response(head, res, frame) == rsp::Parse::fallback);
+    }
+}
+
+TEST_CASE("http1 response: a head not yet whole is incomplete, one past the limit falls back",
+          "[http1]") {
+    const std::string good =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n";
+    bifrost::HttpResponse res;
+    rsp::ResponseFrame frame;
+    for (std::size_t n = 0; n < good.size(); ++n) {
+        INFO(n);
+        CHECK(parse_response(good.substr(0, n), res, frame) == rsp::Parse::incomplete);
+    }
+    CHECK(parse_response(good, res, frame) == rsp::Parse::complete);
+    CHECK(frame.size() == good.size() + 2);  // the body is still to come
+    CHECK(parse_response(good, res, frame, 40) == rsp::Parse::fallback);
+    CHECK(parse_response(good.substr(0, 45), res, frame, 40) == rsp::Parse::fallback);
+    CHECK(parse_response(good.substr(0, 30), res, frame, 40) == rsp::Parse::incomplete);
+    CHECK(parse_response(good, res, frame, good.size()) == rsp::Parse::complete);
+    CHECK(parse_response(good, res, frame, good.size(), 1) == rsp::Parse::fallback);
+}
+
+namespace {
+
+/// What Beast makes of the response at the start of `bytes`.
+struct BeastResponse {
+    bool complete = false;  // the head is whole and well formed
+    std::size_t head_size = 0;
+    int status = 0;
+    bool keep_alive = false;
+    std::vector<std::pair<std::string, std::string>> fields;
+    std::optional<std::uint64_t> content_length;
+    bool body_done = false;  // the whole body is there too
+    std::string body;
+};
+
+BeastResponse response_with_beast(std::string_view bytes, std::size_t limit,
+                                  std::size_t body_limit) {
+    BeastResponse v;
+    http::response_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(limit));
+    parser.body_limit(body_limit);
+    parser.eager(false);
+    boost::beast::error_code ec;
+    const std::size_t used = parser.put(boost::asio::buffer(bytes.data(), bytes.size()), ec);
+    if (ec || !parser.is_header_done()) return v;
+    v.complete = true;
+    v.head_size = used;
+    const auto& msg = parser.get();
+    v.status = static_cast<int>(msg.result_int());
+    v.keep_alive = parser.keep_alive();
+    for (const auto& f : msg)
+        v.fields.emplace_back(std::string(f.name_string()), std::string(f.value()));
+    if (const auto n = parser.content_length()) v.content_length = *n;
+    parser.eager(true);
+    const std::string_view rest = bytes.substr(used);
+    if (!parser.is_done() && !rest.empty())
+        parser.put(boost::asio::buffer(rest.data(), rest.size()), ec);
+    v.body_done = !ec && parser.is_done();
+    v.body = msg.body();
+    return v;
+}
+
+}  // namespace
+
+TEST_CASE("http1 response: what the fast path accepts, Beast reads the same way", "[http1]") {
+    // As for requests: good answers mutated thousands of times. Whenever the fast path says
+    // `complete`, Beast reads a well-formed head with the same status, fields in the same order,
+    // length and connection fate, and the same body once all of it is there; whenever it says
+    // `incomplete`, Beast has no whole head either.
+    const std::string bases[] = {
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nx-request-id: r-1\r\n"
+        "Content-Length: 12\r\n\r\n{\"id\":\"c-1\"}",
+        "HTTP/1.0 429 Too Many Requests\r\nConnection: keep-alive\r\nRetry-After: 2\r\n"
+        "content-length:5\r\n\r\nslow!",
+        "HTTP/1.1 503 x\r\nconnection: close\r\nX-Long: a value well past eight bytes\twith a "
+        "tab\r\nContent-Length: 0\r\n\r\n",
+    };
+    const std::string specials = std::string(" \t\r\n:,;\"(/0A1\x01\x7f\x80\xff", 18);
+    std::mt19937 rng(20261207);
+    std::size_t completes = 0, incompletes = 0, fallbacks = 0, bodies = 0;
+    for (const std::string& base : bases) {
+        for (int round = 0; round < 4000; ++round) {
+            const std::string bytes = test::mutated(base, specials, 3, true, rng);
+            bifrost::HttpResponse res;
+            rsp::ResponseFrame frame;
+            const rsp::Parse r = parse_response(bytes, res, frame, 256, 64);
+            const BeastResponse beast = response_with_beast(bytes, 256, 64);
+            INFO(bytes);
+            if (r == rsp::Parse::complete) {
+                ++completes;
+                CHECK(beast.complete);
+                if (!beast.complete) continue;
+                CHECK(frame.head_size == beast.head_size);
+                CHECK(res.status == beast.status);
+                CHECK(frame.keep_alive == beast.keep_alive);
+                CHECK(fields_of(res.headers) == beast.fields);
+                CHECK(beast.content_length == frame.content_length);
+                const bool whole = bytes.size() >= frame.size();
+                CHECK(beast.body_done == whole);
+                if (whole) {
+                    ++bodies;
+                    CHECK(bytes.substr(frame.head_size, frame.content_length) == beast.body);
+                }
+            } else if (r == rsp::Parse::incomplete) {
+                ++incompletes;
+                CHECK_FALSE(beast.complete);
+            } else {
+                ++fallbacks;
+            }
+        }
+    }
+    CHECK(completes > 500);
+    CHECK(bodies > 200);
+    CHECK(incompletes > 500);
+    CHECK(fallbacks > 500);
 }

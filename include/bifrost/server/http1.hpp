@@ -11,7 +11,7 @@
 /// the answer (including the 400, 413 and 431 errors). So the fast path never refuses a request
 /// itself: it either understands a request completely, or it leaves it to Beast.
 
-#include <bifrost/detail/swar.hpp>
+#include <bifrost/detail/http1_syntax.hpp>
 #include <bifrost/transport/http.hpp>
 
 #include <boost/beast/http/status.hpp>
@@ -60,103 +60,7 @@ struct ParsedHead {
     }
 };
 
-namespace detail {
-
-/// RFC 9110 token characters, as a table (a header name is checked byte by byte).
-inline constexpr auto tchar_table = [] {
-    std::array<bool, 256> t{};
-    for (int c = '0'; c <= '9'; ++c)
-        t[static_cast<std::size_t>(c)] = true;
-    for (int c = 'a'; c <= 'z'; ++c)
-        t[static_cast<std::size_t>(c)] = t[static_cast<std::size_t>(c - 'a' + 'A')] = true;
-    for (char c : std::string_view("!#$%&'*+-.^_`|~"))
-        t[static_cast<unsigned char>(c)] = true;
-    return t;
-}();
-
-inline bool is_tchar(unsigned char c) noexcept {
-    return tchar_table[c];
-}
-
-inline unsigned char byte(char c) noexcept {
-    return static_cast<unsigned char>(c);
-}
-
-/// The first byte at or after `p` (before `lim`) that is not a token character, or `lim`.
-inline const char* skip_tchars(const char* p, const char* lim) noexcept {
-    while (p != lim && is_tchar(byte(*p)))
-        ++p;
-    return p;
-}
-
-/// Whether a field value may hold `c`: anything but a control byte other than HTAB, and DEL
-/// (UTF-8 and other bytes of 0x80 and up are allowed, as obs-text).
-inline bool is_value_byte(unsigned char c) noexcept {
-    return (c >= 0x20 && c != 0x7f) || c == '\t';
-}
-
-/// The first byte at or after `p` (before `lim`) that a field value may not hold, or `lim`.
-/// Eight bytes at a time while none of them can be one; a flagged word is stepped through
-/// byte by byte.
-inline const char* skip_value(const char* p, const char* lim) noexcept {
-    namespace swar = bifrost::detail::swar;
-    for (;;) {
-        while (lim - p >= 8) {
-            const std::uint64_t w = swar::load(p);
-            if ((swar::any_below(w, 0x20) | swar::any_equal(w, 0x7f)) != 0) break;
-            p += 8;
-        }
-        if (p == lim || !is_value_byte(byte(*p))) return p;
-        ++p;
-    }
-}
-
-/// Whether `name`, of token characters only, is `lower` (lowercase letters, digits and '-') in
-/// any case. A token character ORed with 0x20 is a lowercase letter only if it was that letter
-/// in either case, and a digit or '-' only if it was that one: so eight bytes are compared at
-/// a time.
-inline bool name_is(std::string_view name, std::string_view lower) noexcept {
-    namespace swar = bifrost::detail::swar;
-    const std::size_t n = lower.size();
-    if (name.size() != n) return false;
-    const char* a = name.data();
-    const char* b = lower.data();
-    if (n >= 8) {
-        constexpr std::uint64_t case_bits = swar::ones * 0x20;
-        for (std::size_t i = 0; i + 8 <= n; i += 8)
-            if ((swar::load(a + i) | case_bits) != swar::load(b + i)) return false;
-        return (swar::load(a + n - 8) | case_bits) == swar::load(b + n - 8);
-    }
-    for (std::size_t i = 0; i < n; ++i)
-        if ((byte(a[i]) | 0x20) != byte(b[i])) return false;
-    return true;
-}
-
-inline std::string_view trim_ows(std::string_view v) noexcept {
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
-        v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
-        v.remove_suffix(1);
-    return v;
-}
-
-/// The `Connection` field's tokens that matter: `close` and `keep-alive`. False when the
-/// field is not a list of tokens (which Beast refuses).
-inline bool connection_tokens(std::string_view v, bool& close, bool& keep_alive) noexcept {
-    while (!v.empty()) {
-        const std::size_t comma = v.find(',');
-        const std::string_view token = trim_ows(v.substr(0, comma));
-        if (skip_tchars(token.data(), token.data() + token.size()) != token.data() + token.size())
-            return false;
-        if (name_is(token, "close")) close = true;
-        if (name_is(token, "keep-alive")) keep_alive = true;
-        if (comma == std::string_view::npos) break;
-        v.remove_prefix(comma + 1);
-    }
-    return true;
-}
-
-}  // namespace detail
+namespace detail = bifrost::detail::http1;
 
 /// Parses the head of the request at the start of `data` (see the file comment). `header_limit`
 /// bounds the head's size: a head not complete within it is left to Beast (which answers 431).

@@ -23,6 +23,7 @@
 #include <bifrost/detail/common.hpp>
 #include <bifrost/detail/write_now.hpp>
 #include <bifrost/transport/http.hpp>
+#include <bifrost/transport/http1.hpp>
 
 #include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -717,6 +718,16 @@ class Beast::Op final : public Beast::Waiter {
 
     static constexpr bool streaming = !std::is_same_v<Sink, NoSink>;
 
+    /// The most a response head may take, on either path.
+    static constexpr std::size_t head_limit = 64 * 1024;
+    /// The largest whole response the fast path collects in the connection's buffer before it
+    /// hands over to Beast, which appends a longer body to the response as it arrives.
+    static constexpr std::size_t fast_limit = 64 * 1024;
+    /// How many reads of the socket the fast path waits through before it hands over to Beast,
+    /// which keeps its place: the fast parser starts again from the first byte at each read, so
+    /// an answer that arrives in many small pieces would otherwise cost it time in their square.
+    static constexpr int fast_reads = 8;
+
     void read() {
         namespace http = boost::beast::http;
         if constexpr (streaming) {
@@ -725,29 +736,31 @@ class Beast::Op final : public Beast::Waiter {
         }
         phase_ = Phase::reading;
         res_.clear();  // a retry on a fresh connection starts over
-        ResponseInto& p = conn_->whole.emplace(res_);
-        p.body_limit(t_.options_.max_response_bytes);
-        p.header_limit(64 * 1024);
+        conn_->whole.reset();
+        fast_waits_ = 0;
         if (!conn_->tls && t_.options_.request_timeout.count() == 0) return read_plain();
+        ResponseInto& p = to_beast();
         conn_->with_stream([&](auto& stream) {
             http::async_read(stream, conn_->buffer, p,
                              wrap([this](boost::system::error_code ec, std::size_t) {
-                                 if (ec || cancelled_)
-                                     return failed_exchange(ec, conn_->whole->got_some());
+                                 if (ec || cancelled_) return failed_exchange(ec, answer_begun());
                                  done();
                              }));
         });
     }
 
-    /// A whole response on plain TCP with no `request_timeout` (so no stream timer to arm):
-    /// what is buffered is parsed, then the socket is read with one plain `async_read_some` at a
-    /// time, not Beast's four layers of composed operations. A read of the socket's own (which
-    /// right after the request finds nothing) and a wait for readability would cost two system
-    /// calls, the `EAGAIN` and the re-arming of the descriptor a wait takes; Asio's read makes
-    /// the one attempt itself and then waits with no system call. The outcomes are Beast's: a
-    /// connection that ends before any byte is `end_of_stream` (retried on a fresh connection
-    /// when it was a reused one), one that ends mid-answer `partial_message`.
-    void read_plain() {
+    /// Hands the answer to Beast's parser (it starts over from the first byte of the answer).
+    ResponseInto& to_beast() {
+        res_.clear();
+        ResponseInto& p = conn_->whole.emplace(res_);
+        p.body_limit(t_.options_.max_response_bytes);
+        p.header_limit(static_cast<std::uint32_t>(head_limit));
+        return p;
+    }
+
+    /// Puts what is buffered into Beast's parser, up to the end of the answer. A parser that
+    /// needs more is no error.
+    boost::system::error_code feed_beast() {
         namespace http = boost::beast::http;
         ResponseInto& p = *conn_->whole;
         boost::beast::flat_buffer& b = conn_->buffer;
@@ -755,28 +768,80 @@ class Beast::Op final : public Beast::Waiter {
         while (b.size() > 0 && !p.is_done()) {
             const std::size_t n = p.put(b.data(), ec);
             b.consume(n);
-            if (ec == http::error::need_more) {
-                ec = {};
-                break;
-            }
-            if (ec) return failed_exchange(ec, p.got_some());
-            if (n == 0) break;
+            if (ec == http::error::need_more) return {};
+            if (ec || n == 0) break;
         }
-        if (p.is_done()) return done();
+        return ec;
+    }
+
+    /// Whether any byte of the answer has arrived (a failure after that is not retried).
+    bool answer_begun() const {
+        return conn_->whole ? conn_->whole->got_some() : conn_->buffer.size() > 0;
+    }
+
+    /// A whole response on plain TCP with no `request_timeout` (so no stream timer to arm).
+    ///
+    /// What is buffered is first read by the fast parser (`transport/http1.hpp`): a response
+    /// with a `Content-Length` body that is all in the buffer is taken from it in place, the
+    /// head's fields straight into the response and the body with one copy. Anything that
+    /// parser does not take, and an answer longer than `fast_limit`, goes to Beast's parser,
+    /// from its first byte.
+    ///
+    /// The socket is read with one plain `async_read_some` at a time, not Beast's four layers of
+    /// composed operations. A read of the socket's own (which right after the request finds
+    /// nothing) and a wait for readability would cost two system calls, the `EAGAIN` and the
+    /// re-arming of the descriptor a wait takes; Asio's read makes the one attempt itself and
+    /// then waits with no system call. The outcomes are Beast's: a connection that ends before
+    /// any byte is `end_of_stream` (retried on a fresh connection when it was a reused one), one
+    /// that ends mid-answer what Beast says of the bytes it had (`partial_message`).
+    void read_plain() {
+        namespace http = boost::beast::http;
+        boost::beast::flat_buffer& b = conn_->buffer;
+        if (!conn_->whole && b.size() > 0) {
+            const std::string_view data(static_cast<const char*>(b.data().data()), b.size());
+            http1::ResponseFrame frame;
+            switch (http1::parse_response_head(data, head_limit, t_.options_.max_response_bytes,
+                                               res_, frame)) {
+                case http1::Parse::complete:
+                    if (data.size() >= frame.size()) {
+                        res_.body.assign(data.data() + frame.head_size, frame.content_length);
+                        b.consume(frame.size());
+                        return finish(frame.keep_alive);
+                    }
+                    if (frame.size() <= fast_limit && ++fast_waits_ <= fast_reads) break;
+                    to_beast();
+                    break;
+                case http1::Parse::incomplete:
+                    if (++fast_waits_ <= fast_reads) break;
+                    to_beast();
+                    break;
+                case http1::Parse::fallback:
+                    to_beast();
+                    break;
+            }
+        }
+        if (conn_->whole) {
+            if (const auto ec = feed_beast()) return failed_exchange(ec, true);
+            if (conn_->whole->is_done()) return done();
+        }
         const std::size_t room =
             std::min<std::size_t>(std::max<std::size_t>(b.capacity() - b.size(), 4096), 65536);
         conn_->tcp_stream().socket().async_read_some(
             b.prepare(room), wrap([this](boost::system::error_code e, std::size_t n) {
-                if (cancelled_) return failed_exchange(e, conn_->whole->got_some());
+                if (cancelled_) return failed_exchange(e, answer_begun());
                 if (e == asio::error::eof) {
+                    if (!answer_begun()) return failed_exchange(http::error::end_of_stream, false);
+                    if (!conn_->whole) {  // Beast says what the bytes that came amount to
+                        to_beast();
+                        if (const auto ec = feed_beast()) return failed_exchange(ec, true);
+                        if (conn_->whole->is_done()) return done();
+                    }
                     ResponseInto& parser = *conn_->whole;
-                    if (!parser.got_some())
-                        return failed_exchange(http::error::end_of_stream, false);
                     parser.put_eof(e);
                     if (e) return failed_exchange(e, true);
                     return done();
                 }
-                if (e) return failed_exchange(e, conn_->whole->got_some());
+                if (e) return failed_exchange(e, answer_begun());
                 conn_->buffer.commit(n);
                 read_plain();
             }));
@@ -790,7 +855,7 @@ class Beast::Op final : public Beast::Waiter {
         phase_ = Phase::reading;
         ResponseParser& p = conn_->parser.emplace();
         p.body_limit(t_.options_.max_response_bytes);
-        p.header_limit(64 * 1024);
+        p.header_limit(static_cast<std::uint32_t>(head_limit));
         if (t_.options_.request_timeout.count() == 0 && t_.options_.stream_idle_timeout.count() > 0)
             conn_->tcp_stream().expires_after(t_.options_.stream_idle_timeout);
         conn_->with_stream([&](auto& stream) {
@@ -856,7 +921,7 @@ class Beast::Op final : public Beast::Waiter {
             res_.body.swap(conn_->parser->get().body());
             res_.body.clear();
         }
-        if (conn_->whole) {
+        if constexpr (!streaming) {
             conn_->whole.reset();
             res_.clear();  // what arrived of a failed answer is not an answer
         }
@@ -884,6 +949,11 @@ class Beast::Op final : public Beast::Waiter {
             keep = msg.keep_alive() && !conn_->parser->need_eof();
             conn_->parser.reset();
         }
+        finish(keep);
+    }
+
+    /// The answer is whole: the connection goes back to the pool when it may carry another.
+    void finish(bool keep) {
         if (keep)
             t_.give_back(host_, std::move(conn_));
         else
@@ -941,6 +1011,7 @@ class Beast::Op final : public Beast::Waiter {
     [[no_unique_address]] Sink sink_;
     std::unique_ptr<Connection> conn_;
     Phase phase_ = Phase::waiting;
+    int fast_waits_ = 0;  // reads the fast path has waited through (see `fast_reads`)
     bool reused_ = false;
     bool retried_ = false;
     bool cancelled_ = false;
