@@ -107,4 +107,51 @@ inline bool connection_tokens(std::string_view v, bool& close, bool& keep_alive)
     return true;
 }
 
+/// What `header_line` found.
+enum class Line {
+    field,     ///< a field: its name and value (without surrounding whitespace) are set
+    end,       ///< the empty line that ends the head
+    short_of,  ///< the bytes end before the line does
+    bad,       ///< a line this reader does not accept (see `header_line`)
+};
+
+/// Reads the header line at `p` (before `lim`) and moves `p` past it: `name ":" OWS value OWS
+/// CRLF`, or the empty line. A leading space (obsolete folding), an empty name, a name byte
+/// that is not a token character, a line without a colon, a control byte in the value or a
+/// bare CR or LF is `bad`, as soon as it is seen.
+inline Line header_line(const char*& p, const char* lim, std::string_view& name,
+                        std::string_view& value) noexcept {
+    if (p == lim) return Line::short_of;
+    if (*p == '\r') {  // the empty line (or a bare CR, which is not one)
+        if (lim - p < 2) return Line::short_of;
+        if (p[1] != '\n') return Line::bad;
+        p += 2;
+        return Line::end;
+    }
+    const char* const name_begin = p;
+    const char* q = skip_tchars(p, lim);
+    if (q == lim) return Line::short_of;
+    if (*q != ':' || q == name_begin) return Line::bad;
+    name = std::string_view(name_begin, static_cast<std::size_t>(q - name_begin));
+    const char* const value_begin = ++q;
+    q = skip_value(q, lim);
+    if (q == lim || (*q == '\r' && lim - q < 2)) return Line::short_of;
+    if (*q != '\r' || q[1] != '\n') return Line::bad;
+    value = trim_ows(std::string_view(value_begin, static_cast<std::size_t>(q - value_begin)));
+    p = q + 2;
+    return Line::field;
+}
+
+/// A `Content-Length` value: one to 18 digits (no sign, no list). False for anything else.
+inline bool content_length(std::string_view v, std::size_t& out) noexcept {
+    if (v.empty() || v.size() > 18) return false;
+    std::size_t len = 0;
+    for (const char ch : v) {
+        if (ch < '0' || ch > '9') return false;
+        len = len * 10 + static_cast<std::size_t>(ch - '0');
+    }
+    out = len;
+    return true;
+}
+
 }  // namespace bifrost::detail::http1

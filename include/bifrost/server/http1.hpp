@@ -106,40 +106,19 @@ inline Parse parse_head(std::string_view data, std::size_t header_limit, ParsedH
     bool close = false;
     bool keep_alive = false;
     for (;;) {
-        if (p == lim) return short_of;
-        if (*p == '\r') {  // the empty line (or a bare CR, which is not one)
-            if (lim - p < 2) return short_of;
-            if (p[1] != '\n') return Parse::fallback;
-            p += 2;
-            break;
-        }
-        // The name: token characters up to the colon (which is not one). A leading space
-        // (obsolete folding), an empty name or a line without a colon falls back.
-        const char* const name_begin = p;
-        p = detail::skip_tchars(p, lim);
-        if (p == lim) return short_of;
-        if (*p != ':' || p == name_begin) return Parse::fallback;
-        const std::string_view name(name_begin, static_cast<std::size_t>(p - name_begin));
-        const char* const value_begin = ++p;
-        p = detail::skip_value(p, lim);
-        if (p == lim || (*p == '\r' && lim - p < 2)) return short_of;
-        if (*p != '\r' || p[1] != '\n') return Parse::fallback;  // a control byte, a bare CR or LF
-        const std::string_view value = detail::trim_ows(
-            std::string_view(value_begin, static_cast<std::size_t>(p - value_begin)));
-        p += 2;
+        std::string_view name, value;
+        const detail::Line line = detail::header_line(p, lim, name, value);
+        if (line == detail::Line::end) break;
+        if (line == detail::Line::short_of) return short_of;
+        if (line == detail::Line::bad) return Parse::fallback;
         // The fields that matter, told apart by length first: most fields are compared with
         // one name at most.
         switch (name.size()) {
             case 14:
                 if (detail::name_is(name, "content-length")) {
-                    if (have_length || value.empty() || value.size() > 18) return Parse::fallback;
-                    std::size_t len = 0;
-                    for (char ch : value) {
-                        if (ch < '0' || ch > '9') return Parse::fallback;
-                        len = len * 10 + static_cast<std::size_t>(ch - '0');
-                    }
+                    if (have_length || !detail::content_length(value, out.content_length))
+                        return Parse::fallback;
                     have_length = true;
-                    out.content_length = len;
                 }
                 break;
             case 17:

@@ -77,37 +77,18 @@ inline Parse parse_response_head(std::string_view data, std::size_t header_limit
     bool close = false;
     bool keep_alive = false;
     for (;;) {
-        if (p == lim) return short_of;
-        if (*p == '\r') {  // the empty line (or a bare CR, which is not one)
-            if (lim - p < 2) return short_of;
-            if (p[1] != '\n') return Parse::fallback;
-            p += 2;
-            break;
-        }
-        const char* const name_begin = p;
-        p = syntax::skip_tchars(p, lim);
-        if (p == lim) return short_of;
-        if (*p != ':' || p == name_begin) return Parse::fallback;
-        const std::string_view name(name_begin, static_cast<std::size_t>(p - name_begin));
-        const char* const value_begin = ++p;
-        p = syntax::skip_value(p, lim);
-        if (p == lim || (*p == '\r' && lim - p < 2)) return short_of;
-        if (*p != '\r' || p[1] != '\n') return Parse::fallback;
-        const std::string_view value = syntax::trim_ows(
-            std::string_view(value_begin, static_cast<std::size_t>(p - value_begin)));
-        p += 2;
+        std::string_view name, value;
+        const syntax::Line line = syntax::header_line(p, lim, name, value);
+        if (line == syntax::Line::end) break;
+        if (line == syntax::Line::short_of) return short_of;
+        if (line == syntax::Line::bad) return Parse::fallback;
         switch (name.size()) {
             case 14:
                 if (syntax::name_is(name, "content-length")) {
-                    if (have_length || value.empty() || value.size() > 18) return Parse::fallback;
-                    std::size_t len = 0;
-                    for (char ch : value) {
-                        if (ch < '0' || ch > '9') return Parse::fallback;
-                        len = len * 10 + static_cast<std::size_t>(ch - '0');
-                    }
-                    if (len > body_limit) return Parse::fallback;
+                    if (have_length || !syntax::content_length(value, frame.content_length) ||
+                        frame.content_length > body_limit)
+                        return Parse::fallback;
                     have_length = true;
-                    frame.content_length = len;
                 }
                 break;
             case 17:
