@@ -800,25 +800,17 @@ class Beast::Op final : public Beast::Waiter {
         if (!conn_->whole && b.size() > 0) {
             const std::string_view data(static_cast<const char*>(b.data().data()), b.size());
             http1::ResponseFrame frame;
-            switch (http1::parse_response_head(data, head_limit, t_.options_.max_response_bytes,
-                                               res_, frame)) {
-                case http1::Parse::complete:
-                    if (data.size() >= frame.size()) {
-                        res_.body.assign(data.data() + frame.head_size, frame.content_length);
-                        b.consume(frame.size());
-                        return finish(frame.keep_alive);
-                    }
-                    if (frame.size() <= fast_limit && ++fast_waits_ <= fast_reads) break;
-                    to_beast();
-                    break;
-                case http1::Parse::incomplete:
-                    if (++fast_waits_ <= fast_reads) break;
-                    to_beast();
-                    break;
-                case http1::Parse::fallback:
-                    to_beast();
-                    break;
+            const http1::Parse r = http1::parse_response_head(
+                data, head_limit, t_.options_.max_response_bytes, res_, frame);
+            if (r == http1::Parse::complete && data.size() >= frame.size()) {
+                res_.body.assign(data.data() + frame.head_size, frame.content_length);
+                b.consume(frame.size());
+                return finish(frame.keep_alive);
             }
+            // Wait for more of a head, or of a body that fits, for a few reads; else Beast.
+            const bool wait = r == http1::Parse::incomplete ||
+                              (r == http1::Parse::complete && frame.size() <= fast_limit);
+            if (!wait || ++fast_waits_ > fast_reads) to_beast();
         }
         if (conn_->whole) {
             if (const auto ec = feed_beast()) return failed_exchange(ec, true);
