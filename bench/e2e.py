@@ -16,7 +16,11 @@ Scenarios (bifrost-loadgen against bifrost-mock-upstream, all on this machine):
       10 s: the sustained rate, errors, the gateway's peak RSS (VmHWM) and thread count;
   (d) one connection, streamed answers ("stream": true; the mock sends its first event at once
       and the rest 2 ms later): the gateway's added time to the first chunk (the first body
-      bytes), p50 and p99 minus the direct ones.
+      bytes), p50 and p99 minus the direct ones;
+  (e) an open loop at a fixed rate (15,000 requests/s) over 64 connections, zero upstream
+      latency, in rounds: each proxy's CPU time per answer. On a machine whose speed drifts this
+      is a steadier comparison than (b)'s rate: the rate is the same for every row, so a
+      proxy's cost shows apart from what the load generator and the mock manage to do.
 
 The gateway's own overhead histogram (bifrost_gateway_overhead_seconds) and queue-wait summary
 are scraped from its GET /metrics. Each run also records the CPU time each process spent per
@@ -399,6 +403,12 @@ http {{
         return r
 
 
+def proxy_cpu(r):
+    """The CPU time per answer of a row's proxy process (the gateway or nginx; None: direct)."""
+    cpu = r.get("cpu_us_per_request", {})
+    return cpu.get("gateway", cpu.get("nginx"))
+
+
 def cpu_text(r):
     """A row's CPU per request: each process's total, and the proxy's user + system split."""
     split = r.get("cpu_user_system_us_per_request", {})
@@ -464,11 +474,19 @@ def closed_scenarios(bench, results):
         targets.append((name, g_port, a.model_gateway, [("gateway", g), ("mock", mock)]))
 
     for key, conns, dur in (("a", 1, a.duration_a), ("b", 64, a.duration_b),
-                            ("d", 1, a.duration_a)):
+                            ("d", 1, a.duration_a), ("e", 64, a.duration_e)):
         if key not in a.only:
             continue
         metrics_before = parse_prometheus(http_get(gw_port, "/metrics"))
-        rounds = a.rounds_b if key == "b" else 1
+        rounds = {"b": a.rounds_b, "e": a.rounds_e}.get(key, 1)
+        if key == "e":
+            # Open loop at a rate every row sustains: each process's CPU time per answer, from
+            # the first request to the last (so no warm-up is left out of the count).
+            load = ["--rate", str(a.rate_e), "--connections", str(conns), "--max-in-flight",
+                    str(4 * conns), "--duration", str(dur), "--warmup", "0"]
+        else:
+            load = ["--connections", str(conns), "--duration", str(dur), "--warmup",
+                    str(a.warmup)] + (["--stream"] if key == "d" else [])
         per_round = []
         for rnd in range(rounds):
             # The reference row first, then the proxies in an order that turns each round, so
@@ -481,31 +499,36 @@ def closed_scenarios(bench, results):
                 if key == "d" and name == "nginx":
                     continue  # buffers proxied answers by default: not a streaming reference
                 seen = mock_requests(mock_port)
-                r = bench.run_loadgen(f"{key}-{name}-{rnd}", port, model,
-                                      ["--connections", str(conns), "--duration", str(dur),
-                                       "--warmup", str(a.warmup)] +
-                                      (["--stream"] if key == "d" else []), watch)
+                r = bench.run_loadgen(f"{key}-{name}-{rnd}", port, model, load, watch)
                 after = mock_requests(mock_port)
                 if seen is not None and after is not None:
                     r["upstream_requests"] = after - seen
                 got[name] = r
                 tag = f" round {rnd + 1}/{rounds}" if rounds > 1 else ""
+                if key == "e":
+                    print(f"  ({key}) {name:8} {a.rate_e:.0f} req/s due: "
+                          f"{r['throughput_rps']:9.0f} req/s, {cpu_text(r)}, errors "
+                          f"{r['errors']:.0f}{tag}", flush=True)
+                    continue
                 print(f"  ({key}) {name:8} {conns:3} conn: {r['throughput_rps']:9.0f} req/s, "
                       f"p50 {r['latency_us']['p50']:8.1f} us, p99 {r['latency_us']['p99']:8.1f} "
                       f"us, errors {r['errors']:.0f}{tag}", flush=True)
             per_round.append(got)
-        # Each row: its round of median rate (the lower middle one for an even count), in the
-        # targets' order.
+        # Each row: its round of median rate (for (e): of median proxy CPU per answer), the
+        # lower middle one for an even count, in the targets' order.
         rows = {}
         for name, _, _, _ in targets:
             runs = sorted((g[name] for g in per_round if name in g),
-                          key=lambda r: r["throughput_rps"])
+                          key=(lambda r: proxy_cpu(r) or 0) if key == "e"
+                          else (lambda r: r["throughput_rps"]))
             if runs:
                 rows[name] = dict(runs[(len(runs) - 1) // 2])
                 if rounds > 1:
                     rows[name]["round_rates"] = [g[name]["throughput_rps"] for g in per_round]
+                    rows[name]["round_cpu_us"] = [proxy_cpu(g[name]) for g in per_round]
         metrics_after = parse_prometheus(http_get(gw_port, "/metrics"))
         results[key] = {"connections": conns, "duration_s": dur, "rows": rows, "rounds": rounds,
+                        **({"rate": a.rate_e} if key == "e" else {}),
                         "gateway_metrics": gateway_figures(metrics_after, metrics_before,
                                                            "openai")}
     results["gateway_ab_process"] = proc_status(gw.pid)
@@ -609,6 +632,20 @@ def round_ratios(rows):
         if name in ("bifrost", "direct") or not theirs:
             continue
         out[name] = [x / y for x, y in zip(mine, theirs) if y]
+    return out
+
+
+def round_cpu_ratios(rows):
+    """bifrost's CPU per answer over each other proxy row's, round by round (scenario (e))."""
+    mine = rows.get("bifrost", {}).get("round_cpu_us")
+    if not mine:
+        return {}
+    out = {}
+    for name, r in rows.items():
+        theirs = r.get("round_cpu_us")
+        if name in ("bifrost", "direct") or not theirs:
+            continue
+        out[name] = [x / y for x, y in zip(mine, theirs) if x is not None and y]
     return out
 
 
@@ -734,7 +771,37 @@ def report(results):
                "whole p50 us", "whole p99 us", "errors"], out)
         print()
 
-    for key in ("a", "b", "c", "d"):
+    if "e" in results:
+        e = results["e"]
+        rows = e["rows"]
+        print(f"(e) open loop {e['rate']:.0f} req/s over {e['connections']} connections, zero "
+              f"upstream latency, {e['duration_s']} s per round, {e['rounds']} round(s) (each "
+              f"row: its round of median proxy CPU per answer)")
+        out = []
+        for name, r in rows.items():
+            cpu = r.get("cpu_us_per_request", {})
+            split = r.get("cpu_user_system_us_per_request", {})
+            proc = "gateway" if "gateway" in cpu else ("nginx" if "nginx" in cpu else None)
+            rc = [x for x in r.get("round_cpu_us", []) if x is not None]
+            out.append([name, fmt(r["throughput_rps"], "{:.0f}"), fmt(proxy_cpu(r)),
+                        (f"{split[proc][0]:.1f} + {split[proc][1]:.1f}" if proc in split else "-"),
+                        (f"{min(rc):.1f} to {max(rc):.1f}" if rc else "-"),
+                        fmt(cpu.get("mock")), fmt(cpu.get("loadgen")), f"{r['errors']:.0f}"])
+        table(["target", "req/s", "proxy cpu us/req", "user + system", "rounds' range",
+               "mock cpu", "loadgen cpu", "errors"], out)
+        slow = [n for n, r in rows.items() if r["throughput_rps"] < 0.97 * e["rate"]]
+        if slow:
+            print(f"(e) WARNING: {', '.join(slow)} did not sustain the rate: lower the rate "
+                  f"(--rate-e) for figures that compare")
+        ratios = round_cpu_ratios(rows)
+        for name, rs in ratios.items():
+            print(f"(e) bifrost / {name} CPU per answer, per round: median {median(rs):.3f} "
+                  f"({min(rs):.3f} to {max(rs):.3f}) over {len(rs)} rounds: "
+                  + ", ".join(f"{x:.2f}" for x in rs))
+        e["round_cpu_ratios"] = ratios
+        print()
+
+    for key in ("a", "b", "c", "d", "e"):
         if key not in results:
             continue
         m = results[key]["gateway_metrics"]
@@ -753,7 +820,7 @@ def report(results):
                            f"p50 ~{o['p50_us_bucketed']:.1f} us, mean {o['mean_us']:.1f} us"))
 
     warned = False
-    for key in ("a", "b", "c", "d"):
+    for key in ("a", "b", "c", "d", "e"):
         if key in results:
             row = results[key]["rows"].get("bifrost", {})
             if reached_upstream(row) is False:
@@ -799,7 +866,7 @@ def main():
     ap.add_argument("--out", dest="out_flag", help="same as the positional argument")
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
     ap.add_argument("--gateway-bin", help="the bifrost-http to measure (default: the build's)")
-    ap.add_argument("--only", default="abcd", help="scenarios to run, e.g. 'ab' or 'c'")
+    ap.add_argument("--only", default="abcde", help="scenarios to run, e.g. 'ab' or 'c'")
     ap.add_argument("--quick", action="store_true", help="short runs (validation, not figures)")
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--duration-a", type=float, default=6.0)
@@ -808,6 +875,11 @@ def main():
                     help="run (b) this many times, the proxy rows in a turning order; each row "
                          "reports its median round, and the targets use the median of the "
                          "per-round ratios")
+    ap.add_argument("--duration-e", type=float, default=4.0)
+    ap.add_argument("--rounds-e", type=int, default=5,
+                    help="run (e) this many times, the proxy rows in a turning order")
+    ap.add_argument("--rate-e", type=float, default=15000,
+                    help="(e)'s fixed request rate: one every row sustains on this machine")
     ap.add_argument("--duration-c", type=float, default=12.0, help="including --warmup-c")
     ap.add_argument("--warmup-c", type=float, default=2.0)
     ap.add_argument("--rate-c", type=float, default=5000)
@@ -842,6 +914,7 @@ def main():
     args = ap.parse_args()
     if args.quick:
         args.duration_a = args.duration_b = 3.0
+        args.duration_e, args.rounds_e = 2.0, min(args.rounds_e, 2)
         args.duration_c = min(args.duration_c, 6.0)
     out = args.out_flag or args.out or os.path.join(
         ROOT, "bench", "results",
@@ -857,7 +930,7 @@ def main():
           f"{bench.nginx or 'not installed (apt-get install nginx-light)'}; work dir {workdir}",
           flush=True)
     try:
-        if any(k in args.only for k in "abd"):
+        if any(k in args.only for k in "abde"):
             closed_scenarios(bench, results)
         if "c" in args.only:
             open_scenario(bench, results)
