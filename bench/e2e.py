@@ -466,6 +466,9 @@ def closed_scenarios(bench, results):
     for row in a.extra_row:
         name, _, flags = row.partition("=")
         others.append((name, None, shlex.split(flags)))
+    for row in a.extra_bin:
+        name, _, path = row.partition("=")
+        others.append((name, path, []))
     extra_gateways = []
     for name, binary, extra in others:
         g, g_port, _ = bench.start_gateway("gateway-ab-" + name, mock_port, a.concurrency_ab,
@@ -507,8 +510,9 @@ def closed_scenarios(bench, results):
                 tag = f" round {rnd + 1}/{rounds}" if rounds > 1 else ""
                 if key == "e":
                     print(f"  ({key}) {name:8} {a.rate_e:.0f} req/s due: "
-                          f"{r['throughput_rps']:9.0f} req/s, {cpu_text(r)}, errors "
-                          f"{r['errors']:.0f}{tag}", flush=True)
+                          f"{r['throughput_rps']:9.0f} req/s, {cpu_text(r)}, p99 "
+                          f"{r['latency_us']['p99']:.1f} us, errors {r['errors']:.0f}{tag}",
+                          flush=True)
                     continue
                 print(f"  ({key}) {name:8} {conns:3} conn: {r['throughput_rps']:9.0f} req/s, "
                       f"p50 {r['latency_us']['p50']:8.1f} us, p99 {r['latency_us']['p99']:8.1f} "
@@ -786,9 +790,11 @@ def report(results):
             out.append([name, fmt(r["throughput_rps"], "{:.0f}"), fmt(proxy_cpu(r)),
                         (f"{split[proc][0]:.1f} + {split[proc][1]:.1f}" if proc in split else "-"),
                         (f"{min(rc):.1f} to {max(rc):.1f}" if rc else "-"),
-                        fmt(cpu.get("mock")), fmt(cpu.get("loadgen")), f"{r['errors']:.0f}"])
+                        fmt(cpu.get("mock")), fmt(cpu.get("loadgen")),
+                        fmt(r["latency_us"]["p50"]), fmt(r["latency_us"]["p99"]),
+                        f"{r['errors']:.0f}"])
         table(["target", "req/s", "proxy cpu us/req", "user + system", "rounds' range",
-               "mock cpu", "loadgen cpu", "errors"], out)
+               "mock cpu", "loadgen cpu", "p50 us", "p99 us", "errors"], out)
         slow = [n for n, r in rows.items() if r["throughput_rps"] < 0.97 * e["rate"]]
         if slow:
             print(f"(e) WARNING: {', '.join(slow)} did not sustain the rate: lower the rate "
@@ -895,6 +901,9 @@ def main():
     ap.add_argument("--extra-row", action="append", default=[], metavar="NAME=FLAGS",
                     help="one more bifrost-http row in (a) and (b), this build with these "
                          "flags, e.g. spin0='-worker-spin-us 0' (repeatable)")
+    ap.add_argument("--extra-bin", action="append", default=[], metavar="NAME=PATH",
+                    help="one more bifrost-http row in (a), (b) and (e): another build "
+                         "(repeatable)")
     ap.add_argument("--baseline-bin",
                     help="another bifrost-http build to measure in (a)/(b), as row 'baseline'")
     ap.add_argument("--worker-threads", type=int, default=os.cpu_count() or 1,

@@ -17,6 +17,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <algorithm>
 #include <future>
 #include <string>
 #include <vector>
@@ -149,6 +150,60 @@ TEST_CASE("beast: large request bodies and GET requests go through", "[beast]") 
     CHECK(res.body.find(R"("id":"mock-model")") != std::string::npos);
     CHECK(up.seen().back().method == "GET");
     CHECK(up.seen().back().header("content-length").empty());
+}
+
+TEST_CASE("beast: one transport sends to each URL it is given, in any order", "[beast]") {
+    // The transport keeps the last URL's split: requests that alternate between two upstreams
+    // and two targets, some in flight together, each reach theirs (an exchange reads its own
+    // request's URL, not the transport's copy of the last one).
+    test::MockUpstream a;
+    test::MockUpstream b;
+    asio::io_context ioc;
+    bifrost::transport::Beast t(ioc.get_executor(), bifrost::ProviderConfig{}, {});
+    struct Send {
+        test::MockUpstream* up;
+        std::string target;
+        bifrost::HttpRequest req;
+        bifrost::HttpResponse res;
+        boost::system::error_code got = asio::error::would_block;
+    };
+    const std::vector<std::vector<std::pair<test::MockUpstream*, std::string>>> rounds = {
+        {{&a, "/v1/models"}},
+        {{&a, "/v1/models"}, {&b, "/v1/models"}},
+        {{&a, "/v1/nope"}, {&b, "/v1/models"}, {&a, "/v1/models"}},
+        {{&b, "/v1/nope"}},
+        {{&b, "/v1/models"}, {&a, "/v1/nope"}}};
+    std::size_t to_a = 0;
+    for (const auto& round : rounds) {
+        std::vector<std::unique_ptr<Send>> sends;
+        for (const auto& [up, target] : round) {
+            auto& s = *sends.emplace_back(std::make_unique<Send>());
+            s.up = up;
+            s.target = target;
+            s.req.method = bifrost::HttpMethod::get;
+            s.req.url = up->base_url() + target;
+            t.async_send(s.req, s.res, [&s](boost::system::error_code ec) { s.got = ec; });
+            to_a += up == &a;
+        }
+        ioc.restart();
+        ioc.run();
+        for (const auto& s : sends) {
+            CHECK_FALSE(s->got);
+            CHECK(s->res.status == (s->target == "/v1/models" ? 200 : 404));
+        }
+    }
+    std::vector<std::string> seen_a;
+    std::vector<std::string> seen_b;
+    for (const auto& r : a.seen())
+        seen_a.push_back(r.target);
+    for (const auto& r : b.seen())
+        seen_b.push_back(r.target);
+    std::sort(seen_a.begin(), seen_a.end());
+    std::sort(seen_b.begin(), seen_b.end());
+    CHECK(seen_a == std::vector<std::string>{"/v1/models", "/v1/models", "/v1/models", "/v1/nope",
+                                             "/v1/nope"});
+    CHECK(seen_b == std::vector<std::string>{"/v1/models", "/v1/models", "/v1/models", "/v1/nope"});
+    CHECK(to_a == 5);
 }
 
 TEST_CASE("beast: the transport owns the framing; a header that would break the head fails",
@@ -562,6 +617,30 @@ TEST_CASE("beast: URLs are split into host, port and target", "[beast]") {
     CHECK_FALSE(parse_url("http://:80/"));
     CHECK_FALSE(parse_url("http://host:port/"));
     CHECK_FALSE(parse_url("http://user:pw@host/"));
+    u = parse_url("http://127.0.0.1:9101/v1/x@y:z");  // '@' and ':' in the path are the path's
+    REQUIRE(u);
+    CHECK(u->host == "127.0.0.1");
+    CHECK(u->port == "9101");
+    CHECK(u->target == "/v1/x@y:z");
+    u = parse_url("http://h?q=1");
+    CHECK_FALSE(u);  // a query needs a path
+    u = parse_url("https://h:8443");
+    REQUIRE(u);
+    CHECK(u->host == "h");
+    CHECK(u->port == "8443");
+    CHECK(u->authority == "h:8443");
+    CHECK(u->target == "/");
+    u = parse_url("http://h/#only-a-fragment");
+    REQUIRE(u);
+    CHECK(u->target == "/");
+    CHECK_FALSE(parse_url("http://h:1:2/"));
+    CHECK_FALSE(parse_url("http://h:/"));
+    CHECK_FALSE(parse_url("http://h:123456/"));
+    CHECK_FALSE(parse_url("http://[::1/"));
+    CHECK_FALSE(parse_url("http://[::1]x/"));
+    CHECK_FALSE(parse_url("http://[]:80/"));
+    CHECK_FALSE(parse_url("http:///path"));
+    CHECK_FALSE(parse_url("HTTP://h/"));
     CHECK(bifrost::detail::base64_encode("alice:s3cret") == "YWxpY2U6czNjcmV0");
     CHECK(bifrost::detail::base64_encode("ab") == "YWI=");
     CHECK(bifrost::detail::base64_encode("a") == "YQ==");

@@ -460,6 +460,28 @@ TEST_CASE("server: a connection kept alive after a chat answer is closed at the 
     CHECK(h.mock_stats().cancelled == 0);
 }
 
+TEST_CASE("server: the idle limit counts from each answer, not from the connection's start",
+          "[server]") {
+    // Five requests 150 ms apart under a 400 ms limit: the connection is older than the limit
+    // by the fourth, yet never idle that long. The upstream answers after a millisecond, so
+    // that (on workers) the read that watches each call is the one that waits for the next.
+    srv::Options o;
+    o.idle_timeout = 400ms;
+    Harness h(o, mock::echo(1ms));
+    Client c(h.server->port());
+    for (int i = 0; i < 5; ++i) {
+        if (i > 0) std::this_thread::sleep_for(150ms);
+        CHECK(content_of(c.post("/v1/chat/completions", chat_body)) == "Echo: Hello");
+    }
+    const auto idle_from = std::chrono::steady_clock::now();
+    CHECK(c.closed_by_server(10s));
+    // Closed at the limit, not before it, nor at some later round of a sweep.
+    const auto idle = std::chrono::steady_clock::now() - idle_from;
+    CHECK(idle >= 300ms);
+    CHECK(idle < 4s);
+    CHECK(h.mock_stats().completed == 5);
+}
+
 TEST_CASE("server: stop closes a connection idle after a chat answer at once",
           "[server][concurrency]") {
     srv::Options o;

@@ -1493,6 +1493,33 @@ TEST_CASE("schema json: an upstream's chat answer is relayed with the gateway's 
         REQUIRE(write_chat_wire(out, wire, extra));
         CHECK(out == wire.substr(0, wire.size() - 1) + tail);
     }
+    SECTION("any provider name and latency: valid JSON that reads back the same") {
+        // Short plain names take a one-append path; long names and names with escapes the
+        // general writer.
+        for (const std::string& name :
+             {std::string("p"), std::string("openai"), std::string(48, 'n'), std::string(49, 'n'),
+              std::string("say \"hi\""), std::string("tab\there"), std::string("back\\slash"),
+              std::string("\x01")}) {
+            for (const std::int64_t ns : {std::int64_t{0}, std::int64_t{1}, std::int64_t{1500000},
+                                          std::int64_t{1234567890123}, std::int64_t{-2500000}}) {
+                INFO(name << " " << ns);
+                bifrost::ResponseExtra e;
+                e.provider = name;
+                e.latency = std::chrono::nanoseconds(ns);
+                std::string out;
+                REQUIRE(write_chat_wire(out, R"({"id":"c1"})", e));
+                std::string expected = R"({"id":"c1")";
+                bifrost::detail::JsonWriter w(expected, true);
+                w.key("extra_fields").begin_object().field("provider", name);
+                w.field_millis("latency", ns).end_object();
+                expected.push_back('}');
+                CHECK(out == expected);
+                const boost::json::value v = boost::json::parse(out);
+                CHECK(v.at("extra_fields").at("provider").as_string() == name);
+                CHECK(v.at("extra_fields").as_object().size() == 2);
+            }
+        }
+    }
 }
 
 namespace {

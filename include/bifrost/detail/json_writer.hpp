@@ -118,13 +118,20 @@ class JsonWriter {
         char* p = buf;
         if (!first_) *p++ = ',';
         first_ = false;
+        p = put_decimal(p, v, scale);
+        out_.append(buf, p);
+        return *this;
+    }
+
+    /// What `decimal` writes, at `p` (room for 40 bytes); returns the end.
+    static char* put_decimal(char* p, std::int64_t v, unsigned scale) noexcept {
         // Magnitude as unsigned (no overflow for INT64_MIN).
         std::uint64_t m = v < 0 ? 0 - static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v);
         if (v < 0) *p++ = '-';
         std::uint64_t pow = 1;
         for (unsigned i = 0; i < scale; ++i)
             pow *= 10;
-        p = std::to_chars(p, buf + sizeof buf, m / pow).ptr;
+        p = std::to_chars(p, p + 20, m / pow).ptr;  // at most 20 digits
         std::uint64_t frac = m % pow;
         if (frac != 0) {
             unsigned digits = scale;
@@ -138,8 +145,7 @@ class JsonWriter {
                 *--q = static_cast<char>('0' + frac % 10);
             p = end;
         }
-        out_.append(buf, p);
-        return *this;
+        return p;
     }
 
     /// Writes a Boost.JSON value verbatim.
@@ -227,10 +233,21 @@ class JsonWriter {
         out.append(run, static_cast<std::size_t>(end - run));
     }
 
-  private:
     /// The longest string `small_quoted` writes (most keys and short values).
     static constexpr std::size_t small_limit = 48;
 
+    /// Whether `s` (at most `small_limit` bytes) needs no escape: its quoted form is `"s"`.
+    static bool plain_small(std::string_view s) noexcept {
+        if (s.size() > small_limit) return false;
+        char buf[small_limit + 8];
+        std::memcpy(buf, s.data(), s.size());
+        std::memset(buf + s.size(), 'a', 8);  // benign bytes after `s` for the word scan
+        for (std::size_t i = 0; i < s.size(); i += 8)
+            if (word_needs_escape(buf + i)) return false;
+        return true;
+    }
+
+  private:
     /// The token writers' common case in one append: the comma if one is due, `s` quoted and
     /// `suffix` (`":"` after a key), when `s` is at most `small_limit` bytes and needs no
     /// escape. Returns false, having written nothing, otherwise.

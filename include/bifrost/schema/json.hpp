@@ -2253,6 +2253,24 @@ inline bool stream_request(std::string_view text, ChatRequest& out) {
 /// `"extra_fields":{"provider":...,"latency":ms}` when a provider is set; nothing otherwise.
 inline void write_response_extra(JsonWriter& w, const ResponseExtra& e) {
     if (e.provider.empty()) return;
+    if (JsonWriter::plain_small(e.provider)) {
+        // The usual case in one append (it is written for every answer).
+        constexpr std::string_view head = R"("extra_fields":{"provider":")";
+        constexpr std::string_view mid = R"(","latency":)";
+        char buf[head.size() + JsonWriter::small_limit + mid.size() + 48];
+        char* p = buf;
+        const auto put = [&p](std::string_view s) {
+            std::memcpy(p, s.data(), s.size());
+            p += s.size();
+        };
+        put(head);
+        put(e.provider);
+        put(mid);
+        p = JsonWriter::put_decimal(p, e.latency.count(), 6);
+        *p++ = '}';
+        w.raw(std::string_view(buf, static_cast<std::size_t>(p - buf)));
+        return;
+    }
     w.key("extra_fields").begin_object().field("provider", e.provider);
     w.field_millis("latency", e.latency.count());
     w.end_object();

@@ -33,6 +33,7 @@
 
 #include <bifrost/config/config.hpp>
 #include <bifrost/core/result.hpp>
+#include <bifrost/detail/handler_memory.hpp>
 #include <bifrost/detail/write_now.hpp>
 #include <bifrost/gateway.hpp>
 #include <bifrost/schema/chat.hpp>
@@ -314,6 +315,10 @@ class Server {
         }
     };
 
+    /// A suspended coroutine, kept where the event that resumes it can reach it (in place: an
+    /// Asio `use_awaitable` handler is a pointer or two).
+    using Resume = bifrost::detail::InplaceCompletion<int, 48>;
+
     /// The read that watches a client while its request is in flight (see `watched`). It stays
     /// pending after the answer, as the read of the connection's next request, so that one read
     /// per request both watches the client and waits for what comes next.
@@ -321,10 +326,17 @@ class Server {
         bool pending = false;         // the read is outstanding (nobody may touch the buffer)
         bool ended = false;           // it completed: `ec` is its outcome
         bool call_in_flight = false;  // a gateway call runs: a client that leaves cancels it
-        bool waiting = false;         // the connection waits for it on `Connection::idle_timer`
         bool* answered = nullptr;     // set when the call completes inside its initiation
         boost::system::error_code ec;
         asio::cancellation_signal cancel;  // cancels the gateway call
+        /// The connection's coroutine while it waits for the read (see `wait_for_watch`): the
+        /// read's completion resumes it.
+        Resume waiter;
+        /// The keep-alive limit of a wait for the next request (`max()` for other waits): the
+        /// idle sweep (see `IdleSweep`) ends such a wait at this time.
+        Clock::time_point idle_deadline = Clock::time_point::max();
+        bool sweep_pending = false;  // the idle sweep's timer wait is outstanding
+        Resume sweep_waiter;         // the session's end, waiting for the sweep's last run
     };
 
     /// One client connection. Touched only on its strand (the stream's executor).
@@ -349,7 +361,7 @@ class Server {
         Exchange exchange;               // the request being answered: its log and metrics facts
         ChatRequest chat_request;        // the chat request being answered, capacity reused
         ClientWatch watch;               // the read watching the client (see `watched`)
-        asio::steady_timer idle_timer;   // what a wait on `watch` sleeps on (see `wait_for_watch`)
+        asio::steady_timer idle_timer;   // the idle sweep's (see `IdleSweep`)
 
         /// An empty string with the capacity of the last response body.
         std::string take_body() {
@@ -511,9 +523,14 @@ class Server {
         beast::error_code ec;
         c->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
         c->stream.close();
-        // The closed socket ends a watching read still pending: its handler (it points to the
-        // connection) runs before the connection counts as gone.
+        // The closed socket ends a watching read still pending, and the cancelled timer the idle
+        // sweep: their handlers (they point to the connection) run before the connection counts
+        // as gone.
         if (c->watch.pending) co_await wait_for_watch(*c, false);
+        if (c->watch.sweep_pending) {
+            c->idle_timer.cancel();
+            co_await suspend_in(c->watch.sweep_waiter);
+        }
         metrics_.connections.fetch_sub(1);
         // Notified under the lock: once `stop()` sees no connection it may destroy the server,
         // and a connection on a worker thread is not joined by it.
@@ -548,9 +565,12 @@ class Server {
                 if (ec || c.buffer.size() == 0) co_return;  // closed, timed out, or drained
             }
             const auto start = Clock::now();
-            c.stream.expires_after(opts_.read_timeout);
             http1::ParsedHead parsed;
             Fast fast = read_fast(c, parsed);
+            // A request read whole from the buffer waited for nothing: the read timeout (two
+            // timers to set, and to reset after) is for the reads that wait.
+            const bool timed = fast != Fast::read;
+            if (timed) c.stream.expires_after(opts_.read_timeout);
             if (fast == Fast::body) fast = co_await read_body(c, parsed);
             if (fast == Fast::failed) co_return;  // the client left or timed out mid-request
             std::optional<http::request<http::string_body>> slow;  // the fallback's message
@@ -561,7 +581,7 @@ class Server {
                 if (!co_await read_with_beast(c, slow.emplace(), start)) co_return;
                 req = head_of(*slow);
             }
-            c.stream.expires_never();
+            if (timed) c.stream.expires_never();
 
             metrics_.requests_in_flight.fetch_add(1);
             Exchange& ex = c.exchange;
@@ -1285,29 +1305,74 @@ class Server {
             w.ec = ec;
             if (ec && w.call_in_flight) w.cancel.emit(asio::cancellation_type::all);
             w.pending = false;
-            if (w.waiting) c->idle_timer.cancel();
+            // Last: the resumed coroutine may end the connection before this returns.
+            if (w.waiter.has_value()) w.waiter(0);
         }
     };
 
-    /// Waits until the pending watching read of `c` completes; with `idle_limit`, for up to the
-    /// keep-alive idle timeout, after which the read is cancelled (and then waited for).
+    /// Waits until the pending watching read of `c` completes (its handler resumes this wait);
+    /// with `idle_limit`, for up to the keep-alive idle timeout, after which the idle sweep
+    /// cancels the read (which then completes).
+    ///
+    /// A wait costs no timer of its own: it only sets its deadline. The connection's one sweep
+    /// timer, armed at the first such wait and re-armed as it runs (at the deadline of the wait
+    /// under way, else a whole idle timeout later), runs about once per idle timeout, not once
+    /// per request (a timer armed and cancelled per request took the reactor's lock twice, a
+    /// trip through the scheduler, and a coroutine frame).
     awaitable<void> wait_for_watch(Connection& c, bool idle_limit) {
         ClientWatch& w = c.watch;
-        w.waiting = true;
-        if (idle_limit)
-            c.idle_timer.expires_after(opts_.idle_timeout);
-        else
-            c.idle_timer.expires_at(asio::steady_timer::time_point::max());
-        while (w.pending) {
-            auto [ec] = co_await c.idle_timer.async_wait(asio::as_tuple(asio::use_awaitable));
-            if (!ec && w.pending) {  // the keep-alive time is up
-                boost::system::error_code ignored;
-                c.stream.socket().cancel(ignored);
-                c.idle_timer.expires_at(asio::steady_timer::time_point::max());
-            }
+        if (idle_limit) {
+            w.idle_deadline = Clock::now() + opts_.idle_timeout;
+            if (!w.sweep_pending) arm_sweep(c, w.idle_deadline);
+        } else {
+            w.idle_deadline = Clock::time_point::max();
         }
-        w.waiting = false;
+        return suspend_in(w.waiter);
     }
+
+    /// Suspends the calling coroutine until `slot` is called.
+    static awaitable<void> suspend_in(Resume& slot) {
+        return asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+            [&slot](auto handler) {
+                static_assert(sizeof(handler) <= 48, "a coroutine's handler is stored in place");
+                slot.emplace([h = std::move(handler)](int) mutable { std::move(h)(); });
+            },
+            asio::use_awaitable);
+    }
+
+    void arm_sweep(Connection& c, Clock::time_point at) {
+        c.watch.sweep_pending = true;
+        c.idle_timer.expires_at(at);
+        c.idle_timer.async_wait(IdleSweep{this, &c});
+    }
+
+    /// The idle sweep of a connection whose requests are read by its watch (see `ClientWatch`):
+    /// ends a wait for the next request that passed its deadline by cancelling the read, else
+    /// runs again at that deadline (or an idle timeout later when no request is awaited). The
+    /// connection outlives it: its session cancels the timer and waits for this handler.
+    struct IdleSweep {
+        Server* server;
+        Connection* c;
+
+        void operator()(boost::system::error_code ec) {
+            ClientWatch& w = c->watch;
+            w.sweep_pending = false;
+            if (w.sweep_waiter.has_value()) {  // the session ends (and cancelled the timer)
+                w.sweep_waiter(0);
+                return;
+            }
+            if (ec) return;
+            const auto now = Clock::now();
+            const bool awaited =
+                w.waiter.has_value() && w.idle_deadline != Clock::time_point::max();
+            if (awaited && now >= w.idle_deadline) {  // the keep-alive time is up
+                boost::system::error_code ignored;
+                c->stream.socket().cancel(ignored);  // the read ends, and with it the wait
+                return;
+            }
+            server->arm_sweep(*c, awaited ? w.idle_deadline : now + server->opts_.idle_timeout);
+        }
+    };
 
     // ---- embeddings and text completions ------------------------------------------------------
 
