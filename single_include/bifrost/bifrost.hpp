@@ -2106,13 +2106,20 @@ class JsonWriter {
         char* p = buf;
         if (!first_) *p++ = ',';
         first_ = false;
+        p = put_decimal(p, v, scale);
+        out_.append(buf, p);
+        return *this;
+    }
+
+    /// What `decimal` writes, at `p` (room for 40 bytes); returns the end.
+    static char* put_decimal(char* p, std::int64_t v, unsigned scale) noexcept {
         // Magnitude as unsigned (no overflow for INT64_MIN).
         std::uint64_t m = v < 0 ? 0 - static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v);
         if (v < 0) *p++ = '-';
         std::uint64_t pow = 1;
         for (unsigned i = 0; i < scale; ++i)
             pow *= 10;
-        p = std::to_chars(p, buf + sizeof buf, m / pow).ptr;
+        p = std::to_chars(p, p + 20, m / pow).ptr;  // at most 20 digits
         std::uint64_t frac = m % pow;
         if (frac != 0) {
             unsigned digits = scale;
@@ -2126,8 +2133,7 @@ class JsonWriter {
                 *--q = static_cast<char>('0' + frac % 10);
             p = end;
         }
-        out_.append(buf, p);
-        return *this;
+        return p;
     }
 
     /// Writes a Boost.JSON value verbatim.
@@ -2215,10 +2221,21 @@ class JsonWriter {
         out.append(run, static_cast<std::size_t>(end - run));
     }
 
-  private:
     /// The longest string `small_quoted` writes (most keys and short values).
     static constexpr std::size_t small_limit = 48;
 
+    /// Whether `s` (at most `small_limit` bytes) needs no escape: its quoted form is `"s"`.
+    static bool plain_small(std::string_view s) noexcept {
+        if (s.size() > small_limit) return false;
+        char buf[small_limit + 8];
+        std::memcpy(buf, s.data(), s.size());
+        std::memset(buf + s.size(), 'a', 8);  // benign bytes after `s` for the word scan
+        for (std::size_t i = 0; i < s.size(); i += 8)
+            if (word_needs_escape(buf + i)) return false;
+        return true;
+    }
+
+  private:
     /// The token writers' common case in one append: the comma if one is due, `s` quoted and
     /// `suffix` (`":"` after a key), when `s` is at most `small_limit` bytes and needs no
     /// escape. Returns false, having written nothing, otherwise.
@@ -4503,6 +4520,24 @@ inline bool stream_request(std::string_view text, ChatRequest& out) {
 /// `"extra_fields":{"provider":...,"latency":ms}` when a provider is set; nothing otherwise.
 inline void write_response_extra(JsonWriter& w, const ResponseExtra& e) {
     if (e.provider.empty()) return;
+    if (JsonWriter::plain_small(e.provider)) {
+        // The usual case in one append (it is written for every answer).
+        constexpr std::string_view head = R"("extra_fields":{"provider":")";
+        constexpr std::string_view mid = R"(","latency":)";
+        char buf[head.size() + JsonWriter::small_limit + mid.size() + 48];
+        char* p = buf;
+        const auto put = [&p](std::string_view s) {
+            std::memcpy(p, s.data(), s.size());
+            p += s.size();
+        };
+        put(head);
+        put(e.provider);
+        put(mid);
+        p = JsonWriter::put_decimal(p, e.latency.count(), 6);
+        *p++ = '}';
+        w.raw(std::string_view(buf, static_cast<std::size_t>(p - buf)));
+        return;
+    }
     w.key("extra_fields").begin_object().field("provider", e.provider);
     w.field_millis("latency", e.latency.count());
     w.end_object();
@@ -15181,6 +15216,7 @@ inline Parse parse_response_head(std::string_view data, std::size_t header_limit
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15250,24 +15286,37 @@ struct UrlParts {
     std::string_view target;     ///< path and query, "/" when empty
 };
 
+/// One pass over the URL (it is parsed for every request: `find_first_of` would search the
+/// delimiter set once per character).
 inline std::optional<UrlParts> parse_url(std::string_view url) noexcept {
     UrlParts u;
-    if (url.substr(0, 8) == "https://") {
+    if (url.starts_with("https://")) {
         u.tls = true;
         url.remove_prefix(8);
-    } else if (url.substr(0, 7) == "http://") {
+    } else if (url.starts_with("http://")) {
         url.remove_prefix(7);
     } else {
         return std::nullopt;
     }
-    const auto slash = url.find_first_of("/?#");
-    u.authority = url.substr(0, slash);
-    u.target = slash == std::string_view::npos ? std::string_view("/") : url.substr(slash);
-    if (!u.target.empty() && u.target.front() != '/') return std::nullopt;  // "?q" without path
-    if (const auto hash = u.target.find('#'); hash != std::string_view::npos)
-        u.target = u.target.substr(0, hash);
+    std::size_t end = 0;  // of the authority
+    std::size_t colon = std::string_view::npos;
+    while (end < url.size()) {
+        const char c = url[end];
+        if (c == '/' || c == '?' || c == '#') break;
+        if (c == '@') return std::nullopt;  // no userinfo
+        if (c == ':') colon = end;          // the last one: a port follows (or an IPv6 part)
+        ++end;
+    }
+    u.authority = url.substr(0, end);
+    if (end == url.size()) {
+        u.target = "/";
+    } else {
+        if (url[end] != '/') return std::nullopt;  // "?q" or "#f" without a path
+        u.target = url.substr(end);
+        if (const auto hash = u.target.find('#'); hash != std::string_view::npos)
+            u.target = u.target.substr(0, hash);
+    }
     std::string_view hp = u.authority;
-    if (hp.find('@') != std::string_view::npos) return std::nullopt;  // no userinfo
     if (!hp.empty() && hp.front() == '[') {
         const auto close = hp.find(']');
         if (close == std::string_view::npos) return std::nullopt;
@@ -15275,15 +15324,16 @@ inline std::optional<UrlParts> parse_url(std::string_view url) noexcept {
         hp.remove_prefix(close + 1);
         if (!hp.empty() && hp.front() != ':') return std::nullopt;
     } else {
-        const auto colon = hp.find(':');
-        u.host = hp.substr(0, colon);
-        hp = colon == std::string_view::npos ? std::string_view() : hp.substr(colon);
+        const auto first = hp.find(':');
+        if (first != colon) return std::nullopt;  // two colons outside brackets
+        u.host = hp.substr(0, first);
+        hp = first == std::string_view::npos ? std::string_view() : hp.substr(first);
     }
     if (!hp.empty()) {
         hp.remove_prefix(1);  // ':'
-        if (hp.empty() || hp.size() > 5 ||
-            !std::all_of(hp.begin(), hp.end(), [](char c) { return c >= '0' && c <= '9'; }))
-            return std::nullopt;
+        if (hp.empty() || hp.size() > 5) return std::nullopt;
+        for (const char c : hp)
+            if (c < '0' || c > '9') return std::nullopt;
         u.port = hp;
     } else {
         u.port = u.tls ? "443" : "80";
@@ -15386,7 +15436,7 @@ class Beast {
     void async_send(const HttpRequest& request, HttpResponse& response, Handler&& handler) {
         using H = std::decay_t<Handler>;
         response.clear();
-        const auto url = detail::parse_url(request.url);
+        const auto url = split_url(request.url);
         if (!url || proxy_error_) {
             boost::system::error_code ec =
                 proxy_error_ ? make_error_code(*proxy_error_) : make_error_code(BeastErrc::bad_url);
@@ -15419,7 +15469,7 @@ class Beast {
         using H = std::decay_t<Handler>;
         using S = std::decay_t<OnBody>;
         response.clear();
-        const auto url = detail::parse_url(request.url);
+        const auto url = split_url(request.url);
         if (!url || proxy_error_) {
             boost::system::error_code ec =
                 proxy_error_ ? make_error_code(*proxy_error_) : make_error_code(BeastErrc::bad_url);
@@ -15544,6 +15594,30 @@ class Beast {
         std::deque<Waiter*> waiters;
     };
 
+    /// `url` split by `parse_url`, through a one-entry cache (a provider's requests mostly go
+    /// to one URL): the parts are views into `url` itself, as `parse_url` gives them.
+    std::optional<detail::UrlParts> split_url(std::string_view url) {
+        if (url != last_url_) {
+            last_url_.assign(url);
+            last_parts_ = detail::parse_url(last_url_);
+        }
+        if (!last_parts_) return std::nullopt;
+        const char* const base = last_url_.data();
+        const auto rebase = [&](std::string_view v) {
+            const std::less<const char*> before;
+            const bool inside =
+                !before(v.data(), base) && !before(base + last_url_.size(), v.data());
+            // Else a literal ("/", "443", "80").
+            return inside ? url.substr(static_cast<std::size_t>(v.data() - base), v.size()) : v;
+        };
+        detail::UrlParts u = *last_parts_;
+        u.host = rebase(u.host);
+        u.port = rebase(u.port);
+        u.authority = rebase(u.authority);
+        u.target = rebase(u.target);
+        return u;
+    }
+
     HostPool& host_for(const detail::UrlParts& u) {
         for (auto& h : hosts_)
             if (h->tls == u.tls && h->port == u.port && h->host == u.host) return *h;
@@ -15613,7 +15687,9 @@ class Beast {
     asio::ssl::context ssl_;
     bool insecure_ = false;
     std::string proxy_url_;
-    std::optional<detail::UrlParts> proxy_;  // views into proxy_url_
+    std::optional<detail::UrlParts> proxy_;       // views into proxy_url_
+    std::string last_url_;                        // the URL `split_url` split last
+    std::optional<detail::UrlParts> last_parts_;  // its parts, views into `last_url_`
     std::optional<BeastErrc> proxy_error_;
     Secret proxy_auth_;  // "Basic ..." or empty
     std::vector<std::unique_ptr<HostPool>> hosts_;
