@@ -1169,16 +1169,25 @@ class Server {
         }
     };
 
-    /// A watched call's completion handler: tells the initiation (see `watched`) when the call
-    /// is answered inside it.
-    template <class H>
-    struct MarkAnswered {
+    /// A watched call's completion handler on the path with `Connection::watch` (see
+    /// `watched`): ends the call's watch state, tells the initiation when the call is answered
+    /// inside it, and answers the awaiting coroutine, with `monostate` when the client left.
+    template <class R, class H>
+    struct EndWatchedCall {
         H handler;
         Connection* c;
-        template <class... Args>
-        void operator()(Args&&... args) {
-            if (bool* a = std::exchange(c->watch.answered, nullptr)) *a = true;
-            std::move(handler)(std::forward<Args>(args)...);
+
+        void operator()(R result) {
+            ClientWatch& w = c->watch;
+            if (bool* a = std::exchange(w.answered, nullptr)) *a = true;
+            w.call_in_flight = false;
+            w.cancel.slot().clear();
+            using Outcome = std::variant<R, std::monostate>;
+            if (w.ended && w.ec) {  // the client left
+                std::move(handler)(Outcome(std::in_place_index<1>));
+            } else {
+                std::move(handler)(Outcome(std::in_place_index<0>, std::move(result)));
+            }
         }
     };
 
@@ -1216,49 +1225,55 @@ class Server {
     /// arming costs (Asio re-arms the edge-triggered descriptor for a wait) is not on the
     /// request's path. A call answered inside its initiation (an error found before any upstream
     /// call) gets no watch: its coroutine has resumed, and may have moved on, by then.
+    ///
+    /// That path is no coroutine of its own (the call's completion answers the caller's
+    /// coroutine directly): a request costs one coroutine frame less.
     template <class R, class Start>
     awaitable<std::variant<R, std::monostate>> watched(Connection& c, Start start) {
+        using Outcome = std::variant<R, std::monostate>;
+        if (c.buffer.size() != 0 || c.watch.pending || connection_executors_.empty())
+            return watched_racing<R>(c, std::move(start));
+        const std::size_t keep = opts_.header_limit + opts_.body_limit;
+        return asio::async_initiate<const asio::use_awaitable_t<>&, void(Outcome)>(
+            [&c, keep, this, start = std::move(start)](auto handler) mutable {
+                ClientWatch& w = c.watch;
+                w.ended = false;
+                w.ec = {};
+                w.call_in_flight = true;
+                bool answered = false;
+                w.answered = &answered;
+                try {
+                    start(asio::bind_cancellation_slot(
+                        w.cancel.slot(),
+                        asio::bind_executor(
+                            CountedExecutor{c.stream.get_executor(), &handoffs_},
+                            EndWatchedCall<R, decltype(handler)>{std::move(handler), &c})));
+                } catch (...) {
+                    if (!answered) {
+                        w.answered = nullptr;
+                        w.call_in_flight = false;
+                        w.cancel.slot().clear();
+                    }
+                    throw;
+                }
+                if (answered) return;  // `c` may be gone
+                w.answered = nullptr;
+                w.pending = true;
+                c.stream.socket().async_wait(asio::socket_base::wait_read,
+                                             WatchRead{&c, std::min<std::size_t>(keep, 65536)});
+            },
+            asio::use_awaitable);
+    }
+
+    /// `watched` with the watching read and the call as one parallel group (or, with a whole
+    /// request's worth of bytes buffered already, no watch).
+    template <class R, class Start>
+    awaitable<std::variant<R, std::monostate>> watched_racing(Connection& c, Start start) {
         using Outcome = std::variant<R, std::monostate>;
         const std::size_t keep = opts_.header_limit + opts_.body_limit;
         if (c.buffer.size() >= keep)
             co_return Outcome(std::in_place_index<0>, co_await start(asio::use_awaitable));
         auto ex = c.stream.get_executor();
-        if (c.buffer.size() == 0 && !c.watch.pending && !connection_executors_.empty()) {
-            ClientWatch& w = c.watch;
-            w.ended = false;
-            w.ec = {};
-            w.call_in_flight = true;
-            struct EndCall {
-                ClientWatch& w;
-                ~EndCall() {
-                    w.call_in_flight = false;
-                    w.cancel.slot().clear();
-                }
-            } end_call{w};
-            R result = co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(R)>(
-                [&start, &c, ex, keep, this](auto handler) {
-                    bool answered = false;
-                    c.watch.answered = &answered;
-                    try {
-                        start(asio::bind_cancellation_slot(
-                            c.watch.cancel.slot(),
-                            asio::bind_executor(
-                                CountedExecutor{ex, &handoffs_},
-                                MarkAnswered<decltype(handler)>{std::move(handler), &c})));
-                    } catch (...) {
-                        if (!answered) c.watch.answered = nullptr;
-                        throw;
-                    }
-                    if (answered) return;  // `c` may be gone
-                    c.watch.answered = nullptr;
-                    c.watch.pending = true;
-                    c.stream.socket().async_wait(asio::socket_base::wait_read,
-                                                 WatchRead{&c, std::min<std::size_t>(keep, 65536)});
-                },
-                asio::use_awaitable);
-            if (w.ended && w.ec) co_return Outcome(std::in_place_index<1>);  // the client left
-            co_return Outcome(std::in_place_index<0>, std::move(result));
-        }
         auto call = asio::async_initiate<const asio::deferred_t&, void(R)>(
             [&start, ex, this](auto handler) {
                 start(asio::bind_executor(CountedExecutor{ex, &handoffs_}, std::move(handler)));
