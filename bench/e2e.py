@@ -625,28 +625,15 @@ def median(xs):
     return (xs[(n - 1) // 2] + xs[n // 2]) / 2
 
 
-def round_ratios(rows):
-    """bifrost's rate over each other proxy row's, round by round (when (b) ran in rounds)."""
-    mine = rows.get("bifrost", {}).get("round_rates")
+def round_ratios(rows, key="round_rates"):
+    """bifrost's figure over each other proxy row's, round by round: the rate (`round_rates`,
+    (b) in rounds) or the CPU per answer (`round_cpu_us`, scenario (e))."""
+    mine = rows.get("bifrost", {}).get(key)
     if not mine:
         return {}
     out = {}
     for name, r in rows.items():
-        theirs = r.get("round_rates")
-        if name in ("bifrost", "direct") or not theirs:
-            continue
-        out[name] = [x / y for x, y in zip(mine, theirs) if y]
-    return out
-
-
-def round_cpu_ratios(rows):
-    """bifrost's CPU per answer over each other proxy row's, round by round (scenario (e))."""
-    mine = rows.get("bifrost", {}).get("round_cpu_us")
-    if not mine:
-        return {}
-    out = {}
-    for name, r in rows.items():
-        theirs = r.get("round_cpu_us")
+        theirs = r.get(key)
         if name in ("bifrost", "direct") or not theirs:
             continue
         out[name] = [x / y for x, y in zip(mine, theirs) if x is not None and y]
@@ -799,7 +786,7 @@ def report(results):
         if slow:
             print(f"(e) WARNING: {', '.join(slow)} did not sustain the rate: lower the rate "
                   f"(--rate-e) for figures that compare")
-        ratios = round_cpu_ratios(rows)
+        ratios = round_ratios(rows, "round_cpu_us")
         for name, rs in ratios.items():
             print(f"(e) bifrost / {name} CPU per answer, per round: median {median(rs):.3f} "
                   f"({min(rs):.3f} to {max(rs):.3f}) over {len(rs)} rounds: "
