@@ -600,3 +600,94 @@ TEST_CASE("gateway: pooled objects are reused and clean", "[gateway]") {
     CHECK(pool.misses == 0);
     CHECK(pool.hit_ratio() == Approx(1.0));
 }
+
+TEST_CASE("gateway: a worker's idle spin adapts to its idle spells", "[gateway][spin]") {
+    using bifrost::detail::SpinBudget;
+    using ns = std::chrono::nanoseconds;
+    const ns limit = 16us;
+
+    SECTION("it starts at the limit and stays there while spells are shorter") {
+        SpinBudget s(limit);
+        CHECK(s.budget() == limit);
+        for (int i = 0; i < 10; ++i)
+            s.parked(0ns);
+        CHECK(s.budget() == limit);
+    }
+    SECTION("spells longer than the limit halve it, and below a sixteenth it is 0") {
+        SpinBudget s(limit);
+        s.parked(limit);  // 16 + 16 > 16
+        CHECK(s.budget() == 8us);
+        s.parked(100us);
+        CHECK(s.budget() == 4us);
+        s.parked(100us);
+        CHECK(s.budget() == 2us);
+        s.parked(100us);
+        CHECK(s.budget() == 1us);
+        s.parked(100us);
+        CHECK(s.budget() == 0ns);  // 0.5 us is below limit / 16
+        s.parked(1ms);
+        CHECK(s.budget() == 0ns);
+    }
+    SECTION("the boundary: a spell exactly the limit long grows it, one nanosecond more does not") {
+        SpinBudget s(limit);
+        s.parked(1ms);
+        REQUIRE(s.budget() == 8us);
+        s.parked(8us);  // 8 + 8 == 16: the full spin would have covered it
+        CHECK(s.budget() == limit);
+        s.parked(1ns);  // 16 + 1 > 16
+        CHECK(s.budget() == 8us);
+    }
+    SECTION("from 0 a short spell restarts it at an eighth of the limit, then it doubles") {
+        SpinBudget s(limit);
+        for (int i = 0; i < 6; ++i)
+            s.parked(1ms);
+        REQUIRE(s.budget() == 0ns);
+        s.parked(5us);
+        CHECK(s.budget() == 2us);
+        s.parked(5us);  // 2 + 5 <= 16
+        CHECK(s.budget() == 4us);
+        s.parked(5us);
+        CHECK(s.budget() == 8us);
+        s.parked(5us);  // 8 + 5 <= 16
+        CHECK(s.budget() == limit);
+        s.parked(0ns);
+        CHECK(s.budget() == limit);  // never above the limit
+    }
+    SECTION("a limit of 0 (or below) never spins") {
+        for (ns l : {0ns, ns(-5)}) {
+            SpinBudget s(l);
+            CHECK(s.budget() == 0ns);
+            s.parked(0ns);
+            CHECK(s.budget() == 0ns);
+            s.parked(1ms);
+            CHECK(s.budget() == 0ns);
+        }
+    }
+}
+
+TEST_CASE("gateway: requests spaced wider than the worker spin are all answered",
+          "[gateway][spin]") {
+    // Each request comes after an idle spell longer than the spin's limit, so the workers'
+    // spin drops to 0 and they park at once; every request must still be answered, in order of
+    // their texts, and a burst after that (short spells: the spin comes back) too.
+    auto opts = test::options(80);
+    opts.worker_spin = 50us;
+    MockGateway<> gw(opts);
+    REQUIRE_FALSE(gw.add_provider<bifrost::providers::OpenAI>(
+        "openai", test::provider_config(64, 128, 2), {mock::echo(0ms)}));
+    for (int i = 0; i < 12; ++i) {
+        std::this_thread::sleep_for(2ms);
+        Result r = gw.chat(test::request("openai/m", "q" + std::to_string(i)));
+        REQUIRE(r.ok());
+        CHECK(r->choices[0].message.content == "Echo: q" + std::to_string(i));
+    }
+    std::vector<std::future<Result>> burst;
+    for (int i = 0; i < 64; ++i)
+        burst.push_back(
+            gw.async_chat(test::request("openai/m", "b" + std::to_string(i)), asio::use_future));
+    for (int i = 0; i < 64; ++i) {
+        Result r = burst[static_cast<std::size_t>(i)].get();
+        REQUIRE(r.ok());
+        CHECK(r->choices[0].message.content == "Echo: b" + std::to_string(i));
+    }
+}
