@@ -257,10 +257,7 @@ struct GatewayOptions {
     /// How long a caller blocked in `chat()` spins before sleeping. Spinning saves a futex
     /// wake-up (several microseconds) when responses are fast; 0 disables it.
     std::chrono::nanoseconds caller_spin{std::chrono::microseconds(20)};
-    /// How long, at most, an idle worker thread spins on its queue before parking. Each worker
-    /// adapts its spin within this limit: it stops spinning while its idle spells outlast the
-    /// limit (moderate load, where the spin would only burn CPU) and spins again once they are
-    /// shorter. 0 disables it.
+    /// How long an idle worker thread spins on its queue before parking.
     std::chrono::nanoseconds worker_spin{std::chrono::microseconds(20)};
     /// How long `shutdown()` lets queued and in-flight requests finish before cancelling them.
     std::chrono::milliseconds drain_timeout{5000};
@@ -6777,7 +6774,6 @@ class Ring {
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -6835,44 +6831,6 @@ struct JobList {
     }
 };
 
-/// How long an idle worker thread spins before it parks: at most `limit` (the configured
-/// `worker_spin`), adapted to how long its idle spells last. Owner thread only.
-///
-/// A spin pays off only when work comes back within it: then it saves a park and a wake-up.
-/// At moderate load work keeps coming, but further apart than any spin, and a fixed spin burns
-/// its whole length before every park. So each park reports the idle spell it ended (the
-/// spin's budget plus the time parked): a spell the full `limit` would have covered grows the
-/// budget (doubling, from `limit / 8` at least, up to `limit`); a longer one halves it, and a
-/// budget below `limit / 16` is 0 (park at once). Busy and lightly loaded workers (short
-/// spells) keep the full spin; workers whose spells outlast it soon stop spinning.
-class SpinBudget {
-  public:
-    using nanoseconds = std::chrono::nanoseconds;
-
-    SpinBudget() = default;
-    explicit SpinBudget(nanoseconds limit) noexcept
-        : limit_(limit.count() > 0 ? limit : nanoseconds(0)), budget_(limit_) {}
-
-    /// How long to spin before the next park (0: park at once).
-    [[nodiscard]] nanoseconds budget() const noexcept { return budget_; }
-    [[nodiscard]] nanoseconds limit() const noexcept { return limit_; }
-
-    /// After a park that lasted `parked` (following a spin of the whole budget).
-    void parked(nanoseconds parked) noexcept {
-        if (limit_.count() == 0) return;
-        if (budget_ + parked <= limit_) {
-            budget_ = std::min(limit_, std::max(budget_ * 2, limit_ / 8));
-        } else {
-            budget_ /= 2;
-            if (budget_ < limit_ / 16) budget_ = nanoseconds(0);
-        }
-    }
-
-  private:
-    nanoseconds limit_{0};
-    nanoseconds budget_{0};
-};
-
 /// The part of a worker thread that other threads touch: its event loop and its parking flags.
 struct WorkerCore {
     asio::io_context ioc{1};
@@ -6889,8 +6847,6 @@ struct WorkerCore {
     /// True while `start_submitted` starts the local jobs (a job submitted meanwhile, e.g. a
     /// fallback decided inside a start, is started by the same loop).
     bool starting_local = false;
-    /// The idle spin's length (owner thread only).
-    SpinBudget spin;
     alignas(cache_line) std::atomic<bool> parked{false};
     std::atomic<bool> wake_pending{false};
     HandlerArena wake_arena;
@@ -7338,17 +7294,13 @@ class ProviderQueue {
     void park(WorkerCore& w) {
         w.parked.store(true, std::memory_order_relaxed);
         std::atomic_thread_fence(std::memory_order_seq_cst);
-        std::chrono::nanoseconds slept{0};
         if (!work_available() && !stopping_.load(std::memory_order_relaxed)) {
-            const auto t0 = Clock::now();
             if (w.next_deadline == Clock::time_point::max())
                 w.ioc.run_one();
             else
                 w.ioc.run_one_until(w.next_deadline);
-            slept = Clock::now() - t0;
         }
         w.parked.store(false, std::memory_order_relaxed);
-        w.spin.parked(slept);
     }
 
     /// Destroys the objects bound to worker 0's event loop; call after the workers have joined
@@ -7706,7 +7658,9 @@ class ProviderPool final : public ProviderQueue {
     /// starts the worker threads.
     ProviderPool(std::string name, ProviderConfig config, P provider, TransportOptions topts,
                  const GatewayOptions& gopts)
-        : ProviderQueue(std::move(name), std::move(config)), provider_(std::move(provider)) {
+        : ProviderQueue(std::move(name), std::move(config)),
+          provider_(std::move(provider)),
+          worker_spin_(gopts.worker_spin) {
         if constexpr (!StreamingProvider<P>)
             streaming_unsupported_ = "its provider type cannot stream chat completions";
         else if constexpr (!StreamingTransport<T>)
@@ -7726,7 +7680,6 @@ class ProviderPool final : public ProviderQueue {
         workers_.reserve(n);
         for (std::size_t i = 0; i < n; ++i) {
             auto w = std::make_unique<Worker>();
-            w->spin = SpinBudget(gopts.worker_spin);
             w->transport.emplace(w->ioc.get_executor(), cfg, topts);
             cores_.push_back(w.get());
             workers_.push_back(std::move(w));
@@ -7907,16 +7860,14 @@ class ProviderPool final : public ProviderQueue {
         return any;
     }
 
-    /// Spins for up to the worker's spin budget (`SpinBudget`: at most `worker_spin`) waiting
-    /// for work; true if work appeared. Between polls the thread yields its core: on a machine
-    /// with idle cores that returns at once (and the spin saves the wake-up of a parked
-    /// thread), while on one whose cores are all busy (the gateway's own clients or upstreams
-    /// on the same machine, or other work) the spin gives the core to a thread that has work
-    /// instead of burning it.
+    /// Spins for up to `worker_spin_` waiting for work; true if work appeared. Between polls
+    /// the thread yields its core: on a machine with idle cores that returns at once (and the
+    /// spin saves the wake-up of a parked thread), while on one whose cores are all busy (the
+    /// gateway's own clients or upstreams on the same machine, or other work) the spin gives
+    /// the core to a thread that has work instead of burning it.
     bool spin(Worker& w) {
-        const auto budget = w.spin.budget();
-        if (budget.count() <= 0) return false;
-        const auto until = Clock::now() + budget;
+        if (worker_spin_.count() <= 0) return false;
+        const auto until = Clock::now() + worker_spin_;
         for (unsigned i = 1;; ++i) {
             if (work_available()) return true;
             if ((i & 31) == 0) {
@@ -8744,6 +8695,7 @@ class ProviderPool final : public ProviderQueue {
     }
 
     P provider_;
+    std::chrono::nanoseconds worker_spin_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::mutex stop_mutex_;
     bool joined_ = false;

@@ -98,10 +98,7 @@ struct GatewayOptions {
     /// How long a caller blocked in `chat()` spins before sleeping. Spinning saves a futex
     /// wake-up (several microseconds) when responses are fast; 0 disables it.
     std::chrono::nanoseconds caller_spin{std::chrono::microseconds(20)};
-    /// How long, at most, an idle worker thread spins on its queue before parking. Each worker
-    /// adapts its spin within this limit: it stops spinning while its idle spells outlast the
-    /// limit (moderate load, where the spin would only burn CPU) and spins again once they are
-    /// shorter. 0 disables it.
+    /// How long an idle worker thread spins on its queue before parking.
     std::chrono::nanoseconds worker_spin{std::chrono::microseconds(20)};
     /// How long `shutdown()` lets queued and in-flight requests finish before cancelling them.
     std::chrono::milliseconds drain_timeout{5000};

@@ -62,7 +62,9 @@ class ProviderPool final : public ProviderQueue {
     /// starts the worker threads.
     ProviderPool(std::string name, ProviderConfig config, P provider, TransportOptions topts,
                  const GatewayOptions& gopts)
-        : ProviderQueue(std::move(name), std::move(config)), provider_(std::move(provider)) {
+        : ProviderQueue(std::move(name), std::move(config)),
+          provider_(std::move(provider)),
+          worker_spin_(gopts.worker_spin) {
         if constexpr (!StreamingProvider<P>)
             streaming_unsupported_ = "its provider type cannot stream chat completions";
         else if constexpr (!StreamingTransport<T>)
@@ -82,7 +84,6 @@ class ProviderPool final : public ProviderQueue {
         workers_.reserve(n);
         for (std::size_t i = 0; i < n; ++i) {
             auto w = std::make_unique<Worker>();
-            w->spin = SpinBudget(gopts.worker_spin);
             w->transport.emplace(w->ioc.get_executor(), cfg, topts);
             cores_.push_back(w.get());
             workers_.push_back(std::move(w));
@@ -263,16 +264,14 @@ class ProviderPool final : public ProviderQueue {
         return any;
     }
 
-    /// Spins for up to the worker's spin budget (`SpinBudget`: at most `worker_spin`) waiting
-    /// for work; true if work appeared. Between polls the thread yields its core: on a machine
-    /// with idle cores that returns at once (and the spin saves the wake-up of a parked
-    /// thread), while on one whose cores are all busy (the gateway's own clients or upstreams
-    /// on the same machine, or other work) the spin gives the core to a thread that has work
-    /// instead of burning it.
+    /// Spins for up to `worker_spin_` waiting for work; true if work appeared. Between polls
+    /// the thread yields its core: on a machine with idle cores that returns at once (and the
+    /// spin saves the wake-up of a parked thread), while on one whose cores are all busy (the
+    /// gateway's own clients or upstreams on the same machine, or other work) the spin gives
+    /// the core to a thread that has work instead of burning it.
     bool spin(Worker& w) {
-        const auto budget = w.spin.budget();
-        if (budget.count() <= 0) return false;
-        const auto until = Clock::now() + budget;
+        if (worker_spin_.count() <= 0) return false;
+        const auto until = Clock::now() + worker_spin_;
         for (unsigned i = 1;; ++i) {
             if (work_available()) return true;
             if ((i & 31) == 0) {
@@ -1100,6 +1099,7 @@ class ProviderPool final : public ProviderQueue {
     }
 
     P provider_;
+    std::chrono::nanoseconds worker_spin_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::mutex stop_mutex_;
     bool joined_ = false;

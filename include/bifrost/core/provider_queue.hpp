@@ -25,7 +25,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -83,44 +82,6 @@ struct JobList {
     }
 };
 
-/// How long an idle worker thread spins before it parks: at most `limit` (the configured
-/// `worker_spin`), adapted to how long its idle spells last. Owner thread only.
-///
-/// A spin pays off only when work comes back within it: then it saves a park and a wake-up.
-/// At moderate load work keeps coming, but further apart than any spin, and a fixed spin burns
-/// its whole length before every park. So each park reports the idle spell it ended (the
-/// spin's budget plus the time parked): a spell the full `limit` would have covered grows the
-/// budget (doubling, from `limit / 8` at least, up to `limit`); a longer one halves it, and a
-/// budget below `limit / 16` is 0 (park at once). Busy and lightly loaded workers (short
-/// spells) keep the full spin; workers whose spells outlast it soon stop spinning.
-class SpinBudget {
-  public:
-    using nanoseconds = std::chrono::nanoseconds;
-
-    SpinBudget() = default;
-    explicit SpinBudget(nanoseconds limit) noexcept
-        : limit_(limit.count() > 0 ? limit : nanoseconds(0)), budget_(limit_) {}
-
-    /// How long to spin before the next park (0: park at once).
-    [[nodiscard]] nanoseconds budget() const noexcept { return budget_; }
-    [[nodiscard]] nanoseconds limit() const noexcept { return limit_; }
-
-    /// After a park that lasted `parked` (following a spin of the whole budget).
-    void parked(nanoseconds parked) noexcept {
-        if (limit_.count() == 0) return;
-        if (budget_ + parked <= limit_) {
-            budget_ = std::min(limit_, std::max(budget_ * 2, limit_ / 8));
-        } else {
-            budget_ /= 2;
-            if (budget_ < limit_ / 16) budget_ = nanoseconds(0);
-        }
-    }
-
-  private:
-    nanoseconds limit_{0};
-    nanoseconds budget_{0};
-};
-
 /// The part of a worker thread that other threads touch: its event loop and its parking flags.
 struct WorkerCore {
     asio::io_context ioc{1};
@@ -137,8 +98,6 @@ struct WorkerCore {
     /// True while `start_submitted` starts the local jobs (a job submitted meanwhile, e.g. a
     /// fallback decided inside a start, is started by the same loop).
     bool starting_local = false;
-    /// The idle spin's length (owner thread only).
-    SpinBudget spin;
     alignas(cache_line) std::atomic<bool> parked{false};
     std::atomic<bool> wake_pending{false};
     HandlerArena wake_arena;
@@ -586,17 +545,13 @@ class ProviderQueue {
     void park(WorkerCore& w) {
         w.parked.store(true, std::memory_order_relaxed);
         std::atomic_thread_fence(std::memory_order_seq_cst);
-        std::chrono::nanoseconds slept{0};
         if (!work_available() && !stopping_.load(std::memory_order_relaxed)) {
-            const auto t0 = Clock::now();
             if (w.next_deadline == Clock::time_point::max())
                 w.ioc.run_one();
             else
                 w.ioc.run_one_until(w.next_deadline);
-            slept = Clock::now() - t0;
         }
         w.parked.store(false, std::memory_order_relaxed);
-        w.spin.parked(slept);
     }
 
     /// Destroys the objects bound to worker 0's event loop; call after the workers have joined
