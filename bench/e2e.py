@@ -871,11 +871,11 @@ def main():
     ap.add_argument("--quick", action="store_true", help="short runs (validation, not figures)")
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--duration-a", type=float, default=6.0)
-    ap.add_argument("--duration-b", type=float, default=6.0)
-    ap.add_argument("--rounds-b", type=int, default=1,
+    ap.add_argument("--duration-b", type=float, default=3.0)
+    ap.add_argument("--rounds-b", type=int, default=7,
                     help="run (b) this many times, the proxy rows in a turning order; each row "
                          "reports its median round, and the targets use the median of the "
-                         "per-round ratios")
+                         "per-round ratios (one round on a VM whose speed drifts decides little)")
     ap.add_argument("--duration-e", type=float, default=4.0)
     ap.add_argument("--rounds-e", type=int, default=5,
                     help="run (e) this many times, the proxy rows in a turning order")
@@ -918,6 +918,7 @@ def main():
     args = ap.parse_args()
     if args.quick:
         args.duration_a = args.duration_b = 3.0
+        args.rounds_b = min(args.rounds_b, 2)
         args.duration_e, args.rounds_e = 2.0, min(args.rounds_e, 2)
         args.duration_c = min(args.duration_c, 6.0)
     out = args.out_flag or args.out or os.path.join(
